@@ -1,0 +1,33 @@
+"""edgepack: package a neural network for an edge device, and run it there.
+
+    import edgepack
+    edgepack.package("model.onnx", output="model.edgepack", target="raspberry-pi-4")
+    session = edgepack.load("model.edgepack")
+
+The packager (edgepack.packager) is imported on first use, so `import edgepack.runtime` on a device pulls in
+only numpy, onnxruntime and zstandard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgepack.runtime.errors import EdgepackError
+
+__version__ = "0.1.0"
+
+__all__ = ["package", "load", "EdgepackError", "__version__"]
+
+
+def package(model: Any, output: Any, target: Any = None, **options: Any) -> Any:
+    """Package `model` (a path, an onnx.ModelProto, ...) into a bundle at `output`. See edgepack.packager."""
+    from edgepack.packager import package as _package
+
+    return _package(model, output=output, target=target, **options)
+
+
+def load(path: Any, target: Any = None, **options: Any) -> Any:
+    """Open a bundle and build a session on it. See edgepack.runtime.load."""
+    from edgepack.runtime import load as _load
+
+    return _load(path, target=target, **options)

@@ -1,0 +1,117 @@
+"""Every error edgepack raises on bad input derives from EdgepackError.
+
+Each failure has its own type and names the offending item, so that a caller can tell a truncated download
+from a tampered tensor, and the CLI can print one line that says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class EdgepackError(Exception):
+    """Base class of every error edgepack raises on bad input or a failed check."""
+
+
+# --- bundle format -------------------------------------------------------------------------------------
+
+class BundleError(EdgepackError):
+    """The file is not a valid edgepack bundle."""
+
+
+class BadMagic(BundleError):
+    def __init__(self, path: str):
+        super().__init__(f"{path}: not an edgepack bundle (wrong magic bytes)")
+
+
+class UnsupportedVersion(BundleError):
+    def __init__(self, path: str, version: int, supported: tuple[int, ...]):
+        super().__init__(f"{path}: bundle format version {version} is not supported by this runtime "
+                         f"(supported: {', '.join(map(str, supported))}); upgrade edgepack")
+
+
+class TruncatedBundle(BundleError):
+    def __init__(self, path: str, expected: int, actual: int):
+        super().__init__(f"{path}: truncated: the bundle declares {expected} bytes but the file has {actual}; "
+                         "copy it again")
+
+
+class TrailingBytes(BundleError):
+    def __init__(self, path: str, expected: int, actual: int):
+        super().__init__(f"{path}: {actual - expected} unexpected bytes after the end of the bundle "
+                         f"(declared size {expected})")
+
+
+class ManifestTooLarge(BundleError):
+    def __init__(self, path: str, size: int, limit: int):
+        super().__init__(f"{path}: manifest of {size} bytes exceeds the limit of {limit} bytes")
+
+
+class InvalidManifest(BundleError):
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: invalid manifest: {problem}")
+
+
+class InvalidOffset(BundleError):
+    def __init__(self, path: str, name: str, problem: str):
+        self.tensor = name
+        super().__init__(f"{path}: tensor {name!r}: {problem}")
+
+
+class LimitExceeded(BundleError):
+    def __init__(self, path: str, what: str, value: int, limit: int):
+        super().__init__(f"{path}: {what} is {value}, over the limit of {limit}")
+
+
+class UnknownCodec(BundleError):
+    def __init__(self, path: str, name: str, codec: str):
+        self.tensor = name
+        super().__init__(f"{path}: tensor {name!r} uses codec {codec!r}, which this runtime does not know; "
+                         "upgrade edgepack")
+
+
+class CorruptTensor(BundleError):
+    """A tensor's stored bytes do not decode to what its manifest entry says (hash, size or codec stream)."""
+
+    def __init__(self, path: str, name: str, problem: str):
+        self.tensor = name
+        super().__init__(f"{path}: tensor {name!r} is corrupt: {problem}")
+
+
+class InvalidGraph(BundleError):
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: invalid graph: {problem}")
+
+
+# --- signatures ----------------------------------------------------------------------------------------
+
+class SignatureError(EdgepackError):
+    """A signature is missing, malformed, or does not match the bundle."""
+
+
+# --- models, options and targets -----------------------------------------------------------------------
+
+class ModelError(EdgepackError):
+    """The input model cannot be read or converted."""
+
+
+class OptionError(EdgepackError):
+    """An option or combination of options is invalid."""
+
+
+class TargetError(EdgepackError):
+    """A target profile is unknown, malformed, or cannot run on this device."""
+
+
+class MissingExtra(EdgepackError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+    def __init__(self, feature: str, extra: str, module: str):
+        self.extra = extra
+        super().__init__(f"{feature} needs the optional package {module!r}: pip install 'edgepack[{extra}]'")
+
+
+class SessionError(EdgepackError):
+    """onnxruntime refused the model or failed to run it."""
+
+
+class InputError(EdgepackError):
+    """Feeds given to run() do not match the model's inputs."""

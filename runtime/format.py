@@ -1,0 +1,102 @@
+"""Bundle format v1: the single source of truth for its constants, limits and enums.
+
+docs/FORMAT.md describes the layout in prose; nothing else in edgepack spells a magic number, a limit
+or a codec name. The reader enforces every limit here before it allocates anything.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+MAGIC = b"\x89EDGEPK\n"
+VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+# Fixed header: magic, u32 version, u32 flags (reserved, zero), u64 manifest offset, u64 manifest length,
+# u64 signature length. The data section runs from DATA_START to the manifest; the signature follows the
+# manifest and ends the file.
+HEADER = struct.Struct("<8sIIQQQ")
+HEADER_SIZE = HEADER.size  # 40
+DATA_START = 64
+
+# Every blob in the data section starts at a multiple of ALIGNMENT; gaps between blobs are zero bytes and
+# shorter than MAX_GAP, so a writer may page-align an uncompressed tensor for use in place.
+ALIGNMENT = 64
+MAX_GAP = 4096
+
+# Hard limits, checked before any allocation.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_SIGNATURE_BYTES = 4096
+MAX_TENSORS = 200_000
+MAX_FRAMES = 2_000_000
+MAX_FRAME_RAW_BYTES = 16 * 1024 * 1024
+MAX_GRAPH_BYTES = 1024 * 1024 * 1024
+MAX_TOTAL_RAW_BYTES = 256 * 1024 ** 3
+MAX_NAME_BYTES = 4096
+MAX_RANK = 32
+# zstd frames may not ask for a window larger than this (a bomb can ask for gigabytes).
+MAX_ZSTD_WINDOW = 1 << 24
+
+# Raw bytes per frame the writer uses by default: large tensors are split so frames decode on several
+# threads, and the runtime holds only a few frames in flight (benchmarks/codec.py measures the trade-off).
+DEFAULT_FRAME_BYTES = 1024 * 1024
+
+# dtype name (manifest) -> (ONNX TensorProto data type, numpy dtype, itemsize)
+DTYPES: dict[str, tuple[int, str, int]] = {
+    "float32": (1, "<f4", 4),
+    "uint8": (2, "u1", 1),
+    "int8": (3, "i1", 1),
+    "uint16": (4, "<u2", 2),
+    "int16": (5, "<i2", 2),
+    "int32": (6, "<i4", 4),
+    "int64": (7, "<i8", 8),
+    "bool": (9, "?", 1),
+    "float16": (10, "<f2", 2),
+    "float64": (11, "<f8", 8),
+    "uint32": (12, "<u4", 4),
+    "uint64": (13, "<u8", 8),
+    "complex64": (14, "<c8", 8),
+    "complex128": (15, "<c16", 16),
+    "bfloat16": (16, "<u2", 2),
+    "float8e4m3fn": (17, "u1", 1),
+    "float8e4m3fnuz": (18, "u1", 1),
+    "float8e5m2": (19, "u1", 1),
+    "float8e5m2fnuz": (20, "u1", 1),
+    # 4-bit types pack two values per byte; their raw length is ceil(count / 2).
+    "uint4": (21, "u1", 0),
+    "int4": (22, "u1", 0),
+}
+ONNX_TO_DTYPE = {code: name for name, (code, _, _) in DTYPES.items()}
+
+
+def raw_length(dtype: str, shape: list[int] | tuple[int, ...]) -> int:
+    """Bytes of a tensor's raw little-endian data, as ONNX lays it out in `raw_data`."""
+    count = 1
+    for dim in shape:
+        count *= dim
+    itemsize = DTYPES[dtype][2]
+    return (count + 1) // 2 if itemsize == 0 else count * itemsize
+
+
+def numpy_dtype(dtype: str) -> np.dtype:
+    return np.dtype(DTYPES[dtype][1])
+
+
+def align(offset: int, alignment: int = ALIGNMENT) -> int:
+    return (offset + alignment - 1) // alignment * alignment
+
+
+class Codec:
+    """Codec names as they appear in the manifest (docs/FORMAT.md, "Codecs")."""
+
+    RAW = "raw"
+    ZSTD = "zstd"
+
+
+# Tensor bindings: how the graph gets a tensor's bytes.
+BINDING_INLINE = "inline"      # spliced into the graph stream as the TensorProto's raw_data
+BINDING_EXTERNAL = "external"  # handed to onnxruntime as an external initializer (graphs over 2 GB)
+# The external-data location of an externally bound tensor in the stored graph.
+EXTERNAL_LOCATION_PREFIX = "edgepack:"

@@ -1,0 +1,271 @@
+"""The manifest: parsed from untrusted bytes into typed records, every field checked before use.
+
+The schema is docs/FORMAT.md's "Manifest" section. Unknown keys in the records the reader interprets
+(blobs, tensors, frames) are refused: a reader that ignored a field it does not understand could decode a
+tensor wrongly. `target`, `provenance` and `report` are free-form objects the runtime only displays,
+except `target`, which load() checks with the profile schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .codecs import DECODERS
+from .errors import InvalidManifest, InvalidOffset, LimitExceeded, UnknownCodec
+from .format import (
+    ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, DTYPES, MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP,
+    MAX_GRAPH_BYTES, MAX_NAME_BYTES, MAX_RANK, MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
+)
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MAX_INT = 1 << 62
+GRAPH_NAME = "<graph>"
+
+
+@dataclass(frozen=True)
+class Frame:
+    length: int
+    raw_length: int
+    sha256: str
+    params: dict[str, Any] = field(default_factory=dict)  # codec-specific fields
+    offset: int = 0       # within the data section
+    raw_offset: int = 0   # within the tensor's raw bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"length": self.length, "raw_length": self.raw_length, "sha256": self.sha256, **self.params}
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A stored, independently decodable byte string: a tensor's data or the graph."""
+
+    name: str
+    codec: str
+    offset: int
+    length: int
+    raw_length: int
+    sha256: str
+    frames: tuple[Frame, ...]
+
+
+@dataclass(frozen=True)
+class TensorEntry(Blob):
+    dtype: str = "float32"
+    shape: tuple[int, ...] = ()
+    binding: str = BINDING_INLINE
+    splice: int | None = None  # offset in the graph where an inline tensor's bytes go
+
+
+@dataclass(frozen=True)
+class Manifest:
+    graph: Blob
+    tensors: tuple[TensorEntry, ...]
+    data_length: int
+    target: dict[str, Any]
+    provenance: dict[str, Any]
+    report: dict[str, Any]
+    raw: dict[str, Any]
+
+    def tensor(self, name: str) -> TensorEntry:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.graph.length + sum(t.length for t in self.tensors)
+
+    @property
+    def raw_bytes(self) -> int:
+        return self.graph.raw_length + sum(t.raw_length for t in self.tensors)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(data: bytes, path: str) -> dict[str, Any]:
+    """Parse manifest bytes: strict UTF-8 JSON, no duplicate keys, no NaN, bounded nesting."""
+    try:
+        text = data.decode("utf-8")
+        obj = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise InvalidManifest(path, f"not valid JSON ({str(e)[:200]})") from None
+    if not isinstance(obj, dict):
+        raise InvalidManifest(path, "the manifest is not a JSON object")
+    return obj
+
+
+class _Checker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, problem: str) -> InvalidManifest:
+        return InvalidManifest(self.path, problem)
+
+    def obj(self, value: Any, where: str, required: set[str], optional: set[str] = frozenset()) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(f"{where} is not an object")
+        missing = required - value.keys()
+        if missing:
+            raise self.fail(f"{where} lacks {', '.join(sorted(missing))}")
+        unknown = value.keys() - required - optional
+        if unknown:
+            raise self.fail(f"{where} has unknown keys {', '.join(sorted(unknown))}")
+        return value
+
+    def int(self, value: Any, where: str, low: int = 0, high: int = _MAX_INT) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise self.fail(f"{where} must be an integer in [{low}, {high}], got {str(value)[:40]}")
+        return value
+
+    def str(self, value: Any, where: str, limit: int = MAX_NAME_BYTES) -> str:
+        if not isinstance(value, str) or not value or len(value.encode("utf-8", "replace")) > limit:
+            raise self.fail(f"{where} must be a non-empty string of at most {limit} bytes")
+        return value
+
+    def sha(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not _SHA256.fullmatch(value):
+            raise self.fail(f"{where} must be a lowercase hex SHA-256")
+        return value
+
+
+_BLOB_KEYS = {"codec", "offset", "length", "raw_length", "sha256", "frames"}
+_TENSOR_KEYS = _BLOB_KEYS | {"name", "dtype", "shape", "binding"}
+_FRAME_KEYS = {"length", "raw_length", "sha256"}
+
+
+def _blob(c: _Checker, value: Any, name: str, where: str, keys: set[str], optional: set[str],
+          itemsize: int) -> dict[str, Any]:
+    d = c.obj(value, where, keys, optional)
+    codec = d["codec"]
+    if not isinstance(codec, str) or codec not in DECODERS:
+        raise UnknownCodec(c.path, name, str(codec)[:40])
+    decoder = DECODERS[codec]
+    offset = c.int(d["offset"], f"{where}.offset")
+    length = c.int(d["length"], f"{where}.length")
+    raw = c.int(d["raw_length"], f"{where}.raw_length", high=MAX_TOTAL_RAW_BYTES)
+    if offset % ALIGNMENT:
+        raise InvalidOffset(c.path, name, f"offset {offset} is not a multiple of {ALIGNMENT}")
+    frames_in = d["frames"]
+    if not isinstance(frames_in, list) or len(frames_in) > MAX_FRAMES:
+        raise c.fail(f"{where}.frames must be a list of at most {MAX_FRAMES} frames")
+    if raw and not frames_in:
+        raise c.fail(f"{where} has {raw} raw bytes but no frames")
+    frames, pos, raw_pos = [], offset, 0
+    for i, f in enumerate(frames_in):
+        fw = f"{where}.frames[{i}]"
+        fd = c.obj(f, fw, _FRAME_KEYS, decoder.frame_keys)
+        fl = c.int(fd["length"], f"{fw}.length")
+        fr = c.int(fd["raw_length"], f"{fw}.raw_length", low=1, high=MAX_FRAME_RAW_BYTES)
+        frame = Frame(fl, fr, c.sha(fd["sha256"], f"{fw}.sha256"),
+                      {k: fd[k] for k in decoder.frame_keys if k in fd}, pos, raw_pos)
+        problem = decoder.check(frame.as_dict(), itemsize)
+        if problem:
+            raise InvalidOffset(c.path, name, f"frame {i}: {problem}")
+        frames.append(frame)
+        pos, raw_pos = pos + fl, raw_pos + fr
+    if pos - offset != length:
+        raise InvalidOffset(c.path, name, f"frames store {pos - offset} bytes but the entry says {length}")
+    if raw_pos != raw:
+        raise InvalidOffset(c.path, name, f"frames decode to {raw_pos} bytes but the entry says {raw}")
+    return {"codec": codec, "offset": offset, "length": length, "raw_length": raw,
+            "sha256": c.sha(d["sha256"], f"{where}.sha256"), "frames": tuple(frames)}
+
+
+def _tensor(c: _Checker, value: Any, index: int) -> TensorEntry:
+    where = f"tensors[{index}]"
+    d = c.obj(value, where, _TENSOR_KEYS, {"splice"})
+    name = c.str(d["name"], f"{where}.name")
+    dtype = d["dtype"]
+    if dtype not in DTYPES:
+        raise c.fail(f"tensor {name!r}: unknown dtype {str(dtype)[:40]!r}")
+    shape = d["shape"]
+    if not isinstance(shape, list) or len(shape) > MAX_RANK:
+        raise c.fail(f"tensor {name!r}: shape must be a list of at most {MAX_RANK} dimensions")
+    shape = tuple(c.int(s, f"tensor {name!r} shape") for s in shape)
+    expected = raw_length(dtype, shape)
+    if expected > MAX_TOTAL_RAW_BYTES:
+        raise LimitExceeded(c.path, f"tensor {name!r} size", expected, MAX_TOTAL_RAW_BYTES)
+    blob = _blob(c, d, name, where, _TENSOR_KEYS, {"splice"}, max(DTYPES[dtype][2], 1))
+    if blob["raw_length"] != expected:
+        raise InvalidOffset(c.path, name, f"raw_length {blob['raw_length']} does not match {dtype}{list(shape)} "
+                                          f"({expected} bytes)")
+    binding = d["binding"]
+    splice = d.get("splice")
+    if binding == BINDING_INLINE:
+        splice = c.int(splice, f"tensor {name!r} splice")
+    elif binding == BINDING_EXTERNAL:
+        if splice is not None:
+            raise c.fail(f"tensor {name!r}: an external tensor has no splice")
+    else:
+        raise c.fail(f"tensor {name!r}: unknown binding {str(binding)[:40]!r}")
+    return TensorEntry(name=name, dtype=dtype, shape=shape, binding=binding, splice=splice, **blob)
+
+
+def parse(obj: dict[str, Any], path: str, format_name: str, version: int) -> Manifest:
+    """Check a parsed manifest against the v1 schema and the layout rules; return typed records."""
+    c = _Checker(path)
+    c.obj(obj, "manifest", {"format", "version", "graph", "tensors", "data_length", "target", "provenance",
+                            "report"})
+    if obj["format"] != format_name or obj["version"] != version:
+        raise c.fail(f"format/version fields say {str(obj['format'])[:40]!r} {str(obj['version'])[:10]}, "
+                     f"the header says {format_name!r} {version}")
+    for key in ("target", "provenance", "report"):
+        if not isinstance(obj[key], dict):
+            raise c.fail(f"{key} is not an object")
+    data_length = c.int(obj["data_length"], "data_length")
+    graph = Blob(name=GRAPH_NAME, **_blob(c, obj["graph"], GRAPH_NAME, "graph", _BLOB_KEYS, set(), 1))
+    if graph.raw_length > MAX_GRAPH_BYTES:
+        raise LimitExceeded(path, "graph size", graph.raw_length, MAX_GRAPH_BYTES)
+    tensors_in = obj["tensors"]
+    if not isinstance(tensors_in, list):
+        raise c.fail("tensors is not a list")
+    if len(tensors_in) > MAX_TENSORS:
+        raise LimitExceeded(path, "tensor count", len(tensors_in), MAX_TENSORS)
+    tensors = tuple(_tensor(c, t, i) for i, t in enumerate(tensors_in))
+    _check_layout(path, graph, tensors, data_length)
+    return Manifest(graph, tensors, data_length, obj["target"], obj["provenance"], obj["report"], obj)
+
+
+def _check_layout(path: str, graph: Blob, tensors: tuple[TensorEntry, ...], data_length: int) -> None:
+    """Names unique; blobs in ascending order, non-overlapping, inside the data section, gaps short;
+    splices distinct and inside the graph; totals within limits."""
+    names: set[str] = set()
+    splices: set[int] = set()
+    total_raw = graph.raw_length
+    end = 0
+    for blob in (graph, *tensors):
+        if blob.name in names:
+            raise InvalidOffset(path, blob.name, "the name is used by more than one tensor")
+        names.add(blob.name)
+        if blob.offset < end:
+            raise InvalidOffset(path, blob.name, f"data at {blob.offset} overlaps the previous blob (ends {end})")
+        if blob.offset + blob.length > data_length:
+            raise InvalidOffset(path, blob.name, f"data ends at {blob.offset + blob.length}, past the data section "
+                                                 f"({data_length} bytes)")
+        if blob.offset - end >= MAX_GAP:
+            raise InvalidOffset(path, blob.name, f"gap of {blob.offset - end} bytes before the data")
+        end = blob.offset + blob.length
+        total_raw += blob.raw_length
+        if isinstance(blob, TensorEntry) and blob.splice is not None:
+            if blob.splice > graph.raw_length or blob.splice in splices:
+                raise InvalidOffset(path, blob.name, f"splice offset {blob.splice} is outside the graph or reused")
+            splices.add(blob.splice)
+    if data_length - end >= MAX_GAP:
+        raise InvalidManifest(path, f"data section has {data_length - end} bytes after its last blob")
+    if total_raw > MAX_TOTAL_RAW_BYTES:
+        raise LimitExceeded(path, "total decompressed size", total_raw, MAX_TOTAL_RAW_BYTES)

@@ -1,0 +1,243 @@
+"""The lazy bundle reader: opening a bundle reads and checks its header and manifest, nothing else.
+
+    with open_bundle("model.edgepack") as bundle:
+        bundle.manifest.tensors          # names, dtypes, shapes, sizes: no tensor data read
+        w = bundle.tensor("fc1.weight")  # reads, decodes and hash-checks one tensor
+
+Every size and offset comes from the file, so every one is checked against the file's real size and the
+format's limits before anything is allocated or read (runtime/format.py, runtime/manifest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable
+
+import numpy as np
+
+from . import manifest as manifest_mod
+from .digest import sha256_for
+from .codecs import DECODERS, CodecError
+from .errors import (
+    BadMagic, BundleError, CorruptTensor, ManifestTooLarge, TrailingBytes, TruncatedBundle, UnsupportedVersion,
+    InvalidManifest, LimitExceeded,
+)
+from .format import (
+    DATA_START, HEADER, HEADER_SIZE, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
+    numpy_dtype,
+)
+from .manifest import Blob, Frame, Manifest, TensorEntry
+
+FORMAT_NAME = "edgepack"
+
+
+def run_parallel(jobs: list[Callable[[], None]], threads: int) -> None:
+    """Run jobs on up to `threads` threads; the first exception (in job order) is re-raised."""
+    threads = max(1, min(threads, len(jobs)))
+    if threads == 1:
+        for job in jobs:
+            job()
+        return
+    errors: list[tuple[int, BaseException]] = []
+    lock = threading.Lock()
+    queue = iter(enumerate(jobs))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                item = next(queue, None) if not errors else None
+            if item is None:
+                return
+            i, job = item
+            try:
+                job()
+            except BaseException as e:
+                with lock:
+                    errors.append((i, e))
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+
+
+def default_threads() -> int:
+    """Decode threads: the CPUs this process may use (affinity-aware), at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+class Bundle:
+    """An open bundle. Thread-safe: reads use positional I/O on one file descriptor."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as e:
+            raise BundleError(f"{self.path}: cannot open: {e.strerror}") from None
+        try:
+            self._read_header()
+        except BaseException:
+            os.close(self._fd)
+            self._fd = -1
+            raise
+
+    # --- opening ------------------------------------------------------------------------------------
+
+    def _read_header(self) -> None:
+        size = os.fstat(self._fd).st_size
+        head = os.pread(self._fd, HEADER_SIZE, 0)
+        if len(head) < len(MAGIC) or head[:len(MAGIC)] != MAGIC:
+            raise BadMagic(self.path)
+        if len(head) < HEADER_SIZE:
+            raise TruncatedBundle(self.path, HEADER_SIZE, size)
+        _, version, flags, manifest_offset, manifest_len, signature_len = HEADER.unpack(head)
+        if version not in SUPPORTED_VERSIONS:
+            raise UnsupportedVersion(self.path, version, SUPPORTED_VERSIONS)
+        if flags:
+            raise InvalidManifest(self.path, f"header flags {flags:#x} are reserved and must be zero")
+        if manifest_len > MAX_MANIFEST_BYTES:
+            raise ManifestTooLarge(self.path, manifest_len, MAX_MANIFEST_BYTES)
+        if signature_len > MAX_SIGNATURE_BYTES:
+            raise LimitExceeded(self.path, "signature length", signature_len, MAX_SIGNATURE_BYTES)
+        if manifest_offset < DATA_START:
+            raise InvalidManifest(self.path, f"manifest offset {manifest_offset} lies inside the header")
+        declared = manifest_offset + manifest_len + signature_len
+        if declared > size:
+            raise TruncatedBundle(self.path, declared, size)
+        if declared < size:
+            raise TrailingBytes(self.path, declared, size)
+        self.version = version
+        self.file_size = size
+        self.manifest_bytes = os.pread(self._fd, manifest_len, manifest_offset)
+        self.signature = os.pread(self._fd, signature_len, manifest_offset + manifest_len)
+        self.data_start = DATA_START
+        obj = manifest_mod.loads(self.manifest_bytes, self.path)
+        self.manifest: Manifest = manifest_mod.parse(obj, self.path, FORMAT_NAME, version)
+        self.sha256 = sha256_for(self.manifest.raw_bytes)
+        if self.manifest.data_length != manifest_offset - DATA_START:
+            raise InvalidManifest(self.path, f"data_length {self.manifest.data_length} disagrees with the header "
+                                             f"({manifest_offset - DATA_START} bytes of data)")
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "Bundle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def read_stored(self, offset: int, length: int) -> bytes:
+        """`length` stored bytes at `offset` in the data section (already checked to lie inside the file)."""
+        data = os.pread(self._fd, length, self.data_start + offset)
+        if len(data) != length:
+            raise TruncatedBundle(self.path, self.data_start + offset + length, os.fstat(self._fd).st_size)
+        return data
+
+    def read_into(self, offset: int, buf: memoryview) -> None:
+        """Fill `buf` with stored bytes at `offset` in the data section, without allocating."""
+        filled = 0
+        while filled < len(buf):
+            n = os.preadv(self._fd, [buf[filled:]], self.data_start + offset + filled)
+            if n <= 0:
+                raise TruncatedBundle(self.path, self.data_start + offset + len(buf), os.fstat(self._fd).st_size)
+            filled += n
+
+    def decode_frame(self, blob: Blob, frame: Frame, out: memoryview, payload: bytearray | None = None,
+                     check: bool = True) -> None:
+        """Decode one frame into `out` (its raw length) and check its SHA-256. `payload`, if given, is a
+        reusable buffer of at least the frame's stored length for reading into."""
+        if payload is not None and hasattr(os, "preadv"):
+            view = memoryview(payload)[:frame.length]
+            self.read_into(frame.offset, view)
+            payload = view
+        else:
+            payload = memoryview(self.read_stored(frame.offset, frame.length))
+        try:
+            DECODERS[blob.codec].decode_into(payload, frame.as_dict(), out)
+        except CodecError as e:
+            raise CorruptTensor(self.path, blob.name, f"frame at raw offset {frame.raw_offset}: {e}") from None
+        if check and self.sha256(out).hexdigest() != frame.sha256:
+            raise CorruptTensor(self.path, blob.name,
+                                f"SHA-256 mismatch in the frame at raw offset {frame.raw_offset}")
+
+    def read_blob(self, blob: Blob, threads: int | None = None) -> bytearray:
+        """A blob's raw bytes, every frame decoded (on several threads) and checked."""
+        out = bytearray(blob.raw_length)
+        view = memoryview(out)
+        jobs = [(f, view[f.raw_offset:f.raw_offset + f.raw_length]) for f in blob.frames]
+        run_parallel([lambda f=f, dst=dst: self.decode_frame(blob, f, dst) for f, dst in jobs],
+                     threads or default_threads())
+        return out
+
+    def read_graph(self) -> bytearray:
+        return self.read_blob(self.manifest.graph)
+
+    def tensor(self, name: str) -> np.ndarray:
+        """One tensor as a numpy array (bfloat16, float8 and 4-bit types come back as their raw bytes)."""
+        try:
+            entry = self.manifest.tensor(name)
+        except KeyError:
+            raise BundleError(f"{self.path}: no tensor named {name!r}") from None
+        data = self.read_blob(entry)
+        if entry.dtype in ("uint4", "int4"):
+            return np.frombuffer(data, np.uint8)
+        return np.frombuffer(data, numpy_dtype(entry.dtype)).reshape(entry.shape)
+
+    def verify(self) -> list[str]:
+        """Check every hash (frames and whole blobs) and the zero padding. Returns the problems found."""
+        problems: list[str] = []
+        for blob in (self.manifest.graph, *self.manifest.tensors):
+            try:
+                digest = self.sha256()
+                for frame in blob.frames:
+                    out = memoryview(bytearray(frame.raw_length))
+                    self.decode_frame(blob, frame, out)
+                    digest.update(out)
+                if digest.hexdigest() != blob.sha256:
+                    raise CorruptTensor(self.path, blob.name, "SHA-256 of the whole tensor does not match")
+            except CorruptTensor as e:
+                problems.append(str(e))
+        problems.extend(self._check_padding())
+        return problems
+
+    def _check_padding(self) -> list[str]:
+        padding = [os.pread(self._fd, DATA_START - HEADER_SIZE, HEADER_SIZE)]
+        pos = 0
+        for blob in (self.manifest.graph, *self.manifest.tensors):
+            padding.append(self.read_stored(pos, blob.offset - pos))
+            pos = blob.offset + blob.length
+        padding.append(self.read_stored(pos, self.manifest.data_length - pos))
+        if any(any(gap) for gap in padding):
+            return [f"{self.path}: padding between blobs is not all zero bytes"]
+        return []
+
+
+def open_bundle(path: str | os.PathLike) -> Bundle:
+    """Open a bundle and read its manifest only. Use as a context manager, or call close()."""
+    return Bundle(path)
+
+
+def inspect(path: str | os.PathLike) -> Manifest:
+    """The manifest of a bundle, without reading any tensor data."""
+    with open_bundle(path) as bundle:
+        return bundle.manifest
