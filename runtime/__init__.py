@@ -1,0 +1,27 @@
+"""edgepack.runtime: open a bundle, decode its tensors lazily, and run it with onnxruntime.
+
+This package is what goes onto the device: it imports only numpy, onnxruntime, zstandard and the
+standard library.
+
+    from edgepack.runtime import load
+    session = load("model.edgepack")
+    outputs = session.run({"x": x})          # {output name: array}
+"""
+
+from .errors import (
+    BadMagic, BundleError, CorruptTensor, EdgepackError, InputError, InvalidGraph, InvalidManifest,
+    InvalidOffset, LimitExceeded, ManifestTooLarge, SessionError, SignatureError, TargetError, TrailingBytes,
+    TruncatedBundle, UnknownCodec, UnsupportedVersion,
+)
+from .manifest import Manifest, TensorEntry
+from .profile import Profile, builtin_names, load_profile
+from .reader import Bundle, inspect, open_bundle
+from .session import LoadStats, Session, TensorSpec, load
+
+__all__ = [
+    "load", "open_bundle", "inspect", "Bundle", "Session", "TensorSpec", "LoadStats", "Manifest",
+    "TensorEntry", "Profile", "load_profile", "builtin_names",
+    "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
+    "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
+    "InvalidGraph", "SignatureError", "TargetError", "SessionError", "InputError",
+]

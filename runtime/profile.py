@@ -1,0 +1,206 @@
+"""Target profiles: one declarative JSON file per device in targets/, read with a strict typed schema.
+
+Every field has a type, a default and a one-line description (the `doc` metadata). Unknown keys and wrong
+types are errors that name the key, so a typo in a profile fails loudly instead of silently meaning the
+default. The packager takes its defaults from a profile; the runtime applies its session options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from .errors import TargetError
+
+
+def _f(default: Any, doc: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc}, **kw)
+    return field(default=default, metadata={"doc": doc}, **kw)
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    architecture: Literal["x86_64", "aarch64", "armv7l"] = _f("x86_64", "CPU architecture (platform.machine())")
+    cpu: str = _f("generic", "CPU core, for people (e.g. cortex-a72)")
+    cpu_features: list[str] = _f([], "CPU features the model needs; a device lacking one is refused")
+    cores: Optional[int] = _f(None, "CPU cores of the device; null for any")
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    ram_mb: Optional[int] = _f(None, "RAM of the device in MB; null if unknown")
+    budget_mb: Optional[int] = _f(None, "peak RSS the model may use, in MB; null for no budget")
+    storage_mb: Optional[int] = _f(None, "storage available for bundles, in MB; null for no budget")
+    lean: bool = _f(False, "memory-lean mode: trade speed for lower peak memory")
+
+
+@dataclass(frozen=True)
+class QuantizationSpec:
+    format: Literal["qdq", "qoperator"] = _f("qdq", "static int8 format")
+    activation_type: Literal["uint8", "int8"] = _f("uint8", "activation type for int8-static")
+    weight_type: Literal["int8", "uint8"] = _f("int8", "weight type for int8 modes")
+    reduce_range: bool = _f(False, "7-bit weights, for x86 CPUs without VNNI (avoids u8s8 overflow)")
+    per_channel: bool = _f(True, "per-channel weight scales")
+    preferred: Literal["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"] = _f(
+        "int8-static", "the quantization this device runs best, suggested by budget search")
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    intra_op_threads: int = _f(0, "threads per operator; 0 lets onnxruntime choose (one per core)")
+    inter_op_threads: int = _f(0, "threads across operators in parallel mode; 0 lets onnxruntime choose")
+    execution_mode: Literal["sequential", "parallel"] = _f("sequential", "operator scheduling")
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = _f("all", "graph optimizations")
+    memory_arena: bool = _f(True, "CPU memory arena (faster, holds on to peak memory)")
+    memory_pattern: bool = _f(True, "pre-plan activation memory for fixed input shapes")
+    prepacking: bool = _f(True, "pre-pack weights for faster GEMMs (costs a second copy during load)")
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    level: int = _f(3, "zstd level used when packaging for this device")
+    frame_bytes: int = _f(1024 * 1024, "raw bytes per independently compressed frame")
+    threads: int = _f(0, "decode threads at load; 0 for one per core (at most 8)")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = _f("", "profile name, as `--target NAME` takes it")
+    description: str = _f("", "what the device is")
+    device: DeviceSpec = _f(DeviceSpec(), "the hardware")
+    memory: MemorySpec = _f(MemorySpec(), "memory and storage budgets")
+    providers: list[str] = _f(["CPUExecutionProvider"], "execution providers, most preferred first")
+    quantization: QuantizationSpec = _f(QuantizationSpec(), "quantization defaults")
+    session: SessionSpec = _f(SessionSpec(), "onnxruntime session options")
+    codec: CodecSpec = _f(CodecSpec(), "lossless coding")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is typing.Union:
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "an object"
+    return {int: "an integer", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    wrong = TargetError(f"{source}: {key} must be {_type_name(tp)}, got {json.dumps(value)[:60]}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise wrong
+        return _build(tp, value, key, source)
+    if origin is Literal:
+        if value not in typing.get_args(tp) or isinstance(value, bool):
+            raise wrong
+        return value
+    if origin is typing.Union:
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(inner[0], value, key, source)
+    if origin is list:
+        if not isinstance(value, list):
+            raise wrong
+        return [_convert(typing.get_args(tp)[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if tp is int:
+        if type(value) is not int or value < 0:
+            raise TargetError(f"{source}: {key} must be a non-negative integer, got {json.dumps(value)[:60]}")
+        return value
+    if tp in (bool, str) and type(value) is not tp:
+        raise wrong
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise TargetError(f"{source}: unknown key {where!r} (known: {', '.join(sorted(names))})")
+    values = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k, source) for k, v in data.items()}
+    return cls(**values)
+
+
+def profile_from_dict(data: dict[str, Any], source: str = "profile") -> Profile:
+    """Build a Profile from a decoded JSON object, refusing unknown keys and wrong types by name."""
+    if not isinstance(data, dict):
+        raise TargetError(f"{source}: a profile is a JSON object")
+    profile = _build(Profile, data, "", source)
+    if not profile.name:
+        raise TargetError(f"{source}: name must be a non-empty string")
+    if not profile.providers:
+        raise TargetError(f"{source}: providers must list at least one execution provider")
+    if not 1 <= profile.codec.level <= 22:
+        raise TargetError(f"{source}: codec.level must be between 1 and 22")
+    if not 4096 <= profile.codec.frame_bytes <= 16 * 1024 * 1024:
+        raise TargetError(f"{source}: codec.frame_bytes must be between 4096 and 16777216")
+    return profile
+
+
+def _builtin_dir() -> Any:
+    from importlib import resources  # imported here: it costs ~1 MB of RSS that load() does not need
+
+    return resources.files("edgepack.targets")
+
+
+def builtin_names() -> list[str]:
+    """Names of the profiles that ship in targets/."""
+    return sorted(p.name[:-5] for p in _builtin_dir().iterdir() if p.name.endswith(".json"))
+
+
+def load_profile(name_or_path: str | os.PathLike) -> Profile:
+    """A built-in profile by name, or a profile file of the user's own by path."""
+    text_path = os.fspath(name_or_path)
+    if text_path.endswith(".json") or os.sep in text_path or os.path.exists(text_path):
+        source = text_path
+        try:
+            with open(text_path, encoding="utf-8") as f:
+                raw = f.read()
+        except OSError as e:
+            raise TargetError(f"{source}: cannot read the profile: {e.strerror}") from None
+    else:
+        source = f"target {text_path!r}"
+        entry = _builtin_dir() / f"{text_path}.json"
+        if not entry.is_file():
+            raise TargetError(f"unknown target {text_path!r}; `edgepack targets` lists them: "
+                              f"{', '.join(builtin_names())}")
+        raw = entry.read_text(encoding="utf-8")
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise TargetError(f"{source}: not valid JSON ({e})") from None
+    return profile_from_dict(data, source)
+
+
+def host_profile_name() -> str:
+    """The generic profile of the machine this runs on."""
+    import platform
+
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return "generic-aarch64"
+    return "generic-x86-64"
+
+
+def resolve(target: "str | os.PathLike | Profile | dict | None") -> Profile:
+    """A Profile from a name, a path, a dict, a Profile, or None (the host's generic profile)."""
+    if isinstance(target, Profile):
+        return target
+    if isinstance(target, dict):
+        return profile_from_dict(target, "target")
+    return load_profile(target if target is not None else host_profile_name())

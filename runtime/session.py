@@ -1,0 +1,433 @@
+"""load(): from a bundle to a running onnxruntime session, decoding each tensor once.
+
+How the bytes reach onnxruntime. The bundle stores the graph without its weights, plus, for each tensor,
+the offset in the graph where its raw bytes belong (its *splice*). load() hands onnxruntime the path of a
+private FIFO and a feeder thread writes the model into it: graph bytes, then each tensor's frames as they
+are decoded and hash-checked (on several threads), then more graph bytes. onnxruntime parses the stream
+exactly as it would parse the original .onnx file, so its optimizers see every initializer (outputs are
+bit-identical to plain onnxruntime) and it owns every buffer it builds: an initializer it prepacks is freed,
+as it is for a plain load. Peak memory stays at plain onnxruntime's plus a few decoded frames in flight.
+
+Measured alternatives (benchmarks/memory.py, docs/DESIGN.md): caller-owned buffers via add_initializer
+peak higher (onnxruntime cannot free what it does not own) and miss optimizer rewrites; in-memory external
+files are copied, doubling the weights.
+
+Graphs over protobuf's 2 GB limit bind their large tensors as external initializers instead: decoded into
+buffers this session owns and hands to onnxruntime.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from . import profile as profile_mod
+from .errors import BundleError, InputError, InvalidGraph, SessionError
+from .format import BINDING_EXTERNAL, DTYPES, EXTERNAL_LOCATION_PREFIX, numpy_dtype
+from .malloc import pin_mmap_threshold
+from .manifest import TensorEntry
+from .profile import Profile
+from .protowire import ProtoError, scan_model
+from .reader import Bundle, default_threads
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16, "tensor(uint16)": np.uint16,
+    "tensor(int32)": np.int32, "tensor(uint32)": np.uint32, "tensor(int64)": np.int64,
+    "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_, "tensor(string)": np.str_,
+}
+_OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+# dtypes numpy holds natively, so an OrtValue can wrap them without conversion
+_NUMPY_NATIVE = {"float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                 "uint64", "bool"}
+_F_SETPIPE_SZ = 1031  # Linux fcntl: grow the FIFO's buffer so the feeder blocks less often
+_PIPE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An input or output of the model: name, numpy dtype, and shape (str or None for dynamic dims)."""
+
+    name: str
+    dtype: Any
+    shape: tuple
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass
+class LoadStats:
+    """Where the time to a ready session went, in seconds."""
+
+    open_s: float = 0.0
+    session_s: float = 0.0
+    total_s: float = 0.0
+    raw_bytes: int = 0
+    threads: int = 1
+
+
+def session_options(profile: Profile, threads: int | None = None) -> ort.SessionOptions:
+    """onnxruntime SessionOptions for a profile (the same a plain onnxruntime user would set)."""
+    s = profile.session
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads if threads is not None else s.intra_op_threads
+    so.inter_op_num_threads = s.inter_op_threads
+    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if s.execution_mode == "parallel"
+                         else ort.ExecutionMode.ORT_SEQUENTIAL)
+    so.graph_optimization_level = _OPT_LEVELS[s.graph_optimization_level]
+    so.enable_cpu_mem_arena = s.memory_arena
+    so.enable_mem_pattern = s.memory_pattern
+    if not s.prepacking:
+        so.add_session_config_entry("session.disable_prepacking", "1")
+    return so
+
+
+def choose_providers(profile: Profile) -> list[str]:
+    """The profile's providers that this onnxruntime build has, in order; CPU always last as a fallback."""
+    available = ort.get_available_providers()
+    chosen = [p for p in profile.providers if p in available]
+    missing = [p for p in profile.providers if p not in available]
+    if missing and profile.providers[0] in missing:
+        warnings.warn(f"target {profile.name!r} prefers {profile.providers[0]}, which this onnxruntime build "
+                      f"lacks; running on {chosen[0] if chosen else 'CPUExecutionProvider'}",
+                      RuntimeWarning, stacklevel=3)
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class Session:
+    """A model ready to run. `run` may be called from several threads at once (onnxruntime's Run is
+    thread-safe and this class keeps no per-call state)."""
+
+    def __init__(self, ort_session: ort.InferenceSession, bundle_path: str, manifest: Any, profile: Profile,
+                 stats: LoadStats, owned: list[Any]):
+        self._session = ort_session
+        self._owned = owned  # buffers of externally bound initializers: onnxruntime uses them in place
+        self.path = bundle_path
+        self.manifest = manifest
+        self.profile = profile
+        self.stats = stats
+        self.providers = ort_session.get_providers()
+        self.inputs = tuple(_spec(a) for a in ort_session.get_inputs())
+        self.outputs = tuple(_spec(a) for a in ort_session.get_outputs())
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Run the model: feeds maps input names to arrays; returns output name -> array."""
+        names = list(outputs) if outputs is not None else self.output_names
+        unknown = [n for n in names if n not in self.output_names]
+        if unknown:
+            raise InputError(f"unknown outputs {unknown}; the model's outputs are {self.output_names}")
+        prepared = self._prepare(feeds)
+        try:
+            values = self._session.run(names, prepared)
+        except Exception as e:  # onnxruntime raises its own exception types for bad feeds
+            raise InputError(f"onnxruntime refused the inputs: {_short(e)}") from None
+        return dict(zip(names, values))
+
+    def _prepare(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(feeds, Mapping):
+            raise InputError("feeds must map input names to arrays")
+        missing = [i.name for i in self.inputs if i.name not in feeds]
+        extra = [k for k in feeds if k not in self.input_names]
+        if missing or extra:
+            raise InputError(f"inputs {self.input_names} expected; missing {missing}, unknown {extra}")
+        out = {}
+        for spec in self.inputs:
+            value = np.asarray(feeds[spec.name])
+            if spec.dtype is not None and value.dtype != spec.dtype:
+                raise InputError(f"input {spec.name!r} must be {np.dtype(spec.dtype).name}, got {value.dtype}")
+            if len(value.shape) != len(spec.shape) or any(
+                    isinstance(d, int) and d != v for d, v in zip(spec.shape, value.shape)):
+                raise InputError(f"input {spec.name!r} must have shape {list(spec.shape)}, got {list(value.shape)}")
+            out[spec.name] = value
+        return out
+
+
+def _spec(arg: Any) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
+    return TensorSpec(arg.name, _ORT_TYPES.get(arg.type), shape)
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[-1] if text else type(e).__name__)[:500]
+
+
+# --- building the session ----------------------------------------------------------------------------
+
+def _check_graph(bundle: Bundle, graph: bytes, inline: list[TensorEntry], external: list[TensorEntry]) -> None:
+    """The stored graph must take each inline tensor exactly where its splice says, with the manifest's dtype
+    and shape, and may refer to no data outside the bundle."""
+    try:
+        records = scan_model(graph, [(t.splice, t.raw_length) for t in inline])
+    except ProtoError as e:
+        raise InvalidGraph(bundle.path, str(e)) from None
+    by_name = {t.name: t for t in external}
+    used: set[str] = set()
+    for r in records:
+        if r.splice is not None:
+            entry = inline[r.splice]
+        elif r.external is not None or r.data_location == 1:
+            location = (r.external or {}).get("location", "")
+            name = location[len(EXTERNAL_LOCATION_PREFIX):]
+            if not location.startswith(EXTERNAL_LOCATION_PREFIX) or name not in by_name or name != r.label:
+                raise InvalidGraph(bundle.path, f"tensor {r.label!r} refers to external data {location!r}; "
+                                                "a bundle must be self-contained")
+            if name in used:
+                raise InvalidGraph(bundle.path, f"tensor {name!r} is bound twice")
+            used.add(name)
+            entry = by_name[name]
+        else:
+            continue
+        if DTYPES[entry.dtype][0] != r.data_type or tuple(r.dims) != entry.shape:
+            raise InvalidGraph(bundle.path, f"tensor {entry.name!r} is {entry.dtype}{list(entry.shape)} in the "
+                                            "manifest but not in the graph")
+    unused = set(by_name) - used
+    if unused:
+        raise InvalidGraph(bundle.path, f"external tensors {sorted(unused)[:5]} are not used by the graph")
+
+
+class _Feeder(threading.Thread):
+    """Writes the model stream into the FIFO that onnxruntime reads.
+
+    The stream is the stored graph with each inline tensor's frames spliced in. `threads` workers decode
+    frames round-robin, each into buffers of its own, and write each frame (with the graph bytes before it)
+    as soon as its turn comes, so memory in flight is two frames per worker, whatever the model's size.
+    """
+
+    def __init__(self, fifo: str, bundle: Bundle, graph: bytes, inline: list[TensorEntry], threads: int):
+        super().__init__(name="edgepack-feeder", daemon=True)
+        self.fifo, self.bundle, self.graph, self.inline, self.threads = fifo, bundle, graph, inline, threads
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def run(self) -> None:
+        try:
+            fd = os.open(self.fifo, os.O_WRONLY)
+        except OSError as e:
+            self.error = e
+            return
+        try:
+            if sys.platform.startswith("linux"):
+                try:
+                    import fcntl
+                    fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+                except OSError:
+                    pass
+            self._write_model(fd)
+            self.finished = True
+        except BrokenPipeError:
+            pass  # onnxruntime stopped reading: its error is the one to report
+        except BaseException as e:  # a corrupt tensor: reported in preference to onnxruntime's error
+            self.error = e
+        finally:
+            os.close(fd)
+
+    def _units(self) -> list[tuple[TensorEntry, Any, memoryview]]:
+        """(tensor, frame, graph bytes to write before the frame), in stream order."""
+        graph = memoryview(self.graph)
+        units, pos = [], 0
+        for tensor in self.inline:
+            for i, frame in enumerate(tensor.frames):
+                units.append((tensor, frame, graph[pos:tensor.splice] if i == 0 else graph[0:0]))
+                pos = tensor.splice
+        self.tail = graph[pos:]
+        return units
+
+    def _write_model(self, fd: int) -> None:
+        units = self._units()
+        n = max(1, min(self.threads, len(units)))
+        cond = threading.Condition()
+        turn = [0]
+        errors: list[BaseException] = []
+
+        def fail(e: BaseException) -> None:
+            with cond:
+                errors.append(e)
+                cond.notify_all()
+
+        def worker(k: int) -> None:
+            mine = units[k::n]
+            if not mine:
+                return
+            payload = bytearray(max(f.length for _, f, _ in mine))
+            out = memoryview(bytearray(max(f.raw_length for _, f, _ in mine)))
+            for i in range(k, len(units), n):
+                tensor, frame, prefix = units[i]
+                try:
+                    self.bundle.decode_frame(tensor, frame, out[:frame.raw_length], payload)
+                except BaseException as e:
+                    return fail(e)
+                with cond:
+                    while turn[0] != i and not errors:
+                        cond.wait()
+                    if errors:
+                        return
+                try:
+                    _write_all(fd, prefix)
+                    _write_all(fd, out[:frame.raw_length])
+                except BaseException as e:
+                    return fail(e)
+                with cond:
+                    turn[0] += 1
+                    cond.notify_all()
+
+        workers = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(n)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        if errors:
+            raise next((e for e in errors if not isinstance(e, BrokenPipeError)), errors[0])
+        _write_all(fd, self.tail)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while len(data):
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def _release(fifo: str, feeder: _Feeder) -> None:
+    """Unblock a feeder still waiting for a reader (onnxruntime failed before opening the FIFO)."""
+    deadline = time.monotonic() + 30
+    while feeder.is_alive() and time.monotonic() < deadline:
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:
+            pass
+        feeder.join(0.05)
+
+
+def _decode_external(bundle: Bundle, external: list[TensorEntry], threads: int) -> tuple[list[str], list[Any], list]:
+    names, values, owned = [], [], []
+    for t in external:
+        if t.dtype not in _NUMPY_NATIVE:
+            raise BundleError(f"{bundle.path}: tensor {t.name!r} of type {t.dtype} cannot be bound externally")
+        data = bundle.read_blob(t, threads)
+        array = np.frombuffer(data, numpy_dtype(t.dtype)).reshape(t.shape)
+        owned.append(data)
+        names.append(t.name)
+        values.append(ort.OrtValue.ortvalue_from_numpy(array))
+    return names, values, owned
+
+
+def _private_dir() -> str:
+    """A new folder only this user can enter, for the FIFO (tempfile would cost ~1 MB of imports)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    for _ in range(100):
+        path = os.path.join(base, f"edgepack-{os.getpid()}-{os.urandom(8).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise SessionError(f"cannot create a private folder in {base}")
+
+
+def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int) -> tuple[Any, list]:
+    manifest = bundle.manifest
+    inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
+    external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
+    graph = bytes(bundle.read_graph())
+    _check_graph(bundle, graph, inline, external)
+    owned: list[Any] = []
+    if external:
+        names, values, owned = _decode_external(bundle, external, threads)
+        so.add_external_initializers(names, values)
+        owned.extend(values)
+    if not hasattr(os, "mkfifo"):
+        return _create_in_memory(bundle, graph, inline, so, providers, threads), owned
+    tmp = _private_dir()
+    fifo = os.path.join(tmp, "model.onnx")
+    try:
+        os.mkfifo(fifo, 0o600)
+        feeder = _Feeder(fifo, bundle, graph, inline, threads)
+        feeder.start()
+        ort_error: BaseException | None = None
+        session = None
+        try:
+            session = ort.InferenceSession(fifo, so, providers=providers)
+        except Exception as e:
+            ort_error = e
+        finally:
+            _release(fifo, feeder)
+        if feeder.error is not None:
+            raise feeder.error
+        if ort_error is not None or not feeder.finished:
+            raise SessionError(f"{bundle.path}: onnxruntime could not build a session: "
+                               f"{_short(ort_error) if ort_error else 'the model stream was cut short'}")
+        return session, owned
+    finally:
+        for remove, target in ((os.unlink, fifo), (os.rmdir, tmp)):
+            try:
+                remove(target)
+            except OSError:
+                pass
+
+
+def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], so: ort.SessionOptions,
+                      providers: list[str], threads: int) -> Any:
+    """Platforms without FIFOs: assemble the model in memory (peak memory: one more copy of the weights)."""
+    parts, pos = [], 0
+    for tensor in inline:
+        parts += [graph[pos:tensor.splice], bundle.read_blob(tensor, threads)]
+        pos = tensor.splice
+    parts.append(graph[pos:])
+    try:
+        return ort.InferenceSession(b"".join(parts), so, providers=providers)
+    except Exception as e:
+        raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
+
+
+def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | None" = None, *,
+         threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True) -> Session:
+    """Open a bundle and build a session on it.
+
+    target: a profile name, a profile file, or a Profile; by default the profile the bundle was built for.
+    threads: onnxruntime intra-op threads (default: the profile's). providers: override the profile's list.
+    tune_malloc: pin glibc's mmap threshold so freed weights return to the system (runtime/malloc.py).
+    """
+    t0 = time.perf_counter()
+    if tune_malloc:
+        pin_mmap_threshold()
+    bundle = Bundle(path)
+    try:
+        t1 = time.perf_counter()
+        if target is None:
+            profile = profile_mod.profile_from_dict(bundle.manifest.target, f"{bundle.path} (recorded target)")
+        else:
+            profile = profile_mod.resolve(target)
+        so = session_options(profile, threads)
+        chosen = list(providers) if providers is not None else choose_providers(profile)
+        decode_threads = profile.codec.threads or default_threads()
+        session, owned = _create(bundle, so, chosen, decode_threads)
+        t2 = time.perf_counter()
+        stats = LoadStats(open_s=t1 - t0, session_s=t2 - t1, total_s=t2 - t0,
+                          raw_bytes=bundle.manifest.raw_bytes, threads=decode_threads)
+        return Session(session, bundle.path, bundle.manifest, profile, stats, owned)
+    finally:
+        bundle.close()
