@@ -1,0 +1,8 @@
+"""edgepack.packager: turn a model into a compressed, verifiable bundle for one target device.
+
+May import edgepack.runtime; the runtime never imports the packager.
+"""
+
+from .api import PackageResult, package
+
+__all__ = ["package", "PackageResult"]

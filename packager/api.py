@@ -1,0 +1,134 @@
+"""package(): from a model to a bundle file, for one target device.
+
+The steps run in order, and each one it applies is recorded in the bundle's provenance with its options:
+
+    import    read the model (ONNX path or ModelProto; converters plug in at edgepack.packager.source)
+    encode    split graph and tensors, code each tensor losslessly, write the bundle atomically
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+
+import edgepack
+from edgepack.runtime import profile as profile_mod
+from edgepack.runtime.errors import OptionError
+from edgepack.runtime.profile import Profile
+from edgepack.runtime.reader import default_threads
+
+from .encode import Encoded, encode
+from .skeleton import Split, split_model
+from .source import Source, load_source
+from .writer import BundleWriter
+
+
+@dataclass
+class PackageResult:
+    """What package() wrote, and what it cost."""
+
+    path: str
+    bundle_bytes: int
+    source_bytes: int
+    raw_bytes: int
+    target: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """Bundle bytes over source model bytes."""
+        return self.bundle_bytes / self.source_bytes if self.source_bytes else float("nan")
+
+
+def _encode_all(split: Split, level: int, frame_bytes: int, threads: int):
+    """Yield (tensor or None for the graph, Encoded) in bundle order, encoding ahead on `threads` threads."""
+    items = [None, *split.tensors]
+    with ThreadPoolExecutor(threads) as tensor_pool, ThreadPoolExecutor(threads) as frame_pool:
+        def job(item):
+            if item is None:
+                return encode(memoryview(split.skeleton), "uint8", level, frame_bytes, pool=frame_pool)
+            return encode(item.data, item.dtype, level, frame_bytes, pool=frame_pool)
+
+        pending: deque = deque()
+        it = iter(items)
+        for item in it:
+            pending.append((item, tensor_pool.submit(job, item)))
+            if len(pending) >= 2 * threads:
+                break
+        while pending:
+            item, fut = pending.popleft()
+            yield item, fut.result()
+            nxt = next(it, _END)
+            if nxt is not _END:
+                pending.append((nxt, tensor_pool.submit(job, nxt)))
+
+
+_END = object()
+
+
+def _codec_counts(encoded: list[Encoded]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in encoded:
+        counts[e.codec] = counts.get(e.codec, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLike, profile: Profile,
+                 steps: list[dict[str, Any]], report: dict[str, Any], level: int, frame_bytes: int,
+                 threads: int) -> PackageResult:
+    """Split, encode and write `model`; `steps` and `report` come from the steps that ran before."""
+    split = split_model(model)
+    encoded_all: list[Encoded] = []
+    with BundleWriter(output) as writer:
+        for tensor, enc in _encode_all(split, level, frame_bytes, threads):
+            encoded_all.append(enc)
+            if tensor is None:
+                writer.add_graph(enc)
+            else:
+                writer.add_tensor(tensor.name, tensor.dtype, tensor.shape, enc, tensor.binding, tensor.splice)
+        raw = sum(e.raw_length for e in encoded_all)
+        stored = sum(e.length for e in encoded_all)
+        steps = [*steps, {"name": "encode", "options": {"level": level, "frame_bytes": frame_bytes}}]
+        provenance = {
+            "source": {"name": source.name, "kind": source.kind, "sha256": source.sha256, "bytes": source.size},
+            "edgepack_version": edgepack.__version__,
+            "steps": steps,
+        }
+        report = {**report, "lossless": {"tensors": len(split.tensors), "raw_bytes": raw, "stored_bytes": stored,
+                                         "codecs": _codec_counts(encoded_all[1:])}}
+        size = writer.finish(target=profile.to_dict(), provenance=provenance, report=report)
+    return PackageResult(os.fspath(output), size, source.size, raw, profile.name, report)
+
+
+def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
+            level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
+            example_inputs: Any = None) -> PackageResult:
+    """Package `model` for `target` into the bundle file `output`.
+
+    model: a path to an .onnx file (external data beside it is read too) or an onnx.ModelProto.
+    target: a profile name (`edgepack targets`), a profile file, or a Profile; default: this host's generic
+        profile. The profile supplies the defaults below and is recorded in the bundle.
+    level: zstd level (default: the profile's). frame_bytes: raw bytes per frame (default: the profile's).
+    threads: encoding threads (default: one per core).
+    """
+    if output is None:
+        raise OptionError("output: give the path of the bundle to write")
+    profile = profile_mod.resolve(target)
+    level = profile.codec.level if level is None else level
+    frame_bytes = profile.codec.frame_bytes if frame_bytes is None else frame_bytes
+    if not 1 <= level <= 22:
+        raise OptionError(f"level must be between 1 and 22, got {level}")
+    if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
+        raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
+    source = load_source(model, example_inputs=example_inputs)
+    steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
+    return write_bundle(source, source.model, output, profile, steps, {}, level, frame_bytes,
+                        threads or default_threads())
+
+
+__all__ = ["package", "PackageResult", "write_bundle"]
