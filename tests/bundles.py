@@ -1,0 +1,26 @@
+"""Helpers to take a valid bundle apart and put it back together with one thing wrong."""
+
+import json
+
+from edgepack.runtime.format import DATA_START, HEADER, HEADER_SIZE, MAGIC, VERSION
+
+
+def parts(data: bytes):
+    """(header fields, data section, manifest dict, signature) of a bundle's bytes."""
+    magic, version, flags, m_off, m_len, s_len = HEADER.unpack(data[:HEADER_SIZE])
+    manifest = json.loads(data[m_off:m_off + m_len])
+    return (magic, version, flags), data[DATA_START:m_off], manifest, data[m_off + m_len:m_off + m_len + s_len]
+
+
+def assemble(data_section: bytes, manifest, signature: bytes = b"", magic=MAGIC, version=VERSION, flags=0,
+             manifest_bytes: bytes | None = None) -> bytes:
+    m = manifest_bytes if manifest_bytes is not None else json.dumps(manifest, separators=(",", ":")).encode()
+    header = HEADER.pack(magic, version, flags, DATA_START + len(data_section), len(m), len(signature))
+    return header + bytes(DATA_START - HEADER_SIZE) + data_section + m + signature
+
+
+def edit_manifest(data: bytes, edit) -> bytes:
+    """A copy of the bundle with edit(manifest) applied (edit mutates the dict in place)."""
+    _, section, manifest, sig = parts(data)
+    edit(manifest)
+    return assemble(section, manifest, sig)
