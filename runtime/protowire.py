@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MODEL, GRAPH, NODE, ATTRIBUTE, TENSOR, SPARSE, FUNCTION, TRAINING, ENTRY = range(9)
+MODEL, GRAPH, NODE, ATTRIBUTE, TENSOR, SPARSE, FUNCTION, TRAINING = range(8)
 
 # (message kind, field number) -> kind of the sub-message that field holds
 _SUBMESSAGES = {
@@ -33,9 +33,9 @@ _SUBMESSAGES = {
     (FUNCTION, 7): NODE,
     (TRAINING, 1): GRAPH, (TRAINING, 2): GRAPH,
     (SPARSE, 1): TENSOR, (SPARSE, 2): TENSOR,
-    (TENSOR, 13): ENTRY,
 }
 _TENSOR_RAW_DATA = 9
+_TENSOR_EXTERNAL_DATA = 13
 _TENSOR_TYPED_DATA = {4, 5, 6, 7, 10, 11}
 _MAX_DEPTH = 64
 
@@ -119,7 +119,6 @@ class _Walker:
         if depth > _MAX_DEPTH:
             raise ProtoError(f"graphs nested deeper than {_MAX_DEPTH} levels")
         record = TensorRecord(label="") if kind == TENSOR else None
-        entry: list[str] = []
         if kind == NODE:
             ctx = _Context()
         while self.virt() < end:
@@ -136,13 +135,11 @@ class _Walker:
             elif wire == 5:
                 self.skip(4)
             elif wire == 2:
-                self._length_delimited(kind, number, depth, ctx, record, entry)
+                self._length_delimited(kind, number, depth, ctx, record)
             else:
                 raise ProtoError(f"unsupported wire type {wire} at byte {self.pos}")
             if self.virt() > end:
                 raise ProtoError(f"field overruns its message at byte {self.pos}")
-        if kind == ENTRY:
-            return TensorRecord(label="\0".join(entry))  # key and value, carried to the tensor
         if record is not None:
             record.label = record.label or ctx.node_output or ctx.node_name
             if ctx.attribute and not record.label:
@@ -160,8 +157,27 @@ class _Walker:
         elif number in _TENSOR_TYPED_DATA and value:
             record.inline_data = True
 
+    def _entry(self, end: int) -> tuple[str, str]:
+        """A StringStringEntryProto (key = 1, value = 2), as in TensorProto.external_data."""
+        key = value = ""
+        while self.virt() < end:
+            tag = self.varint()
+            if tag & 7 == 2:
+                text = self.text(self.varint())
+                if tag >> 3 == 1:
+                    key = text
+                elif tag >> 3 == 2:
+                    value = text
+            elif tag & 7 == 0:
+                self.varint()
+            else:
+                raise ProtoError(f"unexpected wire type in an external_data entry at byte {self.pos}")
+        if self.virt() != end:
+            raise ProtoError(f"external_data entry overruns at byte {self.pos}")
+        return key, value
+
     def _length_delimited(self, kind: int, number: int, depth: int, ctx: _Context,
-                          record: TensorRecord | None, entry: list[str]) -> None:
+                          record: TensorRecord | None) -> None:
         length = self.varint()
         if kind == TENSOR and number == _TENSOR_RAW_DATA and self.at_splice():
             offset, raw_length = self.splices[self.next_splice]
@@ -175,16 +191,16 @@ class _Walker:
             return
         if self.at_splice():
             raise ProtoError(f"a tensor is spliced in at byte {self.pos}, which is not a tensor's raw_data")
+        if kind == TENSOR and number == _TENSOR_EXTERNAL_DATA and record is not None:
+            key, value = self._entry(self.virt() + length)
+            record.external = record.external or {}
+            record.external[key] = value
+            return
         sub = _SUBMESSAGES.get((kind, number))
         if sub is not None:
-            end = self.virt() + length
-            sub_record = self.message(sub, end, depth + 1, ctx)
+            sub_record = self.message(sub, self.virt() + length, depth + 1, ctx)
             if sub == TENSOR and kind == ATTRIBUTE and sub_record is not None and ctx.node_output:
                 sub_record.label = ctx.node_output  # a Constant's value is known by the node's output
-            if sub == ENTRY and record is not None and sub_record is not None:
-                key, _, value = sub_record.label.partition("\0")
-                record.external = record.external or {}
-                record.external[key] = value
             return
         if kind == TENSOR and record is not None:
             if number == 8:
@@ -204,9 +220,6 @@ class _Walker:
                 record.inline_data = record.inline_data or length > 0
                 if number == _TENSOR_RAW_DATA:
                     record.raw_offset, record.raw_length = self.virt(), length
-        elif kind == ENTRY and number in (1, 2):
-            entry.append(self.text(length))
-            return
         elif kind == NODE and number == 2 and not ctx.node_output:
             ctx.node_output = self.text(length)
             return
