@@ -8,7 +8,7 @@ exactly as it would parse the original .onnx file, so its optimizers see every i
 bit-identical to plain onnxruntime) and it owns every buffer it builds: an initializer it prepacks is freed,
 as it is for a plain load. Peak memory stays at plain onnxruntime's plus a few decoded frames in flight.
 
-Measured alternatives (benchmarks/memory.py, docs/DESIGN.md): caller-owned buffers via add_initializer
+Measured alternatives (docs/DESIGN.md): caller-owned buffers via add_initializer
 peak higher (onnxruntime cannot free what it does not own) and miss optimizer rewrites; in-memory external
 files are copied, doubling the weights.
 
