@@ -116,7 +116,7 @@ def _from_file(path: str, example_inputs: Any, opts: ConvertOptions) -> Source:
     if suffix == ".pt2":
         if example_inputs is not None:
             raise OptionError(f"{path}: a .pt2 ExportedProgram is checked on the example inputs saved in it; "
-                              "drop example_inputs")
+                              "drop example_inputs (--example-inputs)")
         from .convert.from_pt2 import from_pt2
 
         return from_pt2(path, opts)

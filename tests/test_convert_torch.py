@@ -80,6 +80,17 @@ def test_exported_program_object(tmp):
     assert info["format"] == "ExportedProgram" and info["dynamic_batch"] is True
 
 
+def test_static_exported_program_is_recorded_as_such(tmp):
+    net = torch.nn.Sequential(torch.nn.Linear(6, 2)).eval()
+    program = torch.export.export(net, (torch.randn(3, 6),))  # no dynamic_shapes: batch fixed at 3
+    edgepack.package(program, output=tmp / "ep.edgepack")
+    session = load(tmp / "ep.edgepack")
+    assert session.inputs[0].shape == (3, 6)
+    assert _provenance_import(tmp / "ep.edgepack")["dynamic_batch"] is False
+    with pytest.raises(OptionError, match="keeps the shapes and input names it was exported with"):
+        edgepack.package(program, output=tmp / "ep.edgepack", convert={"input_names": ["x"]})
+
+
 class DataDependent(torch.nn.Module):
     def forward(self, x):
         if x.sum() > 0:  # Python control flow on a tensor value: torch.export refuses it
