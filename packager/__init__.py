@@ -4,5 +4,6 @@ May import edgepack.runtime; the runtime never imports the packager.
 """
 
 from .api import PackageResult, package
+from .convert.options import ConvertOptions
 
-__all__ = ["package", "PackageResult"]
+__all__ = ["package", "PackageResult", "ConvertOptions"]

@@ -2,12 +2,14 @@
 
 The steps run in order, and each one it applies is recorded in the bundle's provenance with its options:
 
-    import    read the model (ONNX path or ModelProto; converters plug in at edgepack.packager.source)
+    import    read the model: ONNX (path or ModelProto), or PyTorch / scikit-learn through a converter
+              (edgepack.packager.convert) checked against the source model's own outputs
     encode    split graph and tensors, code each tensor losslessly, write the bundle atomically
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
 
+from .convert.options import ConvertOptions
 from .encode import Encoded, encode
 from .skeleton import Split, split_model
 from .source import Source, load_source
@@ -107,10 +110,17 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
 
 def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
-            example_inputs: Any = None) -> PackageResult:
+            example_inputs: Any = None, convert: "ConvertOptions | dict[str, Any] | None" = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
-    model: a path to an .onnx file (external data beside it is read too) or an onnx.ModelProto.
+    model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an
+        onnx.ModelProto, a torch.nn.Module or torch.export.ExportedProgram, a fitted scikit-learn estimator or
+        Pipeline, or a .joblib/.pkl file holding one (only with convert={"trust_pickle": True}).
+    example_inputs: for a torch.nn.Module, a tensor or tuple of tensors (batch first) to export and check
+        with; for scikit-learn, a 2-D array whose dtype sets the input type (default: float32 rows of
+        n_features_in_ drawn for the check).
+    convert: ConvertOptions or a dict of its fields (opset, dynamic_batch, input_names, output_names, rtol,
+        atol, trust_pickle), for PyTorch and scikit-learn models.
     target: a profile name (`edgepack targets`), a profile file, or a Profile; default: this host's generic
         profile. The profile supplies the defaults below and is recorded in the bundle.
     level: zstd level (default: the profile's). frame_bytes: raw bytes per frame (default: the profile's).
@@ -125,9 +135,11 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"level must be between 1 and 22, got {level}")
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
-    source = load_source(model, example_inputs=example_inputs)
+    options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
+    source = load_source(model, example_inputs=example_inputs, **options)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
-    return write_bundle(source, source.model, output, profile, steps, {}, level, frame_bytes,
+    report = {"import": {"check": source.options["check"]}} if "check" in source.options else {}
+    return write_bundle(source, source.model, output, profile, steps, report, level, frame_bytes,
                         threads or default_threads())
 
 

@@ -1,17 +1,21 @@
 """Reading the model to package: a path to an .onnx file (weights inline or in external data files, models
-over 2 GB included) or an onnx.ModelProto. Converters for other frameworks plug in here (import step)."""
+over 2 GB included) or an onnx.ModelProto; a PyTorch or scikit-learn model, or a file holding one, goes
+through its converter in edgepack.packager.convert (imported only then)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
 from onnx import external_data_helper
 
-from edgepack.runtime.errors import ModelError
+from edgepack.runtime.errors import ModelError, OptionError
+
+from .convert.options import ConvertOptions
 
 
 @dataclass
@@ -26,7 +30,7 @@ class Source:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _hash_files(paths: list[str]) -> tuple[str, int]:
+def hash_files(paths: list[str]) -> tuple[str, int]:
     digest, total = hashlib.sha256(), 0
     for p in paths:
         with open(p, "rb") as f:
@@ -60,7 +64,7 @@ def from_path(path: str | os.PathLike) -> Source:
     if missing:
         raise ModelError(f"{path}: external data file {os.path.basename(missing[0])!r} is missing; keep the "
                          "model's data files beside it")
-    sha, size = _hash_files([path, *files])
+    sha, size = hash_files([path, *files])
     if files:
         try:
             external_data_helper.load_external_data_for_model(skeleton, folder)
@@ -81,10 +85,64 @@ def from_proto(model: onnx.ModelProto) -> Source:
 
 
 def load_source(model: Any, example_inputs: Any = None, **options: Any) -> Source:
-    """Turn what the user passed into a Source, or say what edgepack accepts."""
-    if isinstance(model, onnx.ModelProto):
-        return from_proto(model)
+    """Turn what the user passed into a Source, or say what edgepack accepts.
+
+    options: ConvertOptions fields (opset, dynamic_batch, input_names, output_names, rtol, atol,
+    trust_pickle), for PyTorch and scikit-learn models only.
+    """
+    opts = ConvertOptions.from_mapping(options)
     if isinstance(model, (str, os.PathLike)):
-        return from_path(model)
-    raise ModelError(f"cannot package a {type(model).__name__}: pass a path to an .onnx file or an "
-                     "onnx.ModelProto")
+        return _from_file(os.fspath(model), example_inputs, opts)
+    if _is_torch(model):
+        from .convert import from_torch
+
+        if isinstance(model, sys.modules["torch"].export.ExportedProgram):
+            return from_torch.from_program(model, opts, "ExportedProgram")
+        return from_torch.from_module(model, example_inputs, opts)
+    if _is_sklearn(model):
+        from .convert.from_sklearn import from_estimator
+
+        return from_estimator(model, example_inputs, opts)
+    if isinstance(model, onnx.ModelProto):
+        _no_options(opts, "an onnx.ModelProto")
+        return from_proto(model)
+    raise ModelError(f"cannot package a {type(model).__name__}: pass a path (.onnx, .pt2, or with trust_pickle a "
+                     ".joblib/.pkl scikit-learn model), an onnx.ModelProto, a torch.nn.Module or ExportedProgram, "
+                     "or a fitted scikit-learn estimator")
+
+
+def _from_file(path: str, example_inputs: Any, opts: ConvertOptions) -> Source:
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".pt2":
+        if example_inputs is not None:
+            raise OptionError(f"{path}: a .pt2 ExportedProgram is checked on the example inputs saved in it; "
+                              "drop example_inputs (--example-inputs)")
+        from .convert.from_pt2 import from_pt2
+
+        return from_pt2(path, opts)
+    if suffix in (".joblib", ".pkl", ".pickle"):
+        from .convert.from_pickle import from_pickle
+
+        return from_pickle(path, example_inputs, opts)
+    if suffix in (".pt", ".pth", ".bin", ".safetensors"):
+        raise ModelError(f"{path}: a {suffix} file holds weights (or a pickled module) that need the model's Python "
+                         "code: pass the torch.nn.Module to edgepack.package, or save it as a .pt2 with "
+                         "torch.export.save(torch.export.export(model, args), 'model.pt2')")
+    _no_options(opts, "an ONNX file")
+    return from_path(path)
+
+
+def _no_options(opts: ConvertOptions, what: str) -> None:
+    if not opts.is_default():
+        raise OptionError(f"convert options apply to PyTorch and scikit-learn models, not to {what}")
+
+
+def _is_torch(model: Any) -> bool:
+    """Without importing torch: a torch model can only exist if torch is already imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, (torch.nn.Module, torch.export.ExportedProgram))
+
+
+def _is_sklearn(model: Any) -> bool:
+    base = sys.modules.get("sklearn.base")
+    return base is not None and isinstance(model, base.BaseEstimator)

@@ -101,6 +101,18 @@ class TargetError(EdgepackError):
     """A target profile is unknown, malformed, or cannot run on this device."""
 
 
+class ExportFailed(ModelError):
+    """A converter (torch.onnx, skl2onnx) could not turn the model into ONNX."""
+
+
+class ConversionMismatch(ModelError):
+    """The converted ONNX model's outputs differ from the source model's own beyond the tolerance."""
+
+
+class UntrustedPickle(ModelError):
+    """Loading the file would run code it contains, and the caller has not said they trust it."""
+
+
 class MissingExtra(EdgepackError):
     """An optional dependency is needed; the message names the extra to install."""
 

@@ -61,13 +61,34 @@ def _human(n: float) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
 @click.option("--target", default=None, help="Target profile name or file (default: this host's generic profile).")
 @click.option("--level", type=click.IntRange(1, 22), default=None, help="zstd level (default: the profile's).")
-def package_cmd(model: str, output: str, target: str | None, level: int | None) -> None:
-    """Package MODEL (.onnx) into a bundle for one target device."""
+@click.option("--example-inputs", "example_path", type=click.Path(dir_okay=False), default=None,
+              help="scikit-learn: .npz holding one 2-D array (a `labels` array beside it is ignored); its dtype "
+                   "sets the input type and the conversion is checked on it (default: float32 rows of the model's "
+                   "n_features_in_).")
+@click.option("--trust-pickle", is_flag=True,
+              help="Allow .joblib/.pkl files (and .pt2 files holding pickled objects): loading them runs any "
+                   "code they contain. Only for files you made or trust.")
+@click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Conversion check relative tolerance.")
+@click.option("--atol", type=click.FloatRange(min=0), default=None, help="Conversion check absolute tolerance.")
+def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
+                trust_pickle: bool, rtol: float | None, atol: float | None) -> None:
+    """Package MODEL (.onnx; .pt2 from torch.export.save; scikit-learn .joblib/.pkl with --trust-pickle) into
+    a bundle for one target device."""
     from edgepack.packager import package
 
-    result = package(model, output=output, target=target, level=level)
+    example = _load_npz(example_path, "example inputs") if example_path else None
+    if example is not None:
+        example.pop("labels", None)  # as in `run --inputs`: labels may sit beside the samples
+    convert = {"trust_pickle": True} if trust_pickle else {}
+    convert.update({k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None})
+    result = package(model, output=output, target=target, level=level, example_inputs=example, convert=convert)
     click.echo(f"wrote {result.path}: {result.bundle_bytes:,} bytes, {result.ratio:.3f}x the "
                f"{result.source_bytes:,}-byte source, for {result.target}")
+    check = result.report.get("import", {}).get("check")
+    if check:
+        exact = f"; {', '.join(check['exact'])} identical" if check["exact"] else ""
+        click.echo(f"checked the ONNX conversion on {check['samples']} samples: max |diff| "
+                   f"{check['max_abs_diff']:.3g} (tolerance {check['atol']:g} + {check['rtol']:g} x |source|){exact}")
 
 
 # --- run -----------------------------------------------------------------------------------------------
