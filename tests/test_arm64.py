@@ -3,7 +3,7 @@
 It runs wherever it can get what it needs: root, apt-get (or qemu-user-static and debootstrap already
 installed), and the Debian mirror and the package index (or a warm cache in ~/.cache/edgepack-arm64).
 Anywhere else the script exits 3 and this test is skipped with its reason; any other failure fails.
-It costs about 70 s with a warm cache and about 3 minutes cold (README, "Proving the runtime on aarch64");
+It costs 45 to 75 s with a warm cache and about 2.5 minutes cold (README, "Proving the runtime on aarch64");
 `pytest -m "not slow and not arm64"` leaves it out while developing.
 """
 
