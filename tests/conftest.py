@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import sys
 
@@ -5,7 +6,35 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/graphs.py and friends are plain helper modules
 
+import prebuilt  # noqa: E402  (needs the path above)
+
+# Where only the runtime is installed (a device, or the aarch64 check's emulated one), tests that build
+# models or bundles are skipped; the rest read prebuilt cases (tests/prebuilt.py).
+HAS_PACKAGER = all(importlib.util.find_spec(m) is not None for m in ("onnx", "edgepack.packager"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "packager: needs onnx and the packager; skipped where only the runtime "
+                                       "is installed (scripts/arm64-check runs the rest on aarch64)")
+    config.addinivalue_line("markers", "arm64: the aarch64 emulation check (tests/test_arm64.py); deselect it with "
+                                       "-m 'not slow and not arm64'")
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAS_PACKAGER:
+        return
+    skip = pytest.mark.skip(reason="needs onnx and the packager; only the runtime is installed here")
+    for item in items:
+        if "packager" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture
 def tmp(tmp_path):
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def cases(tmp_path_factory):
+    """Prebuilt models and bundles by name (tests/prebuilt.py)."""
+    return prebuilt.Cases(str(tmp_path_factory.mktemp("cases")))

@@ -2,23 +2,22 @@
 
 import json
 
+import pathlib
+
 import pytest
 
-import edgepack
 from edgepack.runtime import errors as E
 from edgepack.runtime import load, open_bundle
 from edgepack.runtime.format import HEADER, MAGIC, MAX_MANIFEST_BYTES
 
 import bundles
-import graphs
+import prebuilt
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    model, feeds = graphs.mlp(hidden=(256, 256))
-    path = tmp_path_factory.mktemp("b") / "good.edgepack"
-    edgepack.package(model, output=path)
-    return path.read_bytes(), feeds
+def good(cases):
+    case = cases[prebuilt.ERRORS_CASE]
+    return pathlib.Path(case.bundle).read_bytes(), case.feeds
 
 
 def write(tmp, data: bytes):

@@ -1,52 +1,54 @@
-"""Any model plain onnxruntime runs, edgepack packages and runs bit-identically."""
+"""Any model plain onnxruntime runs, edgepack packages and runs bit-identically.
+
+The cases come from tests/prebuilt.py, so the tests without the `packager` mark also run where only the
+runtime is installed (scripts/arm64-check runs them on aarch64 against bundles built on x86).
+"""
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 
 import edgepack
 from edgepack.runtime import load
 
-import graphs
+import prebuilt
 
 
-def plain(model: onnx.ModelProto, feeds):
-    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+def plain(model_path: str, feeds, options=None):
+    s = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     return dict(zip([o.name for o in s.get_outputs()], s.run(None, feeds)))
 
 
-@pytest.mark.parametrize("kind", sorted(graphs.ALL))
-def test_bit_identical(kind, tmp):
-    model, feeds = graphs.ALL[kind]()
-    expected = plain(model, feeds)
-    path = tmp / f"{kind}.edgepack"
-    edgepack.package(model, output=path)
-    outputs = load(path).run(feeds)
+@pytest.mark.parametrize("kind", prebuilt.round_trip_kinds())
+def test_bit_identical(kind, cases):
+    case = cases[kind]
+    expected = plain(case.model, case.feeds)
+    outputs = load(case.bundle).run(case.feeds)
     assert list(outputs) == list(expected)
     for name in expected:
         assert outputs[name].dtype == expected[name].dtype
         assert np.array_equal(outputs[name], expected[name]), name
 
 
-def test_constant_weights_are_stored_as_tensors(tmp):
-    model, _ = graphs.constant_weights()
-    edgepack.package(model, output=tmp / "c.edgepack")
-    with edgepack.runtime.open_bundle(tmp / "c.edgepack") as b:
+def test_constant_weights_are_stored_as_tensors(cases):
+    with edgepack.runtime.open_bundle(cases["constant_weights"].bundle) as b:
         names = {t.name: t for t in b.manifest.tensors}
     assert names["w"].shape == (32, 16) and names["b"].shape == (16,)
     assert names["w"].raw_length == 32 * 16 * 4
 
 
-def test_subgraph_weights_are_stored_as_tensors(tmp):
-    model, _ = graphs.subgraphs()
-    edgepack.package(model, output=tmp / "s.edgepack")
-    with edgepack.runtime.open_bundle(tmp / "s.edgepack") as b:
+def test_subgraph_weights_are_stored_as_tensors(cases):
+    with edgepack.runtime.open_bundle(cases["subgraphs"].bundle) as b:
         names = {t.name for t in b.manifest.tensors}
     assert {"w_then", "w_else", "w_loop"} <= names
 
 
+@pytest.mark.packager
 def test_mlp_50mb_bit_identical(tmp):
+    import onnx
+
+    import graphs
+
     model, feeds = graphs.mlp_bytes(50)
     path = tmp / "model.onnx"
     onnx.save(model, path)
@@ -56,17 +58,27 @@ def test_mlp_50mb_bit_identical(tmp):
     assert np.array_equal(next(iter(out.values())), expected)
 
 
+@pytest.mark.packager
 def test_external_data_source(tmp):
+    import onnx
+
+    import graphs
+
     model, feeds = graphs.mlp(hidden=(256, 256))
-    expected = plain(model, feeds)
     onnx.save(model, tmp / "ext.onnx", save_as_external_data=True, location="ext.data", size_threshold=1024)
     assert (tmp / "ext.data").exists()
+    expected = plain(str(tmp / "ext.onnx"), feeds)
     edgepack.package(tmp / "ext.onnx", output=tmp / "e.edgepack")
     out = load(tmp / "e.edgepack").run(feeds)
     assert all(np.array_equal(out[k], expected[k]) for k in expected)
 
 
+@pytest.mark.packager
 def test_deterministic(tmp):
+    import onnx
+
+    import graphs
+
     model, _ = graphs.folded_initializers()
     onnx.save(model, tmp / "m.onnx")
     edgepack.package(tmp / "m.onnx", output=tmp / "a.edgepack")
@@ -74,14 +86,11 @@ def test_deterministic(tmp):
     assert (tmp / "a.edgepack").read_bytes() == (tmp / "b.edgepack").read_bytes()
 
 
-def test_session_options_from_profile_match_plain_onnxruntime(tmp):
+def test_session_options_from_profile_match_plain_onnxruntime(cases):
     """Same session options give the same outputs: the profile's options reach onnxruntime."""
-    from edgepack.runtime.profile import resolve
     from edgepack.runtime.session import session_options
 
-    model, feeds = graphs.mlp()
-    edgepack.package(model, output=tmp / "m.edgepack")
-    session = load(tmp / "m.edgepack", threads=1)
-    so = session_options(resolve(None), threads=1)
-    plain_s = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    assert np.array_equal(session.run(feeds)["a2"], plain_s.run(None, feeds)[0])
+    case = cases["mlp"]
+    session = load(case.bundle, threads=1)
+    expected = plain(case.model, case.feeds, session_options(session.profile, threads=1))
+    assert np.array_equal(session.run(case.feeds)["a2"], expected["a2"])
