@@ -17,6 +17,7 @@ feeds onnxruntime), with the runtime's default threads and with one, checked bit
     python benchmarks/codec.py model.onnx ...       # any .onnx files too
     python benchmarks/codec.py --levels 1,3,9,19    # the --level trade-off: bundle size and packaging speed
     python benchmarks/codec.py --decode-mb 0        # skip the 200 MB decode measurement
+    python benchmarks/codec.py --skip-weights --threads 2   # only the decode table, with 2 threads
     python benchmarks/codec.py --frame-sizes 262144,1048576,4194304   # ratio and decode speed per frame size
 """
 
@@ -304,7 +305,7 @@ def stream_seconds(path: str, threads: int) -> tuple[float, int]:
         return elapsed, sink[0]
 
 
-def decode_speed(mb: int, frame_sizes: list[int], reps: int, folder: str) -> None:
+def decode_speed(mb: int, frame_sizes: list[int], reps: int, folder: str, threads: int) -> None:
     import graphs
     import edgepack
     from edgepack.runtime.reader import Bundle, default_threads
@@ -314,7 +315,7 @@ def decode_speed(mb: int, frame_sizes: list[int], reps: int, folder: str) -> Non
     onnx.save(model, src)
     expected = {t.name: hashlib.sha256(t.raw_data).hexdigest() for t in model.graph.initializer}
     del model
-    threads = default_threads()
+    threads = threads or default_threads()
     print(f"\nDecode of a {mb} MB fp32 model through the runtime (output GB/s, best of {reps}; "
           f"default threads here: {threads})")
     print(f"{'frame bytes':>11} {'ratio':>7} {'read_blob 1t':>13} {f'read_blob {threads}t':>13} "
@@ -342,14 +343,19 @@ def main() -> None:
     ap.add_argument("--levels", default="3", help="zstd levels for the whole-file table (comma-separated)")
     ap.add_argument("--decode-mb", type=int, default=200, help="size of the decode-speed model (0: skip)")
     ap.add_argument("--frame-sizes", default="1048576", help="frame sizes for the decode table")
+    ap.add_argument("--threads", type=int, default=0, help="decode threads (default: the runtime's default)")
+    ap.add_argument("--skip-weights", action="store_true", help="only the decode table")
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions (the best is kept)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        models = builtin_models(folder) + [(os.path.basename(m), m) for m in args.models]
-        weights_table(models, args.reps)
-        files_table(models, [int(v) for v in args.levels.split(",")], folder)
+        models = [] if args.skip_weights else builtin_models(folder)
+        models += [(os.path.basename(m), m) for m in args.models]
+        if not args.skip_weights:
+            weights_table(models, args.reps)
+            files_table(models, [int(v) for v in args.levels.split(",")], folder)
         if args.decode_mb:
-            decode_speed(args.decode_mb, [int(v) for v in args.frame_sizes.split(",")], args.reps, folder)
+            decode_speed(args.decode_mb, [int(v) for v in args.frame_sizes.split(",")], args.reps, folder,
+                         args.threads)
 
 
 if __name__ == "__main__":

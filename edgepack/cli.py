@@ -60,7 +60,9 @@ def _human(n: float) -> str:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
 @click.option("--target", default=None, help="Target profile name or file (default: this host's generic profile).")
-@click.option("--level", type=click.IntRange(1, 22), default=None, help="zstd level (default: the profile's).")
+@click.option("--level", type=click.IntRange(1, 22), default=None,
+              help="zstd level for data with repeats (default: the profile's, 3); higher is slower to package. "
+                   "Float weights are coded near their entropy bound at any level.")
 def package_cmd(model: str, output: str, target: str | None, level: int | None) -> None:
     """Package MODEL (.onnx) into a bundle for one target device."""
     from edgepack.packager import package

@@ -13,6 +13,7 @@ from edgepack.runtime.format import Codec
 
 import bundles
 import graphs
+from bundles import write
 
 PLANES = DECODERS[Codec.PLANES]
 
@@ -35,12 +36,6 @@ def good(tmp_path_factory):
     path = tmp_path_factory.mktemp("planes") / "good.edgepack"
     edgepack.package(model, output=path, frame_bytes=64 * 1024)
     return path.read_bytes(), feeds
-
-
-def write(tmp, data: bytes):
-    p = tmp / "x.edgepack"
-    p.write_bytes(data)
-    return p
 
 
 def tensor(manifest, name):
