@@ -42,14 +42,17 @@ FLOATS = ("float32", "float16", "bfloat16")
 WIDTH = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
-def best_time(fn, reps: int) -> float:
-    """The fastest of `reps` runs, in seconds (these machines are shared: the minimum is the least noisy)."""
-    times = []
+def timed(fn, reps: int) -> tuple[float, float]:
+    """(best wall seconds, best CPU seconds of this process, all threads) over `reps` runs. On a shared
+    machine the CPU time is the steadier figure: a quiet machine with T free cores decodes at about
+    bytes / (CPU seconds / T)."""
+    walls, cpus = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return min(walls), min(cpus)
 
 
 # --- the models -------------------------------------------------------------------------------------
@@ -214,6 +217,9 @@ def entropy_bound(weights, rotate: bool) -> int:
     return int(bits / 8)
 
 
+CLOCK = 1  # single-thread speeds from CPU time (index 1 of timed()): on a shared machine, wall time is noise
+
+
 def measure(method, weights, reps: int) -> tuple[float, float, float]:
     """(ratio, compress MB/s, decompress MB/s) of `method` over `weights`, checked bit-exact."""
     raw_bytes = sum(len(r) for _, r in weights)
@@ -221,14 +227,15 @@ def measure(method, weights, reps: int) -> tuple[float, float, float]:
     for (d, r), s in zip(weights, stored):
         if bytes(method.decompress(d, s, len(r))) != r:
             raise SystemExit(f"{method.name} did not round-trip a {d} tensor")
-    t_c = best_time(lambda: [method.compress(d, r) for d, r in weights], reps)
-    t_d = best_time(lambda: [method.decompress(d, s, len(r)) for (d, r), s in zip(weights, stored)], reps)
+    t_c = timed(lambda: [method.compress(d, r) for d, r in weights], reps)[CLOCK]
+    t_d = timed(lambda: [method.decompress(d, s, len(r)) for (d, r), s in zip(weights, stored)], reps)[CLOCK]
     return sum(method.size(s) for s in stored) / raw_bytes, raw_bytes / t_c / 1e6, raw_bytes / t_d / 1e6
 
 
 def weights_table(models, reps: int) -> None:
     ms = methods()
-    print("Float weights, single thread: ratio (stored/raw), compress MB/s, decompress MB/s")
+    print("Float weights, single thread: ratio (stored/raw), compress MB/s, decompress MB/s "
+          f"(from {'CPU' if CLOCK else 'wall-clock'} time, best of {reps})")
     print(f"{'model':<30} {'MB':>6} " + " ".join(f"{m.name:>22}" for m in ms) + f" {'H0 planes':>9} {'H0 rot':>7}")
     for label, path in models:
         weights = float_weights(path)
@@ -247,14 +254,15 @@ def weights_table(models, reps: int) -> None:
 
 # --- whole files ------------------------------------------------------------------------------------
 
-def files_table(models, levels: list[int], folder: str) -> None:
+def files_table(models, levels: list[int], folder: str, reps: int) -> None:
     import edgepack
     from edgepack.runtime import open_bundle
 
-    print("\nWhole files: bundle/.onnx and packaging MB/s (of .onnx, default threads) per --level; zstd-3 of the "
-          "file; the bundle's manifest (fixed costs: target profile, SHA-256s) in KB")
+    print("\nWhole files: per --level, bundle/.onnx and packaging MB/s of .onnx (default threads) from wall-clock "
+          "and from CPU time;\nzstd-3 of the file / .onnx; the bundle's manifest (fixed costs: target profile, "
+          "SHA-256s) in KB")
     print(f"{'model':<30} {'.onnx MB':>8} {'zstd-3':>7} {'manifest':>8} "
-          + " ".join(f"{'level ' + str(lv):>16}" for lv in levels))
+          + " ".join(f"{'level ' + str(lv) + ' wall cpu':>16}" for lv in levels))
     for label, path in models:
         size = os.path.getsize(path)
         data = open(path, "rb").read()
@@ -262,9 +270,9 @@ def files_table(models, levels: list[int], folder: str) -> None:
         cells = []
         out = os.path.join(folder, "bundle.edgepack")
         for level in levels:
-            t = time.perf_counter()
             result = edgepack.package(path, output=out, level=level)
-            cells.append(f"{result.bundle_bytes / size:>7.4f} {size / (time.perf_counter() - t) / 1e6:>6.0f}MB/s")
+            wall, cpu = timed(lambda: edgepack.package(path, output=out, level=level), reps)
+            cells.append(f"{result.bundle_bytes / size:>6.4f} {size / wall / 1e6:>4.0f} {size / cpu / 1e6:>4.0f}")
         with open_bundle(out) as bundle:
             manifest = len(bundle.manifest_bytes) / 1e3
         print(f"{label:<30} {size / 1e6:>8.2f} {zstd:>7.4f} {manifest:>8.1f} " + " ".join(f"{c:>16}" for c in cells))
@@ -305,19 +313,6 @@ def load_stream(path: str, threads: int) -> None:
         reader.join()
         if feeder.error is not None or not feeder.finished:
             raise SystemExit(f"the load stream failed: {feeder.error}")
-
-
-def timed(fn, reps: int) -> tuple[float, float]:
-    """(best wall seconds, best CPU seconds of this process, all threads) over `reps` runs. On a shared
-    machine the CPU time is the steadier figure: a quiet machine with T free cores decodes at about
-    bytes / (CPU seconds / T)."""
-    walls, cpus = [], []
-    for _ in range(reps):
-        c, t = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
-    return min(walls), min(cpus)
 
 
 def decode_speed(mb: int, frame_sizes: list[int], reps: int, folder: str, threads: int) -> None:
@@ -368,7 +363,7 @@ def main() -> None:
         models += [(os.path.basename(m), m) for m in args.models]
         if not args.skip_weights:
             weights_table(models, args.reps)
-            files_table(models, [int(v) for v in args.levels.split(",")], folder)
+            files_table(models, [int(v) for v in args.levels.split(",")], folder, args.reps)
         if args.decode_mb:
             decode_speed(args.decode_mb, [int(v) for v in args.frame_sizes.split(",")], args.reps, folder,
                          args.threads)

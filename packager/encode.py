@@ -36,6 +36,8 @@ ZSTD_MODES = (LZ, ORDER0)
 # evenly over it, each SAMPLE_BYTES / SAMPLE_SLICES long.
 SAMPLE_BYTES = 256 * 1024
 SAMPLE_SLICES = 4
+# A plane that order0 zstd stores in more than this fraction of its size is treated as noise.
+NOISE = 0.99
 
 
 @dataclass(frozen=True)
@@ -146,17 +148,23 @@ def trials(codec: str, data: memoryview | bytes, dtype: str, level: int) -> list
     if codec == Codec.ZSTD:
         return [(len(compress(data, mode, level)), Choice(Codec.ZSTD, (mode,))) for mode in ZSTD_MODES]
     if codec == Codec.PLANES:
+        if dtype not in PLANE_ROTATIONS:
+            raise ValueError(f"the planes codec does not apply to {dtype} tensors")
         out = []
-        for rotate in PLANE_ROTATIONS.get(dtype, ()):
-            size, modes = 0, []
-            for plane in split_planes(data, DTYPES[dtype][2], rotate):
-                best = min((len(compress(plane, mode, level)), i, mode) for i, mode in enumerate(ZSTD_MODES))
-                stored, mode = (best[0], best[2]) if best[0] < len(plane) else (len(plane), RAW)
-                size += stored
-                modes.append(mode)
-            out.append((size, Choice(Codec.PLANES, tuple(modes), rotate)))
+        for rotate in PLANE_ROTATIONS[dtype]:
+            stored = [plane_trial(plane, level) for plane in split_planes(data, DTYPES[dtype][2], rotate)]
+            out.append((sum(size for size, _ in stored), Choice(Codec.PLANES, tuple(m for _, m in stored), rotate)))
         return out
     raise ValueError(f"no encoder for codec {codec!r}")
+
+
+def plane_trial(plane, level: int) -> tuple[int, str]:
+    """(stored size, mode) of the best way to store one plane. A plane order0 cannot shrink by NOISE is
+    mantissa noise and stored raw without trying lz: repeats it might hold, the whole-tensor zstd finds."""
+    size, mode = len(compress(plane, ORDER0, level)), ORDER0
+    if size < NOISE * len(plane):
+        size, mode = min((size, mode), (len(compress(plane, LZ, level)), LZ))
+    return (size, mode) if size < len(plane) else (len(plane), RAW)
 
 
 def choose(data: memoryview, dtype: str, level: int, codecs: list[str]) -> Choice:

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import edgepack
 from edgepack.packager.encode import LZ, ORDER0, RAW, Choice, candidates, encode, encode_planes
-from edgepack.packager.planes import PLANE_ROTATIONS
+from edgepack.packager.planes import PLANE_ROTATIONS, split_planes
 from edgepack.runtime import open_bundle
 from edgepack.runtime.codecs import DECODERS
 from edgepack.runtime.format import DTYPES, Codec
@@ -157,6 +157,30 @@ def test_sample_spans_the_tensor():
     noise = np.random.default_rng(0).integers(0, 256, 2 << 20, dtype=np.uint8).tobytes()
     encoded = encode(memoryview(bytes(2 << 20) + noise), "uint8")
     assert encoded.codec == Codec.ZSTD and encoded.length < 2.2 * 2 ** 20
+
+
+def test_rotating_float32_by_one_makes_plane_3_the_exponent():
+    """The example docs/FORMAT.md gives: after rotate = 1, plane 3 is exactly the 8 exponent bits and the
+    sign is bit 0 of plane 0."""
+    x = np.frombuffer(special_floats("float32", 10_000, 3), np.uint32)
+    planes = split_planes(x.tobytes(), 4, 1)
+    assert np.array_equal(planes[3], (x >> 23) & 0xFF)
+    assert np.array_equal(planes[0] & 1, x >> 31)
+
+
+def test_planes_refuses_dtypes_without_planes():
+    with pytest.raises(ValueError, match="does not apply to uint8"):
+        encode(memoryview(bytes(100)), "uint8", codecs=[Codec.PLANES])
+
+
+def test_format_documents_every_codec():
+    import os
+
+    text = open(os.path.join(os.path.dirname(__file__), "..", "docs", "FORMAT.md"), encoding="utf-8").read()
+    for name, decoder in DECODERS.items():
+        assert f"| `{name}` |" in text, name
+        for key in decoder.frame_keys:
+            assert f"| `{key}` |" in text, (name, key)
 
 
 def test_rotations_are_in_range():
