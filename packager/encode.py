@@ -3,15 +3,15 @@
 A tensor is split into frames of at most `frame_bytes` raw bytes (a multiple of its element size), each
 compressed on its own so the runtime can decode frames on several threads. The codec is chosen by trying
 every candidate on a sample of the tensor (the whole tensor when it is small) and keeping the smallest, so
-packaging compresses each tensor once. Output is deterministic: the same bytes and options give the same
+packaging compresses each tensor once, plus the trials on at most SAMPLE_BYTES of it. Output is deterministic: the same bytes and options give the same
 frames whatever the number of threads.
 
 zstd runs in one of two modes (the decoder cannot tell them apart; both write plain zstd frames):
 `lz` is zstd at the chosen level, for data with repeats (graphs, integers, pruned or quantized weights);
 `order0` tunes zstd so that it finds almost no matches and codes nearly every byte as a Huffman-coded
 literal, which is what i.i.d. bytes such as float exponents need (zstd's matches on them cost more bits
-than they save: an exponent plane that level 3 codes at 0.40 of its size codes at 0.326 with order0,
-against a Huffman bound of 0.323).
+than they save: the exponent plane of N(0, 1/1024) float32 weights, which level 3 codes at 0.403 of its
+size, codes at 0.326 with order0, against 0.323 for an ideal Huffman code and 0.318 for its entropy).
 """
 
 from __future__ import annotations

@@ -94,11 +94,18 @@ class ZstdDecoder:
 _UINT = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
+# Plane scratch kept per thread between frames: one plane of a default 1 MiB frame fits. Frames with larger
+# planes (a writer may use up to 16 MiB frames) get a buffer of their own that is freed after the frame.
+SCRATCH_KEEP = 512 * 1024
+
+
 def plane_scratch(nbytes: int) -> memoryview:
-    """A per-thread buffer of at least `nbytes`, reused across frames (one plane of the largest frame)."""
+    """A buffer of at least `nbytes`: this thread's reused one when small enough, else a fresh one."""
+    if nbytes > SCRATCH_KEEP:
+        return memoryview(bytearray(nbytes))
     buf = getattr(_local, "plane", None)
-    if buf is None or len(buf) < nbytes:
-        buf = _local.plane = bytearray(nbytes)
+    if buf is None:
+        buf = _local.plane = bytearray(SCRATCH_KEEP)
     return memoryview(buf)
 
 

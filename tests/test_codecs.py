@@ -141,6 +141,17 @@ def test_gaussian_weights_gather_the_exponent(dtype):
     assert decode(encoded, dtype) == raw
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_frames_larger_than_the_kept_scratch(dtype):
+    """16 MiB frames are allowed: planes beyond the per-thread scratch get a buffer of their own."""
+    from edgepack.runtime.codecs import SCRATCH_KEEP
+
+    raw = special_floats(dtype, 3 * SCRATCH_KEEP + 5, 2)
+    encoded = encode(memoryview(raw), dtype, frame_bytes=16 * 1024 * 1024)
+    assert encoded.codec == Codec.PLANES and len(encoded.frames) == 1
+    assert decode(encoded, dtype) == raw
+
+
 def test_float16_is_split_without_rotation():
     encoded = encode(memoryview(special_floats("float16", 100_000, 0)), "float16")
     assert encoded.codec == Codec.PLANES and encoded.choice.rotate == 0
