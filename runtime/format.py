@@ -93,6 +93,12 @@ class Codec:
 
     RAW = "raw"
     ZSTD = "zstd"
+    PLANES = "planes"
+
+
+# The `planes` codec: element widths it splits into byte planes, and how each plane may be stored.
+PLANE_WIDTHS = (2, 4, 8)
+PLANE_CODECS = (Codec.RAW, Codec.ZSTD)
 
 
 # Tensor bindings: how the graph gets a tensor's bytes.

@@ -184,9 +184,16 @@ class Bundle:
         """A blob's raw bytes, every frame decoded (on several threads) and checked."""
         out = bytearray(blob.raw_length)
         view = memoryview(out)
-        jobs = [(f, view[f.raw_offset:f.raw_offset + f.raw_length]) for f in blob.frames]
-        run_parallel([lambda f=f, dst=dst: self.decode_frame(blob, f, dst) for f, dst in jobs],
-                     threads or default_threads())
+        local = threading.local()  # one stored-bytes buffer per thread, reused: no allocation per frame
+        largest = max((f.length for f in blob.frames), default=0)
+
+        def job(f: Frame) -> None:
+            payload = getattr(local, "payload", None)
+            if payload is None:
+                payload = local.payload = bytearray(largest)
+            self.decode_frame(blob, f, view[f.raw_offset:f.raw_offset + f.raw_length], payload)
+
+        run_parallel([lambda f=f: job(f) for f in blob.frames], threads or default_threads())
         return out
 
     def read_graph(self) -> bytearray:

@@ -24,3 +24,10 @@ def edit_manifest(data: bytes, edit) -> bytes:
     _, section, manifest, sig = parts(data)
     edit(manifest)
     return assemble(section, manifest, sig)
+
+
+def write(folder, data: bytes):
+    """`data` written to a bundle file in `folder`; returns its path."""
+    path = folder / "x.edgepack"
+    path.write_bytes(data)
+    return path

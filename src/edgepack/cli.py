@@ -60,7 +60,9 @@ def _human(n: float) -> str:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
 @click.option("--target", default=None, help="Target profile name or file (default: this host's generic profile).")
-@click.option("--level", type=click.IntRange(1, 22), default=None, help="zstd level (default: the profile's).")
+@click.option("--level", type=click.IntRange(1, 22), default=None,
+              help="zstd level for data with repeats (default: the profile's, 3); higher is slower to package. "
+                   "Float weights are coded near their entropy bound at any level.")
 @click.option("--example-inputs", "example_path", type=click.Path(dir_okay=False), default=None,
               help="scikit-learn: .npz holding one 2-D array (a `labels` array beside it is ignored); its dtype "
                    "sets the input type and the conversion is checked on it (default: float32 rows of the model's "
