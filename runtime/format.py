@@ -14,12 +14,15 @@ MAGIC = b"\x89EDGEPK\n"
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
-# Fixed header: magic, u32 version, u32 flags (reserved, zero), u64 manifest offset, u64 manifest length,
+# Fixed header: magic, u32 version, u32 flags, u64 manifest offset, u64 manifest length,
 # u64 signature length. The data section runs from DATA_START to the manifest; the signature follows the
 # manifest and ends the file.
 HEADER = struct.Struct("<8sIIQQQ")
 HEADER_SIZE = HEADER.size  # 40
 DATA_START = 64
+# Header flags. A reader refuses a bundle with a flag it does not know.
+FLAG_MANIFEST_ZSTD = 1  # the stored manifest is one zstd frame whose content is the JSON
+KNOWN_FLAGS = FLAG_MANIFEST_ZSTD
 
 # Every blob in the data section starts at a multiple of ALIGNMENT; gaps between blobs are zero bytes and
 # shorter than MAX_GAP, so a writer may page-align an uncompressed tensor for use in place.

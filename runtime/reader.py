@@ -18,13 +18,15 @@ import numpy as np
 
 from . import manifest as manifest_mod
 from .digest import sha256_for
-from .codecs import DECODERS, CodecError
+import zstandard
+
+from .codecs import DECODERS, CodecError, zstd_decode_into
 from .errors import (
     BadMagic, BundleError, CorruptTensor, ManifestTooLarge, TrailingBytes, TruncatedBundle, UnsupportedVersion,
     InvalidManifest, LimitExceeded,
 )
 from .format import (
-    DATA_START, HEADER, HEADER_SIZE, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
+    DATA_START, FLAG_MANIFEST_ZSTD, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
     numpy_dtype,
 )
 from .manifest import Blob, Frame, Manifest, TensorEntry
@@ -102,8 +104,8 @@ class Bundle:
         _, version, flags, manifest_offset, manifest_len, signature_len = HEADER.unpack(head)
         if version not in SUPPORTED_VERSIONS:
             raise UnsupportedVersion(self.path, version, SUPPORTED_VERSIONS)
-        if flags:
-            raise InvalidManifest(self.path, f"header flags {flags:#x} are reserved and must be zero")
+        if flags & ~KNOWN_FLAGS:
+            raise InvalidManifest(self.path, f"header flags {flags:#x} include ones this runtime does not know")
         if manifest_len > MAX_MANIFEST_BYTES:
             raise ManifestTooLarge(self.path, manifest_len, MAX_MANIFEST_BYTES)
         if signature_len > MAX_SIGNATURE_BYTES:
@@ -120,12 +122,31 @@ class Bundle:
         self.manifest_bytes = os.pread(self._fd, manifest_len, manifest_offset)
         self.signature = os.pread(self._fd, signature_len, manifest_offset + manifest_len)
         self.data_start = DATA_START
-        obj = manifest_mod.loads(self.manifest_bytes, self.path)
+        obj = manifest_mod.loads(self._manifest_json(flags), self.path)
         self.manifest: Manifest = manifest_mod.parse(obj, self.path, FORMAT_NAME, version)
         self.sha256 = sha256_for(self.manifest.raw_bytes)
         if self.manifest.data_length != manifest_offset - DATA_START:
             raise InvalidManifest(self.path, f"data_length {self.manifest.data_length} disagrees with the header "
                                              f"({manifest_offset - DATA_START} bytes of data)")
+
+    def _manifest_json(self, flags: int) -> bytes:
+        """The manifest's JSON bytes: stored as is, or as one zstd frame of at most MAX_MANIFEST_BYTES."""
+        if not flags & FLAG_MANIFEST_ZSTD:
+            return self.manifest_bytes
+        try:
+            declared = zstandard.frame_content_size(self.manifest_bytes)
+        except zstandard.ZstdError:
+            raise InvalidManifest(self.path, "the compressed manifest is not a zstd frame") from None
+        if declared < 0:
+            raise InvalidManifest(self.path, "the compressed manifest does not declare its size")
+        if declared > MAX_MANIFEST_BYTES:
+            raise ManifestTooLarge(self.path, declared, MAX_MANIFEST_BYTES)
+        out = bytearray(declared)
+        try:
+            zstd_decode_into(memoryview(self.manifest_bytes), memoryview(out))
+        except CodecError as e:
+            raise InvalidManifest(self.path, f"the compressed manifest is corrupt: {e}") from None
+        return bytes(out)
 
     def close(self) -> None:
         if self._fd >= 0:

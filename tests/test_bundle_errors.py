@@ -53,11 +53,49 @@ def test_unsupported_version(tmp, good):
         opens(tmp, bytes(data))
 
 
-def test_reserved_flags(tmp, good):
+def test_unknown_flags(tmp, good):
     data = bytearray(good[0])
-    data[12] = 1
+    data[12] |= 0x80
     with pytest.raises(E.InvalidManifest, match="flags"):
         opens(tmp, bytes(data))
+
+
+def test_manifest_is_stored_compressed_and_read_back(tmp, good):
+    from edgepack.runtime.format import FLAG_MANIFEST_ZSTD
+    flags = int.from_bytes(good[0][12:16], "little")
+    assert flags & FLAG_MANIFEST_ZSTD
+    _, section, manifest, _ = bundles.parts(good[0])
+    plain = opens(tmp, bundles.assemble(section, manifest))   # the same manifest stored as plain JSON
+    assert plain.manifest.raw == manifest
+
+
+def _compressed(section, manifest_json: bytes, **kw):
+    import zstandard
+    from edgepack.runtime.format import FLAG_MANIFEST_ZSTD
+    return bundles.assemble(section, None, flags=FLAG_MANIFEST_ZSTD,
+                            manifest_bytes=zstandard.ZstdCompressor(**kw).compress(manifest_json))
+
+
+def test_compressed_manifest_over_the_cap(tmp, good):
+    _, section, manifest, _ = bundles.parts(good[0])
+    huge = json.dumps({**manifest, "report": {"pad": " " * MAX_MANIFEST_BYTES}}).encode()
+    with pytest.raises(E.ManifestTooLarge):
+        opens(tmp, _compressed(section, huge))
+
+
+def test_compressed_manifest_without_declared_size(tmp, good):
+    _, section, manifest, _ = bundles.parts(good[0])
+    data = _compressed(section, json.dumps(manifest).encode(), write_content_size=False)
+    with pytest.raises(E.InvalidManifest, match="declare its size"):
+        opens(tmp, data)
+
+
+def test_compressed_manifest_flag_on_garbage(tmp, good):
+    from edgepack.runtime.format import FLAG_MANIFEST_ZSTD
+    _, section, manifest, _ = bundles.parts(good[0])
+    data = bundles.assemble(section, manifest, flags=FLAG_MANIFEST_ZSTD)
+    with pytest.raises(E.InvalidManifest, match="zstd"):
+        opens(tmp, data)
 
 
 @pytest.mark.parametrize("keep", [20, 1000, -1])
