@@ -101,6 +101,10 @@ class TargetError(EdgepackError):
     """A target profile is unknown, malformed, or cannot run on this device."""
 
 
+class DeviceMismatch(TargetError):
+    """This device lacks what the bundle's profile requires (a CPU feature); force=True runs it anyway."""
+
+
 class MissingExtra(EdgepackError):
     """An optional dependency is needed; the message names the extra to install."""
 
