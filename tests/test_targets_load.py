@@ -140,3 +140,33 @@ def test_the_bundle_records_the_profile_it_was_built_for(model, tmp):
     edgepack.package(d / "m.onnx", output=tmp / "p.edgepack", target="raspberry-pi-4")
     with edgepack.runtime.open_bundle(tmp / "p.edgepack") as b:
         assert b.manifest.target == load_profile("raspberry-pi-4").to_dict()
+
+
+def test_the_packager_takes_its_defaults_from_the_profile(model, tmp):
+    d, _ = model
+    p = load_profile("raspberry-pi-4").to_dict()
+    p["name"], p["codec"]["level"], p["codec"]["frame_bytes"] = "small-frames", 9, 4096
+    (tmp / "sf.json").write_text(json.dumps(p))
+    edgepack.package(d / "m.onnx", output=tmp / "sf.edgepack", target=str(tmp / "sf.json"))
+    with edgepack.runtime.open_bundle(tmp / "sf.edgepack") as b:
+        encode = [s for s in b.manifest.raw["provenance"]["steps"] if s["name"] == "encode"][0]
+        assert encode["options"] == {"level": 9, "frame_bytes": 4096}
+        w0 = b.manifest.tensor("w0")  # 64 x 128 float32 = 32 KiB: eight 4 KiB frames
+        assert [f.raw_length for f in w0.frames] == [4096] * 8
+        assert b.manifest.target["name"] == "small-frames"
+    # an explicit option wins over the profile's
+    edgepack.package(d / "m.onnx", output=tmp / "sf2.edgepack", target=str(tmp / "sf.json"), level=3)
+    with edgepack.runtime.open_bundle(tmp / "sf2.edgepack") as b:
+        assert [s for s in b.manifest.raw["provenance"]["steps"] if s["name"] == "encode"][0]["options"]["level"] == 3
+
+
+def test_a_bundle_over_the_storage_budget_is_reported(model, tmp):
+    d, _ = model
+    p = load_profile("raspberry-pi-4").to_dict()
+    p["name"], p["memory"]["storage_mb"] = "no-room", 0
+    (tmp / "nr.json").write_text(json.dumps(p))
+    with pytest.warns(TargetWarning, match="over the 0 MB of storage"):
+        edgepack.package(d / "m.onnx", output=tmp / "nr.edgepack", target=str(tmp / "nr.json"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        edgepack.package(d / "m.onnx", output=tmp / "ok.edgepack", target="raspberry-pi-4")
