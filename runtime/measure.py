@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from typing import Any, Callable
 
 from . import errors

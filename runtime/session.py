@@ -434,11 +434,7 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         pin_mmap_threshold()
     bundle = Bundle(path)
     try:
-        if target is None:
-            profile = profile_mod.profile_from_dict(bundle.manifest.target, f"{bundle.path} (recorded target)",
-                                                    strict=False)
-        else:
-            profile = profile_mod.resolve(target)
+        profile = _profile(bundle, target)
         available = ort.get_available_providers()
         device = device or detect(available)
         comparison = compare(profile, device)
@@ -453,7 +449,8 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         t1 = time.perf_counter()
         session, owned = _create(bundle, so, chosen, decode_threads)
         t2 = time.perf_counter()
-        differences = _differences(profile, session.get_providers(), chosen, fallback, notes)
+        wanted = profile.providers[0] if providers is None else chosen[0]
+        differences = _differences(wanted, session.get_providers(), chosen, fallback, notes)
         if differences:
             warnings.warn(f"{bundle.path} (target {profile.name!r}) {'; '.join(differences)}", TargetWarning,
                           stacklevel=2)
@@ -464,14 +461,20 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         bundle.close()
 
 
-def _differences(profile: Profile, used: list[str], chosen: list[str], fallback: str | None,
+def _profile(bundle: Bundle, target: "str | os.PathLike | Profile | dict | None") -> Profile:
+    """The profile to load with: the one given, or the one the bundle records (read leniently: FORMAT.md)."""
+    if target is not None:
+        return profile_mod.resolve(target)
+    return profile_mod.profile_from_dict(bundle.manifest.target, f"{bundle.path} (recorded target)", strict=False)
+
+
+def _differences(wanted: str, used: list[str], chosen: list[str], fallback: str | None,
                  notes: list[str]) -> list[str]:
     """Everything the warning says: the provider the model runs on, then how the device differs."""
     parts = []
     if fallback or (used and used[0] != chosen[0]):
         why = fallback or f"onnxruntime could not start {chosen[0]}"
-        parts.append(f"runs on {used[0] if used else 'CPUExecutionProvider'} instead of {profile.providers[0]}: "
-                     f"{why}")
+        parts.append(f"runs on {used[0] if used else 'CPUExecutionProvider'} instead of {wanted}: {why}")
     if notes:
         parts.append("this device differs from the profile: " + "; ".join(notes))
     return parts

@@ -4,12 +4,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
-import onnx
 import pytest
 
 import edgepack
-import graphs
 from edgepack.runtime.profile import builtin_names, host_profile_name, load_profile
 
 EDGEPACK = [sys.executable, "-m", "edgepack.cli"]
@@ -20,11 +17,8 @@ def cli(*args):
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    d = tmp_path_factory.mktemp("clitargets")
-    model, feeds = graphs.mlp()
-    onnx.save(model, d / "m.onnx")
-    np.savez(d / "feeds.npz", **feeds)
+def bundle(mlp_files):
+    d = mlp_files[0]
     edgepack.package(d / "m.onnx", output=d / "j.edgepack", target="jetson-orin-nano")
     return d
 

@@ -5,11 +5,9 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 
 import edgepack
-import graphs
 from edgepack.runtime.costs import lines, measure, percentile
 from edgepack.runtime.errors import DeviceMismatch, InputError
 from edgepack.runtime.profile import host_profile_name, load_profile
@@ -19,11 +17,8 @@ FIGURES = ["bytes", "import_s", "open_s", "session_s", "first_run_s", "first_inf
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("measure")
-    m, feeds = graphs.mlp()
-    onnx.save(m, d / "m.onnx")
-    np.savez(d / "feeds.npz", **feeds)
+def files(mlp_files):
+    d = mlp_files[0]
     edgepack.package(d / "m.onnx", output=d / "m.edgepack")
     return d
 

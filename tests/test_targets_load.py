@@ -6,12 +6,10 @@ import sys
 import warnings
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 
 import edgepack
-import graphs
 from edgepack.runtime import load
 from edgepack.runtime.device import detect
 from edgepack.runtime.compat import TargetWarning
@@ -23,12 +21,8 @@ GPU_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("targets")
-    m, feeds = graphs.mlp()
-    onnx.save(m, d / "m.onnx")
-    np.savez(d / "feeds.npz", **feeds)
-    return d, feeds
+def model(mlp_files):
+    return mlp_files
 
 
 def plain(path, feeds, so=None):
