@@ -104,14 +104,17 @@ def _type_name(tp: Any) -> str:
 
 def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
     origin = typing.get_origin(tp)
-    wrong = TargetError(f"{source}: {key} must be {_type_name(tp)}, got {json.dumps(value)[:60]}")
+
+    def wrong() -> TargetError:  # built only on error: naming the type costs more than the check
+        return TargetError(f"{source}: {key} must be {_type_name(tp)}, got {json.dumps(value)[:60]}")
+
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise wrong
+            raise wrong()
         return _build(tp, value, key, source, strict)
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise wrong
+            raise wrong()
         return value
     if origin is typing.Union:
         if value is None and type(None) in typing.get_args(tp):
@@ -120,14 +123,14 @@ def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
         return _convert(inner[0], value, key, source, strict)
     if origin is list:
         if not isinstance(value, list):
-            raise wrong
+            raise wrong()
         return [_convert(typing.get_args(tp)[0], v, f"{key}[{i}]", source, strict) for i, v in enumerate(value)]
     if tp is int:
         if type(value) is not int or value < 0:
             raise TargetError(f"{source}: {key} must be a non-negative integer, got {json.dumps(value)[:60]}")
         return value
     if tp in (bool, str) and type(value) is not tp:
-        raise wrong
+        raise wrong()
     return value
 
 
