@@ -56,8 +56,8 @@ def test_budget_is_checked(files, tmp):
 
 
 def test_progress_is_reported(files):
-    seen = []
-    measure(files / "m.edgepack", runs=5, progress=lambda side, rep: seen.append((side, rep)), progress_s=0)
+    seen = []  # through the top-level API, which wraps runtime.costs.measure
+    edgepack.measure(files / "m.edgepack", runs=5, progress=lambda side, rep: seen.append((side, rep)), progress_s=0)
     runs = [rep for side, rep in seen if rep.get("stage") == "runs"]
     assert [rep["done"] for rep in runs] == [1, 2, 3, 4, 5] and all(side == "bundle" for side, _ in seen)
 
