@@ -125,7 +125,7 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
         if baseline is not None:
             a, b = report["bundle"], report["baseline"]
             report["ratios"] = {k: (a[k] / b[k] if b[k] else None) for k in RATIOS}
-            report["outputs_identical"] = _same_outputs(folder)
+            report["outputs_identical"], report["outputs_max_abs_diff"] = _compare_outputs(folder)
         report["budget"] = budget(bundle, target, report["bundle"]["peak_mb"])
         return report
     finally:
@@ -146,12 +146,18 @@ def _private_outputs() -> str:
     return _private_dir()
 
 
-def _same_outputs(folder: str) -> bool:
+def _compare_outputs(folder: str) -> tuple[bool, float | None]:
+    """Whether the first run's outputs are bit-identical, and the largest absolute difference (None when the
+    outputs differ in names, shapes or types)."""
     import numpy as np
 
     with np.load(os.path.join(folder, "bundle.npz")) as a, np.load(os.path.join(folder, "baseline.npz")) as b:
-        return a.files == b.files and all(a[k].shape == b[k].shape and a[k].dtype == b[k].dtype
-                                          and np.array_equal(a[k], b[k], equal_nan=True) for k in a.files)
+        if a.files != b.files or any(a[k].shape != b[k].shape or a[k].dtype != b[k].dtype for k in a.files):
+            return False, None
+        same = all(np.array_equal(a[k], b[k], equal_nan=True) for k in a.files)
+        diffs = [float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)), initial=0.0))
+                 for k in a.files if a[k].dtype.kind in "fiub"]
+        return same, max(diffs, default=0.0)
 
 
 def _ms(s: float) -> str:
@@ -196,11 +202,20 @@ def lines(report: dict[str, Any]) -> list[str]:
         out.append(row)
     out.append(f"  (importing edgepack.runtime took {_ms(a['import_s'])} more, outside the times above)")
     if b:
-        out.append("  outputs: " + ("bit-identical to" if report["outputs_identical"] else "DIFFERENT from")
-                   + " plain onnxruntime's")
+        out.append("  outputs: " + _outputs_line(report, a["lean"]))
     out.append("  memory: " + budget_line(report["budget"]))
     out += [f"  warning: {w}" for w in a["warnings"]]
     return out
+
+
+def _outputs_line(report: dict[str, Any], lean: bool) -> str:
+    if report["outputs_identical"]:
+        return "bit-identical to plain onnxruntime's"
+    diff = report["outputs_max_abs_diff"]
+    text = "DIFFERENT from plain onnxruntime's" + (f" (largest difference {diff:.3g})" if diff is not None else "")
+    if lean:
+        text += ": lean mode turns prepacking off, so onnxruntime sums in another order"
+    return text
 
 
 def budget_line(b: dict[str, Any]) -> str:

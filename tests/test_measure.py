@@ -35,7 +35,7 @@ def test_bundle_and_baseline_side_by_side(files):
             r[side]["open_s"] + r[side]["session_s"] + r[side]["first_run_s"], rel=0.5)
     assert r["bundle"]["bytes"] < r["baseline"]["bytes"]
     assert r["ratios"]["peak_mb"] == pytest.approx(r["bundle"]["peak_mb"] / r["baseline"]["peak_mb"])
-    assert r["outputs_identical"] is True
+    assert r["outputs_identical"] is True and r["outputs_max_abs_diff"] == 0.0
     assert r["budget"]["target"] == host_profile_name() and r["budget"]["fits"] is None
     assert r["budget"]["fits_device"] is True
     text = "\n".join(lines(r))
