@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import onnx
 
 import edgepack
 from edgepack.runtime import profile as profile_mod
+from edgepack.runtime.compat import TargetWarning
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
@@ -139,8 +141,19 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     source = load_source(model, example_inputs=example_inputs, **options)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
     report = {"import": {"check": source.options["check"]}} if "check" in source.options else {}
-    return write_bundle(source, source.model, output, profile, steps, report, level, frame_bytes,
-                        threads or default_threads())
+    result = write_bundle(source, source.model, output, profile, steps, report, level, frame_bytes,
+                          threads or default_threads())
+    check_storage(result, profile)
+    return result
 
 
-__all__ = ["package", "PackageResult", "write_bundle"]
+def check_storage(result: PackageResult, profile: Profile) -> None:
+    """Warn when the bundle is larger than the storage the target profile budgets for bundles."""
+    budget = profile.memory.storage_mb
+    if budget is not None and result.bundle_bytes > budget * 2**20:
+        warnings.warn(f"{result.path} is {result.bundle_bytes / 2**20:.1f} MB, over the {budget} MB of storage "
+                      f"target {profile.name!r} budgets for bundles (memory.storage_mb)", TargetWarning,
+                      stacklevel=3)
+
+
+__all__ = ["package", "PackageResult", "write_bundle", "check_storage"]

@@ -8,8 +8,10 @@ standard library.
     outputs = session.run({"x": x})          # {output name: array}
 """
 
+from .compat import TargetWarning
+from .device import DeviceInfo, detect
 from .errors import (
-    BadMagic, BundleError, CorruptTensor, EdgepackError, InputError, InvalidGraph, InvalidManifest,
+    BadMagic, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, InputError, InvalidGraph, InvalidManifest,
     InvalidOffset, LimitExceeded, ManifestTooLarge, SessionError, SignatureError, TargetError, TrailingBytes,
     TruncatedBundle, UnknownCodec, UnsupportedVersion,
 )
@@ -20,8 +22,8 @@ from .session import LoadStats, Session, TensorSpec, load
 
 __all__ = [
     "load", "open_bundle", "inspect", "Bundle", "Session", "TensorSpec", "LoadStats", "Manifest",
-    "TensorEntry", "Profile", "load_profile", "builtin_names",
+    "TensorEntry", "Profile", "load_profile", "builtin_names", "DeviceInfo", "detect", "TargetWarning",
     "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
-    "InvalidGraph", "SignatureError", "TargetError", "SessionError", "InputError",
+    "InvalidGraph", "SignatureError", "TargetError", "DeviceMismatch", "SessionError", "InputError",
 ]

@@ -113,6 +113,10 @@ class UntrustedPickle(ModelError):
     """Loading the file would run code it contains, and the caller has not said they trust it."""
 
 
+class DeviceMismatch(TargetError):
+    """This device lacks what the bundle's profile requires (a CPU feature); force=True runs it anyway."""
+
+
 class MissingExtra(EdgepackError):
     """An optional dependency is needed; the message names the extra to install."""
 

@@ -26,8 +26,12 @@ def _f(default: Any, doc: str, **kw: Any) -> Any:
 @dataclass(frozen=True)
 class DeviceSpec:
     architecture: Literal["x86_64", "aarch64", "armv7l"] = _f("x86_64", "CPU architecture (platform.machine())")
-    cpu: str = _f("generic", "CPU core, for people (e.g. cortex-a72)")
-    cpu_features: list[str] = _f([], "CPU features the model needs; a device lacking one is refused")
+    cpu: str = _f("generic", "CPU core (an ARM core name such as cortex-a72 is checked against the device's)")
+    cpu_features: list[str] = _f([], "CPU features of the device, named as in /proc/cpuinfo; a device lacking "
+                                     "one gets a warning")
+    required_features: list[str] = _f([], "features the bundle's settings depend on, each a name or alternatives "
+                                          "joined by '|': a CPU of this architecture lacking one is refused "
+                                          "unless forced")
     cores: Optional[int] = _f(None, "CPU cores of the device; null for any")
 
 
@@ -36,13 +40,14 @@ class MemorySpec:
     ram_mb: Optional[int] = _f(None, "RAM of the device in MB; null if unknown")
     budget_mb: Optional[int] = _f(None, "peak RSS the model may use, in MB; null for no budget")
     storage_mb: Optional[int] = _f(None, "storage available for bundles, in MB; null for no budget")
-    lean: bool = _f(False, "memory-lean mode: trade speed for lower peak memory")
+    lean: bool = _f(False, "memory-lean mode: trade speed for lower peak memory (no prepacking, no arena or "
+                           "memory pattern, one decode thread; see docs/TARGETS.md for its measured cost)")
 
 
 @dataclass(frozen=True)
 class QuantizationSpec:
     format: Literal["qdq", "qoperator"] = _f("qdq", "static int8 format")
-    activation_type: Literal["uint8", "int8"] = _f("uint8", "activation type for int8-static")
+    activation_type: Literal["uint8", "int8"] = _f("int8", "activation type for int8-static")
     weight_type: Literal["int8", "uint8"] = _f("int8", "weight type for int8 modes")
     reduce_range: bool = _f(False, "7-bit weights, for x86 CPUs without VNNI (avoids u8s8 overflow)")
     per_channel: bool = _f(True, "per-channel weight scales")
@@ -72,6 +77,7 @@ class CodecSpec:
 class Profile:
     name: str = _f("", "profile name, as `--target NAME` takes it")
     description: str = _f("", "what the device is")
+    sources: list[str] = _f([], "where the profile's values come from")
     device: DeviceSpec = _f(DeviceSpec(), "the hardware")
     memory: MemorySpec = _f(MemorySpec(), "memory and storage budgets")
     providers: list[str] = _f(["CPUExecutionProvider"], "execution providers, most preferred first")
@@ -96,55 +102,85 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
-def _convert(tp: Any, value: Any, key: str, source: str) -> Any:
+def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
     origin = typing.get_origin(tp)
-    wrong = TargetError(f"{source}: {key} must be {_type_name(tp)}, got {json.dumps(value)[:60]}")
+
+    def wrong() -> TargetError:  # built only on error: naming the type costs more than the check
+        return TargetError(f"{source}: {key} must be {_type_name(tp)}, got {json.dumps(value)[:60]}")
+
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise wrong
-        return _build(tp, value, key, source)
+            raise wrong()
+        return _build(tp, value, key, source, strict)
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise wrong
+            raise wrong()
         return value
     if origin is typing.Union:
         if value is None and type(None) in typing.get_args(tp):
             return None
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(inner[0], value, key, source)
+        return _convert(inner[0], value, key, source, strict)
     if origin is list:
         if not isinstance(value, list):
-            raise wrong
-        return [_convert(typing.get_args(tp)[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+            raise wrong()
+        return [_convert(typing.get_args(tp)[0], v, f"{key}[{i}]", source, strict) for i, v in enumerate(value)]
     if tp is int:
         if type(value) is not int or value < 0:
             raise TargetError(f"{source}: {key} must be a non-negative integer, got {json.dumps(value)[:60]}")
         return value
     if tp in (bool, str) and type(value) is not tp:
-        raise wrong
+        raise wrong()
     return value
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
+def _build(cls: type, data: dict[str, Any], prefix: str, source: str, strict: bool) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            where = f"{prefix}.{key}" if prefix else key
-            raise TargetError(f"{source}: unknown key {where!r} (known: {', '.join(sorted(names))})")
-    values = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k, source) for k, v in data.items()}
+    unknown = [key for key in data if key not in names]
+    if unknown and strict:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise TargetError(f"{source}: unknown key {where!r} (known: {', '.join(sorted(names))})")
+    values = {k: _convert(hints[k], v, f"{prefix}.{k}" if prefix else k, source, strict)
+              for k, v in data.items() if k in names}
     return cls(**values)
 
 
-def profile_from_dict(data: dict[str, Any], source: str = "profile") -> Profile:
-    """Build a Profile from a decoded JSON object, refusing unknown keys and wrong types by name."""
+def profile_from_dict(data: dict[str, Any], source: str = "profile", strict: bool = True) -> Profile:
+    """Build a Profile from a decoded JSON object, refusing wrong types by name, and unknown keys too when
+    `strict` (a profile someone wrote). A profile recorded in a bundle is read with strict=False, so that a
+    bundle made by a newer edgepack, whose profiles know more keys, still loads here (FORMAT.md)."""
     if not isinstance(data, dict):
         raise TargetError(f"{source}: a profile is a JSON object")
-    profile = _build(Profile, data, "", source)
+    profile = _build(Profile, data, "", source, strict)
+    _check_rules(profile, source)
+    return profile
+
+
+def _check_rules(profile: Profile, source: str) -> None:
+    """Rules across fields, checked after the types."""
     if not profile.name:
         raise TargetError(f"{source}: name must be a non-empty string")
     if not profile.providers:
         raise TargetError(f"{source}: providers must list at least one execution provider")
+    bad = [p for p in profile.providers if not p.endswith("ExecutionProvider")]
+    if bad:
+        raise TargetError(f"{source}: providers: {bad[0]!r} is not an onnxruntime execution provider name "
+                          "(they end in 'ExecutionProvider', e.g. CPUExecutionProvider)")
+    device = profile.device
+    names = [*device.cpu_features, *(a for r in device.required_features for a in r.split("|"))]
+    odd = [f for f in names if not f or f != f.strip().lower() or " " in f]
+    if odd:
+        raise TargetError(f"{source}: device features: {odd[0]!r} is not a feature name as /proc/cpuinfo writes "
+                          "them (lower case, one word)")
+    extra = [r for r in device.required_features if not set(r.split("|")) & set(device.cpu_features)]
+    if extra:
+        raise TargetError(f"{source}: device.required_features lists {extra[0]!r}, which device.cpu_features "
+                          "does not: a profile cannot require a feature its own device lacks")
+    cores, threads = profile.device.cores, profile.session.intra_op_threads
+    if cores and threads > cores:
+        raise TargetError(f"{source}: session.intra_op_threads is {threads}, more than the device's "
+                          f"{cores} cores (device.cores)")
     if not 1 <= profile.codec.level <= 22:
         raise TargetError(f"{source}: codec.level must be between 1 and 22")
     if not 4096 <= profile.codec.frame_bytes <= 16 * 1024 * 1024:

@@ -31,6 +31,8 @@ import numpy as np
 import onnxruntime as ort
 
 from . import profile as profile_mod
+from .compat import TargetWarning, compare, enforce
+from .device import DeviceInfo, detect
 from .errors import BundleError, InputError, InvalidGraph, SessionError
 from .format import BINDING_EXTERNAL, DTYPES, EXTERNAL_LOCATION_PREFIX, numpy_dtype
 from .malloc import pin_mmap_threshold
@@ -70,43 +72,48 @@ class TensorSpec:
 
 @dataclass
 class LoadStats:
-    """Where the time to a ready session went, in seconds."""
+    """Where the time to a ready session went, in seconds: open_s reads the header, manifest and profile and
+    checks the device; session_s decodes the graph and tensors and builds the onnxruntime session."""
 
     open_s: float = 0.0
     session_s: float = 0.0
     total_s: float = 0.0
     raw_bytes: int = 0
     threads: int = 1
+    lean: bool = False
 
 
-def session_options(profile: Profile, threads: int | None = None) -> ort.SessionOptions:
-    """onnxruntime SessionOptions for a profile (the same a plain onnxruntime user would set)."""
+def session_options(profile: Profile, threads: int | None = None, lean: bool | None = None) -> ort.SessionOptions:
+    """onnxruntime SessionOptions for a profile (the same a plain onnxruntime user would set).
+
+    lean (default: the profile's memory.lean) trades speed for memory: no weight prepacking, no memory
+    arena, no memory pattern (docs/TARGETS.md gives its measured cost)."""
     s = profile.session
+    lean = profile.memory.lean if lean is None else lean
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads if threads is not None else s.intra_op_threads
     so.inter_op_num_threads = s.inter_op_threads
     so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if s.execution_mode == "parallel"
                          else ort.ExecutionMode.ORT_SEQUENTIAL)
     so.graph_optimization_level = _OPT_LEVELS[s.graph_optimization_level]
-    so.enable_cpu_mem_arena = s.memory_arena
-    so.enable_mem_pattern = s.memory_pattern
-    if not s.prepacking:
+    so.enable_cpu_mem_arena = s.memory_arena and not lean
+    so.enable_mem_pattern = s.memory_pattern and not lean
+    if lean or not s.prepacking:
         so.add_session_config_entry("session.disable_prepacking", "1")
     return so
 
 
-def choose_providers(profile: Profile) -> list[str]:
-    """The profile's providers that this onnxruntime build has, in order; CPU always last as a fallback."""
-    available = ort.get_available_providers()
+def choose_providers(profile: Profile, available: Sequence[str]) -> tuple[list[str], str | None]:
+    """The profile's providers that this onnxruntime build has, in order, with CPU last as a fallback; and,
+    when the most preferred one is missing, a note that says so."""
     chosen = [p for p in profile.providers if p in available]
-    missing = [p for p in profile.providers if p not in available]
-    if missing and profile.providers[0] in missing:
-        warnings.warn(f"target {profile.name!r} prefers {profile.providers[0]}, which this onnxruntime build "
-                      f"lacks; running on {chosen[0] if chosen else 'CPUExecutionProvider'}",
-                      RuntimeWarning, stacklevel=3)
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
-    return chosen
+    missing = [p for p in profile.providers if p not in available]
+    if not missing or profile.providers[0] not in missing:
+        return chosen, None
+    return chosen, (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not available in this "
+                    f"onnxruntime (it has {', '.join(available) or 'none'})")
 
 
 class Session:
@@ -114,13 +121,16 @@ class Session:
     thread-safe and this class keeps no per-call state)."""
 
     def __init__(self, ort_session: ort.InferenceSession, bundle_path: str, manifest: Any, profile: Profile,
-                 stats: LoadStats, owned: list[Any]):
+                 stats: LoadStats, owned: list[Any], device: DeviceInfo | None = None,
+                 notes: Sequence[str] = ()):
         self._session = ort_session
         self._owned = owned  # buffers of externally bound initializers: onnxruntime uses them in place
         self.path = bundle_path
         self.manifest = manifest
         self.profile = profile
         self.stats = stats
+        self.device = device      # what load() detected
+        self.notes = tuple(notes)  # what the one warning load() gave said, if any
         self.providers = ort_session.get_providers()
         self.inputs = tuple(_spec(a) for a in ort_session.get_inputs())
         self.outputs = tuple(_spec(a) for a in ort_session.get_outputs())
@@ -404,30 +414,67 @@ def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], s
 
 
 def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | None" = None, *,
-         threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True) -> Session:
+         threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True,
+         force: bool = False, lean: bool | None = None, device: DeviceInfo | None = None) -> Session:
     """Open a bundle and build a session on it.
 
     target: a profile name, a profile file, or a Profile; by default the profile the bundle was built for.
-    threads: onnxruntime intra-op threads (default: the profile's). providers: override the profile's list.
+    threads: onnxruntime intra-op threads (default: the profile's, capped to the cores this device has).
+    providers: override the profile's list (no fallback message then).
+    force: run even where this device lacks what the profile requires (DeviceMismatch otherwise).
+    lean: memory-lean mode (default: the profile's memory.lean): no prepacking, arena or memory pattern, and
+        one decode thread; slower, smaller peak. device: the detected device (default: runtime.device.detect).
     tune_malloc: pin glibc's mmap threshold so freed weights return to the system (runtime/malloc.py).
+
+    How this device differs from the profile, and a fallback to another execution provider, are reported
+    together in one TargetWarning (and kept in Session.notes).
     """
     t0 = time.perf_counter()
     if tune_malloc:
         pin_mmap_threshold()
     bundle = Bundle(path)
     try:
-        t1 = time.perf_counter()
-        if target is None:
-            profile = profile_mod.profile_from_dict(bundle.manifest.target, f"{bundle.path} (recorded target)")
+        profile = _profile(bundle, target)
+        available = ort.get_available_providers()
+        device = device or detect(available)
+        comparison = compare(profile, device)
+        notes = enforce(comparison, profile, bundle.path, force)
+        lean = profile.memory.lean if lean is None else lean
+        so = session_options(profile, threads if threads is not None else comparison.threads, lean)
+        if providers is not None:
+            chosen, fallback = list(providers), None
         else:
-            profile = profile_mod.resolve(target)
-        so = session_options(profile, threads)
-        chosen = list(providers) if providers is not None else choose_providers(profile)
-        decode_threads = profile.codec.threads or default_threads()
+            chosen, fallback = choose_providers(profile, available)
+        decode_threads = 1 if lean else min(profile.codec.threads or default_threads(), device.cores)
+        t1 = time.perf_counter()
         session, owned = _create(bundle, so, chosen, decode_threads)
         t2 = time.perf_counter()
+        wanted = profile.providers[0] if providers is None else chosen[0]
+        differences = _differences(wanted, session.get_providers(), chosen, fallback, notes)
+        if differences:
+            warnings.warn(f"{bundle.path} (target {profile.name!r}) {'; '.join(differences)}", TargetWarning,
+                          stacklevel=2)
         stats = LoadStats(open_s=t1 - t0, session_s=t2 - t1, total_s=t2 - t0,
-                          raw_bytes=bundle.manifest.raw_bytes, threads=decode_threads)
-        return Session(session, bundle.path, bundle.manifest, profile, stats, owned)
+                          raw_bytes=bundle.manifest.raw_bytes, threads=decode_threads, lean=lean)
+        return Session(session, bundle.path, bundle.manifest, profile, stats, owned, device, differences)
     finally:
         bundle.close()
+
+
+def _profile(bundle: Bundle, target: "str | os.PathLike | Profile | dict | None") -> Profile:
+    """The profile to load with: the one given, or the one the bundle records (read leniently: FORMAT.md)."""
+    if target is not None:
+        return profile_mod.resolve(target)
+    return profile_mod.profile_from_dict(bundle.manifest.target, f"{bundle.path} (recorded target)", strict=False)
+
+
+def _differences(wanted: str, used: list[str], chosen: list[str], fallback: str | None,
+                 notes: list[str]) -> list[str]:
+    """Everything the warning says: the provider the model runs on, then how the device differs."""
+    parts = []
+    if fallback or (used and used[0] != chosen[0]):
+        why = fallback or f"onnxruntime could not start {chosen[0]}"
+        parts.append(f"runs on {used[0] if used else 'CPUExecutionProvider'} instead of {wanted}: {why}")
+    if notes:
+        parts.append("this device differs from the profile: " + "; ".join(notes))
+    return parts

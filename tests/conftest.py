@@ -38,3 +38,18 @@ def tmp(tmp_path):
 def cases(tmp_path_factory):
     """Prebuilt models and bundles by name (tests/prebuilt.py)."""
     return prebuilt.Cases(str(tmp_path_factory.mktemp("cases")))
+
+
+@pytest.fixture(scope="session")
+def mlp_files(tmp_path_factory):
+    """graphs.mlp() saved as m.onnx, its feeds as feeds.npz; returns (folder, feeds)."""
+    import numpy as np
+    import onnx
+
+    import graphs
+
+    d = tmp_path_factory.mktemp("mlp")
+    model, feeds = graphs.mlp()
+    onnx.save(model, d / "m.onnx")
+    np.savez(d / "feeds.npz", **feeds)
+    return d, feeds

@@ -10,7 +10,8 @@ ALLOWED = {"numpy", "onnxruntime", "zstandard"}
 
 
 def test_import_runtime_pulls_in_nothing_heavy():
-    code = ("import sys, edgepack.runtime, edgepack.runtime.session, edgepack.runtime.measure; "
+    code = ("import sys, edgepack.runtime, edgepack.runtime.session, edgepack.runtime.measure, "
+            "edgepack.runtime.costs, edgepack.runtime.device, edgepack.runtime.compat; "
             "print(' '.join(m for m in ('onnx', 'click', 'torch', 'sklearn', 'edgepack.packager') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -56,22 +56,18 @@ def hwcaps() -> list[str]:
 
 
 def detect_device(cpuinfo_features: list[str]) -> str:
-    """What edgepack's own device detection says, once the runtime has it: edgepack.runtime.device.detect(),
-    returning an object with `architecture` and `cpu_features`."""
-    if importlib.util.find_spec("edgepack.runtime.device") is None:
-        return "edgepack.runtime.device: not in this runtime yet; platform.machine() and /proc/cpuinfo above"
+    """What edgepack's own device detection (edgepack.runtime.device.detect()) says: it must report aarch64
+    and every feature /proc/cpuinfo lists."""
     from edgepack.runtime import device
 
-    if not hasattr(device, "detect"):
-        fail("edgepack.runtime.device has no detect(); make scripts/emulation/guest.py call its detection")
     found = device.detect()
-    arch, features = getattr(found, "architecture", None), set(getattr(found, "cpu_features", None) or ())
+    arch, features = found.architecture, set(found.features or ())
     if arch != "aarch64":
         fail(f"edgepack.runtime.device.detect() says architecture {arch!r}, not 'aarch64'")
     missing = sorted(set(cpuinfo_features) - features)
     if missing:
         fail(f"edgepack.runtime.device.detect() misses the CPU features {missing} that /proc/cpuinfo lists")
-    return f"edgepack.runtime.device.detect(): {arch}, features {' '.join(sorted(features))}"
+    return f"edgepack.runtime.device.detect(): {arch}, features {' '.join(sorted(features))}, {found.cores} cores"
 
 
 def check_device() -> list[str]:

@@ -3,6 +3,7 @@
     import edgepack
     edgepack.package("model.onnx", output="model.edgepack", target="raspberry-pi-4")
     session = edgepack.load("model.edgepack")
+    report = edgepack.measure("model.edgepack", baseline="model.onnx")
 
 The packager (edgepack.packager) is imported on first use, so `import edgepack.runtime` on a device pulls in
 only numpy, onnxruntime and zstandard.
@@ -16,7 +17,7 @@ from edgepack.runtime.errors import EdgepackError
 
 __version__ = "0.1.0"
 
-__all__ = ["package", "load", "EdgepackError", "__version__"]
+__all__ = ["package", "load", "measure", "EdgepackError", "__version__"]
 
 
 def package(model: Any, output: Any, target: Any = None, **options: Any) -> Any:
@@ -31,3 +32,11 @@ def load(path: Any, target: Any = None, **options: Any) -> Any:
     from edgepack.runtime import load as _load
 
     return _load(path, target=target, **options)
+
+
+def measure(bundle: Any, baseline: Any = None, **options: Any) -> Any:
+    """What a bundle costs on this device, against plain onnxruntime on `baseline` (an .onnx), measured in
+    fresh processes. See edgepack.runtime.costs.measure."""
+    from edgepack.runtime.costs import measure as _measure
+
+    return _measure(bundle, baseline, **options)

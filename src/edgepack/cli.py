@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -128,14 +129,16 @@ def _load_npz(path: str, what: str) -> dict[str, Any]:
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
               help="Write the outputs to this .npz, keyed by output name.")
 @click.option("--target", default=None, help="Run with this profile instead of the one the bundle records.")
-def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, target: str | None) -> None:
+@click.option("--force", is_flag=True, help="Run even where this device lacks what the profile requires.")
+def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, target: str | None,
+            force: bool) -> None:
     """Run BUNDLE once and print its outputs' shapes and first values."""
     import numpy as np
 
     from edgepack.packager.writer import write_atomic
     from edgepack.runtime import load
 
-    session = load(bundle, target=target)
+    session = load(bundle, target=target, force=force)
     if inputs_path:
         feeds = _load_npz(inputs_path, "inputs")
         feeds.pop("labels", None)
@@ -155,6 +158,42 @@ def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, targe
         np.savez(buf, **outputs)
         write_atomic(output_path, [buf.getvalue()])
         click.echo(f"wrote {output_path}")
+
+
+# --- measure -------------------------------------------------------------------------------------------
+
+def _progress(side: str, report: dict[str, Any]) -> None:
+    if report.get("stage") == "runs":
+        click.echo(f"edgepack: measuring {side} (process {report['process']}/{report['processes']}): "
+                   f"{report['done']}/{report['runs']} runs", err=True)
+
+
+@cli.command("measure")
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="An .onnx file: measure plain onnxruntime on it too, side by side, with ratios.")
+@click.option("--runs", type=click.IntRange(0), default=100, show_default=True, help="Runs after the first.")
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), default=None,
+              help=".npz of feeds keyed by input name (default: seeded random feeds).")
+@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
+              help="Fresh processes per side, alternating; figures are their medians.")
+@click.option("--target", default=None, help="Measure with this profile instead of the one the bundle records.")
+@click.option("--force", is_flag=True, help="Run even where this device lacks what the profile requires.")
+@click.option("--lean/--no-lean", default=None, help="Memory-lean mode on or off (default: the profile's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str | None, repeat: int,
+                target: str | None, force: bool, lean: bool | None, as_json: bool) -> None:
+    """Measure what BUNDLE costs on this device, in fresh processes: bundle bytes, time to first inference,
+    peak and steady RSS, latency percentiles, throughput, and whether it fits the profile's memory budget."""
+    from edgepack.runtime.costs import lines, measure
+
+    report = measure(bundle, baseline, runs=runs, inputs=inputs_path, repeat=repeat, target=target, force=force,
+                     lean=lean, progress=_progress)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        for line in lines(report):
+            click.echo(line)
 
 
 # --- inspect -------------------------------------------------------------------------------------------
@@ -235,8 +274,13 @@ def targets_cmd(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is None:
         from edgepack.runtime.profile import builtin_names, load_profile
 
+        click.echo(f"{'name':<20} {'arch':<8} {'cores':>5} {'budget':>8}  {'providers':<28} description")
         for name in builtin_names():
-            click.echo(f"{name:<22} {load_profile(name).description}")
+            p = load_profile(name)
+            providers = ",".join(x.replace("ExecutionProvider", "") for x in p.providers)
+            budget = f"{p.memory.budget_mb} MB" if p.memory.budget_mb else "-"
+            click.echo(f"{name:<20} {p.device.architecture:<8} {p.device.cores or '-':>5} {budget:>8}  "
+                       f"{providers:<28} {p.description}")
 
 
 @targets_cmd.command("show")
@@ -246,6 +290,38 @@ def targets_show(name: str) -> None:
     from edgepack.runtime.profile import load_profile
 
     click.echo(json.dumps(load_profile(name).to_dict(), indent=2))
+
+
+@targets_cmd.command("detect")
+@click.option("--json", "as_json", is_flag=True, help="Print the device as JSON.")
+def targets_detect(as_json: bool) -> None:
+    """Describe this device and how each profile matches it."""
+    from edgepack.runtime.compat import closest, compare
+    from edgepack.runtime.device import detect_with_onnxruntime
+    from edgepack.runtime.profile import builtin_names, load_profile
+
+    device = detect_with_onnxruntime()
+    profiles = [load_profile(name) for name in builtin_names()]
+    matches = {}
+    for p in profiles:
+        c = compare(p, device)
+        matches[p.name] = {"refused": c.refusals, "differences": c.notes}
+    best = closest(profiles, device)
+    if as_json:
+        click.echo(json.dumps({"device": device.to_dict(), "closest": best.name if best else None,
+                               "targets": matches}, indent=1))
+        return
+    d = device.to_dict()
+    features = d["features"]
+    click.echo(f"this device: {d['architecture']}, {d['cpu'] or 'CPU unknown'}, {d['cores']} usable cores, "
+               f"{d['memory_mb']} MB memory ({d['available_mb']} MB available)")
+    click.echo(f"  features   {' '.join(features) if features is not None else 'unknown'}")
+    click.echo(f"  providers  {', '.join(d['providers'])}")
+    for name, m in matches.items():
+        verdict = ("refused: " + "; ".join(m["refused"]) if m["refused"] else
+                   "matches" if not m["differences"] else "runs, differs: " + "; ".join(m["differences"]))
+        click.echo(f"  {name:<20} {verdict}")
+    click.echo(f"closest profile: {best.name if best else 'none'}")
 
 
 # --- demo ----------------------------------------------------------------------------------------------
@@ -260,7 +336,14 @@ def demo_cmd(output: str | None) -> None:
         click.echo(line)
 
 
+def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None,
+                  line: Any = None) -> None:
+    """Warnings as one line each, like errors (the default format adds the file and source line)."""
+    click.echo(f"edgepack: warning: {_one_line(message)}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="edgepack")
     except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
