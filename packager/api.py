@@ -3,6 +3,7 @@
 The steps run in order, and each one it applies is recorded in the bundle's provenance with its options:
 
     import    read the model (ONNX path or ModelProto; converters plug in at edgepack.packager.source)
+    prune     remove channels and neurons, or zero small weights (edgepack.packager.prune), when asked
     encode    split graph and tensors, code each tensor losslessly, write the bundle atomically
 """
 
@@ -23,6 +24,7 @@ from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
 
 from .encode import Encoded, encode
+from .prune import step as prune_mod
 from .skeleton import Split, split_model
 from .source import Source, load_source
 from .writer import BundleWriter
@@ -107,7 +109,9 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
 
 def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
-            example_inputs: Any = None) -> PackageResult:
+            example_inputs: Any = None, prune: Any = None, prune_scope: str | None = None,
+            prune_criterion: str | None = None, reconstruct: bool = False,
+            calibration: str | os.PathLike | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or an onnx.ModelProto.
@@ -115,6 +119,10 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         profile. The profile supplies the defaults below and is recorded in the bundle.
     level: zstd level (default: the profile's). frame_bytes: raw bytes per frame (default: the profile's).
     threads: encoding threads (default: one per core).
+    prune: "channels:RATIO", "unstructured:RATIO" or a prune.PruneOptions; prune_scope ("layer" or "global"),
+        prune_criterion ("l1", "l2" or "activation") and reconstruct refine a spec string.
+    calibration: samples (an .npz keyed by input name, or a folder of .npz feeds) for --reconstruct and the
+        activation criterion.
     """
     if output is None:
         raise OptionError("output: give the path of the bundle to write")
@@ -125,9 +133,14 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"level must be between 1 and 22, got {level}")
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
+    prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct)
     source = load_source(model, example_inputs=example_inputs)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
-    return write_bundle(source, source.model, output, profile, steps, {}, level, frame_bytes,
+    graph, report = source.model, {}
+    if prune_options is not None:
+        graph, step, report["prune"] = prune_mod.prune_step(graph, prune_options, calibration)
+        steps.append(step)
+    return write_bundle(source, graph, output, profile, steps, report, level, frame_bytes,
                         threads or default_threads())
 
 
