@@ -93,6 +93,9 @@ def prune_lines(report: dict[str, Any] | None, layers: int | None = 0) -> list[s
     lines = [f"pruned {report['method']}:{report['ratio']:g} ({report['scope']}, {report['criterion']}"
              f"{', reconstructed' if report.get('reconstruct') else ''}): params {p['before']:,} -> {p['after']:,} "
              f"({p['ratio']:.3f}x), FLOPs {f['before']:,} -> {f['after']:,} ({f['ratio']:.3f}x)"]
+    if "zeros" in report:
+        z = report["zeros"]
+        lines.append(f"  zero weights {z['before']:,} -> {z['after']:,} of {p['after']:,}")
     fid = report.get("fidelity")
     if fid:
         agree = f", top-1 agreement {100 * fid['top1_agreement']:.1f}%" if "top1_agreement" in fid else ""

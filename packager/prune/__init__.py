@@ -32,7 +32,7 @@ from .probe import channel_means
 from .reconstruct import reconstruct
 from .rewrite import rewrite
 from .select import choose, groups
-from .unstructured import magnitude_prune
+from .unstructured import count_zeros, magnitude_prune
 from .verify import check_runs, fidelity
 
 
@@ -59,8 +59,8 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
                               "criterion": options.criterion, "reconstruct": options.reconstruct}
     kept: dict[str, tuple[int, np.ndarray]] = {}
     if options.method == "unstructured":
-        pruned, zeroed = magnitude_prune(prepared, options, samples)
-        report["zeroed"] = zeroed
+        pruned, report["zeroed"] = magnitude_prune(prepared, options, samples)
+        report["zeros"] = {"before": count_zeros(prepared), "after": count_zeros(pruned)}
     else:
         pruned, kept = _channels(prepared, options, samples, report)
     check_runs(prepared, pruned, samples[0] if samples else None)

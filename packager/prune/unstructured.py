@@ -86,3 +86,12 @@ def magnitude_prune(model: onnx.ModelProto, options: PruneOptions,
         layers.append({"name": weights[name][0].name, "weight": name, "zeros": int((w == 0).sum()),
                        "params": int(w.size)})
     return out, layers
+
+
+def count_zeros(model: onnx.ModelProto) -> int:
+    """Zero elements over the floating-point initializers."""
+    total = 0
+    for t in model.graph.initializer:
+        if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
+            total += int((numpy_helper.to_array(t) == 0).sum())
+    return total

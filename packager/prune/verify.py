@@ -64,14 +64,15 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 def fidelity(original: onnx.ModelProto, pruned: onnx.ModelProto,
              samples: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:
-    """Pruned against original on the samples, first output: cosine (mean, min) and top-1 agreement."""
+    """Pruned against original on the samples, first output: cosine (mean, min), and for a [batch, classes]
+    output the top-1 agreement."""
     name = original.graph.output[0].name
     a, b = Probe(original, [name]), Probe(pruned, [name])
     cos, agree = [], []
     for feeds in samples:
         x, y = a.run(feeds)[name], b.run(feeds)[name]
         cos.append(_cos(x, y))
-        if x.ndim >= 2 and x.shape[-1] > 1 and np.issubdtype(x.dtype, np.floating):
+        if x.ndim == 2 and x.shape[-1] > 1 and np.issubdtype(x.dtype, np.floating):  # [batch, classes]
             agree.append(np.mean(x.argmax(-1) == y.argmax(-1)))
     out = {"output": name, "samples": len(cos), "cosine_mean": round(float(np.mean(cos)), 6),
            "cosine_min": round(float(np.min(cos)), 6)}
