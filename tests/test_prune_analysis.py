@@ -148,3 +148,20 @@ def test_graph_output_layer_is_left_alone():
     result = prune_model(model, PruneOptions(ratio=0.5))
     last = [n for n in model.graph.node if n.op_type == "Conv"][-1].name
     assert "graph output" in reasons(result)[last]
+
+
+def test_a_bias_stored_once_for_two_layers_does_not_tie_them():
+    """Exporters store equal initializers once (zero biases of deep-copied layers): each layer still
+    chooses its own neurons."""
+    b = pg.Builder(7)
+    zero = b.const(np.zeros(16, np.float32), "shared_zero_bias")
+    h1 = b.op("Relu", [b.op("Add", [b.op("MatMul", ["x", b.weight(8, 16)]), zero])])
+    h2 = b.op("Relu", [b.op("Add", [b.op("MatMul", ["x", b.weight(8, 16)]), zero])])
+    out = b.op("Add", [b.linear(h1, 16, 3), b.linear(h2, 16, 3)])
+    model = b.model({"x": ["N", 8]}, out, ["N", 3])
+    feeds = {"x": np.random.default_rng(4).standard_normal((5, 8)).astype(np.float32)}
+    result = prune_model(model, PruneOptions(ratio=0.5))
+    assert result.report["units"] == {"prunable": 32, "removed": 16}
+    assert result.kept[h1][1].tolist() != result.kept[h2][1].tolist()
+    np.testing.assert_allclose(run(result.model, feeds), run(pg.masked(model, result.kept), feeds), rtol=1e-4,
+                               atol=1e-5)

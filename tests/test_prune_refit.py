@@ -66,25 +66,30 @@ def test_ridge_pulls_towards_the_sliced_weights():
     assert np.abs(n.solve(theta0, ridge=1e6, intercept=False) - theta0).max() < 1e-4
 
 
-def redundant_mlp():
-    """Gemm 6->16, Relu, Gemm 16->4, where neurons 8..15 are copies of neurons 0..7 at half the scale, so
-    Relu(h_{8+j}) = Relu(h_j) / 2: the copies carry nothing the originals do not."""
+def redundant_mlp(matmul: bool):
+    """Gemm 6->16, Relu, Gemm 16->4 (or MatMul + Add), where neurons 8..15 are copies of neurons 0..7 at half
+    the scale, so Relu(h_{8+j}) = Relu(h_j) / 2: the copies carry nothing the originals do not."""
     b = pg.Builder(5)
     w1 = b.rng.standard_normal((8, 6)).astype(np.float32)
     b1 = b.rng.standard_normal(8).astype(np.float32)
-    h = b.op("Relu", [b.op("Gemm", ["x", b.const(np.concatenate([w1, w1 / 2])), b.const(np.concatenate([b1, b1 / 2]))],
-                             transB=1)])
-    out = b.gemm(h, 16, 4)
+    w1, b1 = np.concatenate([w1, w1 / 2]), np.concatenate([b1, b1 / 2])
+    if matmul:  # the second layer's bias then lives in the Add after its MatMul
+        h = b.op("Relu", [b.op("Add", [b.op("MatMul", ["x", b.const(w1.T.copy())]), b.const(b1)])])
+        out = b.linear(h, 16, 4)
+    else:
+        h = b.op("Relu", [b.op("Gemm", ["x", b.const(w1), b.const(b1)], transB=1)])
+        out = b.gemm(h, 16, 4)
     feeds = {"x": b.rng.standard_normal((64, 6)).astype(np.float32)}
     return b.model({"x": ["N", 6]}, out, ["N", 4]), feeds
 
 
-def test_refit_recovers_redundant_neurons_exactly():
-    model, feeds = redundant_mlp()
+@pytest.mark.parametrize("matmul", [False, True], ids=["gemm", "matmul-add"])
+def test_refit_recovers_redundant_neurons_exactly(matmul):
+    model, feeds = redundant_mlp(matmul)
     samples = [{"x": feeds["x"][i:i + 1]} for i in range(40)]
     plain = prune_model(model, PruneOptions(ratio=0.5))
     refit = prune_model(model, PruneOptions(ratio=0.5, reconstruct=True, ridge=1e-9), samples)
-    relu = model.graph.node[1].output[0]
+    relu = next(n for n in model.graph.node if n.op_type == "Relu").output[0]
     assert plain.kept[relu][1].tolist() == refit.kept[relu][1].tolist() == list(range(8))
     want = run(model, feeds)  # 64 samples, 40 of them seen by the refit
     assert np.abs(run(plain.model, feeds) - want).max() > 0.1

@@ -64,7 +64,7 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
     else:
         pruned, kept = _channels(prepared, options, samples, report)
     check_runs(prepared, pruned, samples[0] if samples else None)
-    report.update(compare(prepared, pruned))
+    report.update(compare(model, prepared, pruned))
     if samples:
         report["fidelity"] = fidelity(prepared, pruned, samples)
     return PruneResult(pruned, report, kept)

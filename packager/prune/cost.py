@@ -59,15 +59,16 @@ def total_params(model: onnx.ModelProto) -> int:
     return int(sum(prod(t.dims) for t in model.graph.initializer if t.data_type in floats))
 
 
-def compare(before: onnx.ModelProto, after: onnx.ModelProto) -> dict[str, Any]:
-    """Totals and per-layer figures of two versions of one model (same node names)."""
+def compare(original: onnx.ModelProto, before: onnx.ModelProto, after: onnx.ModelProto) -> dict[str, Any]:
+    """Totals and per-layer figures of two versions of one model (same node names); total parameters before
+    are counted on `original`, the model as the user gave it."""
     b, a = layer_costs(GraphView(before)), layer_costs(GraphView(after))
     layers = []
     for name, lb in b.items():
         la = a.get(name, lb)
         layers.append({"name": name, "op": lb["op"], "shape": [lb["shape"], la["shape"]],
                        "params": [lb["params"], la["params"]], "flops": [lb["flops"], la["flops"]]})
-    pb, pa = total_params(before), total_params(after)
+    pb, pa = total_params(original), total_params(after)
     fb, fa = sum(x["flops"] for x in b.values()), sum(x["flops"] for x in a.values())
     return {"params": {"before": pb, "after": pa, "ratio": round(pa / pb, 4) if pb else 1.0},
             "flops": {"before": fb, "after": fa, "ratio": round(fa / fb, 4) if fb else 1.0},

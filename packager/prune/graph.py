@@ -1,8 +1,9 @@
 """A read-mostly view of an ONNX graph for the pruning analysis: constants, shapes, consumers.
 
 `prepare(model)` returns a copy in which every node has a unique name, every `Constant` node holding a
-tensor has become an initializer (same values) and every Identity of an initializer is read through, so
-that weights are found in one place whatever the exporter wrote. Shapes come from onnx shape inference; dimensions it cannot resolve are `None`, named
+tensor has become an initializer (same values), every Identity of an initializer is read through, and a
+1-D initializer read by several nodes is copied for each, so that weights are found in one place and
+shared where it matters, whatever the exporter wrote. Shapes come from onnx shape inference; dimensions it cannot resolve are `None`, named
 symbolic dimensions (`N`) are kept as strings.
 """
 
@@ -41,7 +42,27 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     if len(keep) != len(g.node):
         del g.node[:]
         g.node.extend(keep)
+    _untie_vectors(g)
     return out
+
+
+def _untie_vectors(g: onnx.GraphProto) -> None:
+    """Exporters store equal initializers once (the zero biases of deep-copied transformer layers): give
+    every extra reader of a shared 1-D initializer its own copy, so that one bias does not tie the channels
+    of unrelated layers together. Shared matrices (tied weights) stay shared and tie their layers."""
+    inits = {t.name: t for t in g.initializer if len(t.dims) == 1}
+    seen: set[str] = set()
+    for node in g.node:
+        for i, name in enumerate(node.input):
+            if name not in inits:
+                continue
+            if name in seen:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(inits[name])
+                copy.name = f"{name}__{node.name}_{i}"
+                g.initializer.append(copy)
+                node.input[i] = copy.name
+            seen.add(name)
 
 
 def _drop_constant_identities(g: onnx.GraphProto, nodes: list[onnx.NodeProto], outputs: set[str]):

@@ -16,7 +16,7 @@ import onnx
 from .analysis import Keep, Plan, Reader
 from .graph import GraphView, attr
 from .patches import ConvGeometry
-from .probe import Probe
+from .probe import Probe, run_together
 from .refit import MAX_ROWS, ConvFit, Fit, LinearFit, Normal
 
 
@@ -88,7 +88,6 @@ def reconstruct(original: onnx.ModelProto, pruned: onnx.ModelProto, plan: Plan, 
     report: list[dict[str, Any]] = []
     by_name = {r.node: r for r in readers}
     budget = max(1, MAX_ROWS // max(len(samples), 1))
-    original_probe = None
     for wave in _waves(pruned, [r.node for r in readers]):
         view = GraphView(pruned)
         fits: dict[str, Fit] = {}
@@ -100,10 +99,9 @@ def reconstruct(original: onnx.ModelProto, pruned: onnx.ModelProto, plan: Plan, 
                 fits[name] = fit
         if not fits:
             continue
-        if original_probe is None:
-            original_probe = Probe(original, [_node(original, r.node).output[0] for r in readers])
+        original_probe = Probe(original, [fit.target for fit in fits.values()])
         pruned_probe = Probe(pruned, [by_name[n].input for n in fits])
-        normals = _accumulate(fits, by_name, original, original_probe, pruned_probe, out_masks, samples, budget, seed)
+        normals = _accumulate(fits, by_name, original_probe, pruned_probe, out_masks, samples, budget, seed)
         for name, fit in fits.items():
             theta0 = fit.theta0()
             theta = normals[name].solve(theta0, ridge, fit.intercept)
@@ -115,14 +113,12 @@ def reconstruct(original: onnx.ModelProto, pruned: onnx.ModelProto, plan: Plan, 
     return report
 
 
-def _accumulate(fits, by_name, original, original_probe, pruned_probe, out_masks, samples, budget, seed):
+def _accumulate(fits, by_name, original_probe, pruned_probe, out_masks, samples, budget, seed):
     normals: dict[str, Normal] = {}
-    for i, feeds in enumerate(samples):
-        rng = np.random.default_rng([seed, i])
-        targets = original_probe.run(feeds)
-        inputs = pruned_probe.run(feeds)
+    rng = np.random.default_rng(seed)
+    for targets, inputs in run_together([original_probe, pruned_probe], samples):
         for name, fit in fits.items():
-            y = targets[_node(original, name).output[0]]
+            y = targets[fit.target]
             mask = out_masks.get(name)
             if mask is not None:
                 y = np.compress(mask, y, axis=1 if fit.__class__ is ConvFit else y.ndim - 1)

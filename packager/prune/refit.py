@@ -80,9 +80,11 @@ class Normal:
 
 
 class Fit:
-    """One layer to refit: its weights as a matrix theta [d(+1), out], and its rows of X and Y."""
+    """One layer to refit: its weights as a matrix theta [d(+1), out], its rows of X and Y, and `target`,
+    the tensor whose original values it must reproduce (its output, bias included)."""
 
     intercept: bool
+    target: str
 
     def theta0(self) -> np.ndarray:
         raise NotImplementedError
@@ -105,6 +107,7 @@ class ConvFit(Fit):
         self.w = get_initializer(model, node.input[1])
         self.bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
         self.intercept = True
+        self.target = node.output[0]
 
     def theta0(self) -> np.ndarray:
         w = self.w.reshape(self.w.shape[0], -1).T.astype(np.float64)
@@ -138,6 +141,8 @@ class LinearFit(Fit):
         self.trans = node.op_type == "Gemm" and bool(attr(node, "transB", 0))
         self.alpha = float(attr(node, "alpha", 1.0)) if node.op_type == "Gemm" else 1.0
         self.intercept = bias is not None
+        # a MatMul's bias lives in the Add after it: the target is then that Add's output
+        self.target = bias[0].output[0] if bias is not None else node.output[0]
 
     def _old_bias(self) -> np.ndarray | None:
         node, i = self.bias
@@ -152,9 +157,10 @@ class LinearFit(Fit):
         return np.concatenate([w, self.bias_scale * np.asarray(b, np.float64)[None, :]], axis=0)
 
     def rows(self, x: np.ndarray, y: np.ndarray, budget: int, rng: np.random.Generator):
+        limit = budget * (x.shape[0] if x.ndim > 1 else 1)  # `budget` rows per sample of the batch
         x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-        if len(x) > budget:
-            keep = np.sort(rng.choice(len(x), budget, replace=False))
+        if len(x) > limit:
+            keep = np.sort(rng.choice(len(x), limit, replace=False))
             x, y = x[keep], y[keep]
         yield self._with_ones(x), y
 
