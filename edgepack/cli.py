@@ -67,18 +67,21 @@ def _human(n: float) -> str:
               help="Prune RATIO of each layer (default) or of the whole network.")
 @click.option("--prune-criterion", type=click.Choice(["l1", "l2", "activation"]), default=None,
               help="Rank channels by filter norm (l1, the default; l2) or by weight norm x mean activation.")
+@click.option("--prune-round-to", type=click.IntRange(1), default=None, metavar="N",
+              help="Keep a multiple of N channels per layer (8 or 16 suit onnxruntime's x86 convolutions).")
 @click.option("--reconstruct", is_flag=True, default=None,
               help="Refit the layers whose inputs shrank, by least squares on --calibration data.")
 @click.option("--calibration", type=click.Path(), default=None,
               help="Samples: an .npz keyed by input name (samples on the first axis) or a folder of .npz feeds.")
 def package_cmd(model: str, output: str, target: str | None, level: int | None, prune: str | None,
-                prune_scope: str | None, prune_criterion: str | None, reconstruct: bool | None,
-                calibration: str | None) -> None:
+                prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
+                reconstruct: bool | None, calibration: str | None) -> None:
     """Package MODEL (.onnx) into a bundle for one target device."""
     from edgepack.packager import package
 
     result = package(model, output=output, target=target, level=level, prune=prune, prune_scope=prune_scope,
-                     prune_criterion=prune_criterion, reconstruct=bool(reconstruct), calibration=calibration)
+                     prune_criterion=prune_criterion, prune_round_to=prune_round_to,
+                     reconstruct=bool(reconstruct), calibration=calibration)
     for line in prune_lines(result.report.get("prune")):
         click.echo(line)
     click.echo(f"wrote {result.path}: {result.bundle_bytes:,} bytes, {result.ratio:.3f}x the "
@@ -93,6 +96,11 @@ def prune_lines(report: dict[str, Any] | None, layers: int | None = 0) -> list[s
     lines = [f"pruned {report['method']}:{report['ratio']:g} ({report['scope']}, {report['criterion']}"
              f"{', reconstructed' if report.get('reconstruct') else ''}): params {p['before']:,} -> {p['after']:,} "
              f"({p['ratio']:.3f}x), FLOPs {f['before']:,} -> {f['after']:,} ({f['ratio']:.3f}x)"]
+    odd = [x["name"] for x in report.get("layers", []) if x["op"] == "Conv" and x["shape"][1] != x["shape"][0]
+           and x["shape"][1][0] % 8]
+    if odd and report.get("round_to", 1) == 1:
+        lines.append(f"  note: {len(odd)} pruned Conv layers keep a channel count that is not a multiple of 8, "
+                     "which onnxruntime's x86 convolutions run slowly; --prune-round-to 8 avoids it")
     if "zeros" in report:
         z = report["zeros"]
         lines.append(f"  zero weights {z['before']:,} -> {z['after']:,} of {p['after']:,}")

@@ -110,7 +110,7 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
 def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
             example_inputs: Any = None, prune: Any = None, prune_scope: str | None = None,
-            prune_criterion: str | None = None, reconstruct: bool = False,
+            prune_criterion: str | None = None, prune_round_to: int | None = None, reconstruct: bool = False,
             calibration: str | os.PathLike | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
@@ -120,7 +120,8 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     level: zstd level (default: the profile's). frame_bytes: raw bytes per frame (default: the profile's).
     threads: encoding threads (default: one per core).
     prune: "channels:RATIO", "unstructured:RATIO" or a prune.PruneOptions; prune_scope ("layer" or "global"),
-        prune_criterion ("l1", "l2" or "activation") and reconstruct refine a spec string.
+        prune_criterion ("l1", "l2" or "activation"), prune_round_to (keep a multiple of this many channels
+        per layer) and reconstruct refine a spec string.
     calibration: samples (an .npz keyed by input name, or a folder of .npz feeds) for --reconstruct and the
         activation criterion.
     """
@@ -133,7 +134,7 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"level must be between 1 and 22, got {level}")
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
-    prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct)
+    prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct, prune_round_to)
     source = load_source(model, example_inputs=example_inputs)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
     graph, report = source.model, {}

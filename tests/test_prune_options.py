@@ -25,6 +25,8 @@ def test_bad_spec(spec, message):
     (dict(method="unstructured", reconstruct=True), "use it with --prune channels:RATIO"),
     (dict(ridge=0.0), "ridge must be positive"),
     (dict(max_layer_ratio=1.0), "max_layer_ratio must be between 0 and 1"),
+    (dict(round_to=0), "--prune-round-to must be a positive whole number, got 0"),
+    (dict(round_to=2.5), "--prune-round-to must be a positive whole number, got 2.5"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(OptionError, match=message):

@@ -107,3 +107,13 @@ def test_scopes_and_criteria_all_prune_the_same_amount_per_layer():
     assert result.report["units"]["removed"] == round(0.5 * result.report["units"]["prunable"])
     np.testing.assert_allclose(run(result.model, feeds), run(pg.masked(model, result.kept), feeds), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_round_to_keeps_a_multiple_of_channels():
+    model, feeds = pg.residual_block()  # 16, 12 and 16 prunable channels
+    result = prune_model(model, PruneOptions(ratio=0.3, round_to=8))
+    assert conv_shapes(result.model) == [(8, 3, 3, 3), (8, 8, 3, 3), (8, 8, 3, 3), (5, 8, 3, 3)]
+    np.testing.assert_allclose(run(result.model, feeds), run(pg.masked(model, result.kept), feeds), rtol=1e-4,
+                               atol=1e-5)
+    exact = prune_model(model, PruneOptions(ratio=0.3))
+    assert conv_shapes(exact.model) == [(11, 3, 3, 3), (8, 11, 3, 3), (11, 8, 3, 3), (5, 11, 3, 3)]

@@ -56,7 +56,8 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
         raise OptionError(f"{need} needs calibration data: give --calibration DATA (an .npz of inputs)")
     prepared = prepare(model)
     report: dict[str, Any] = {"method": options.method, "ratio": options.ratio, "scope": options.scope,
-                              "criterion": options.criterion, "reconstruct": options.reconstruct}
+                              "criterion": options.criterion, "reconstruct": options.reconstruct,
+                              "round_to": options.round_to}
     kept: dict[str, tuple[int, np.ndarray]] = {}
     if options.method == "unstructured":
         pruned, report["zeroed"] = magnitude_prune(prepared, options, samples)

@@ -26,6 +26,9 @@ class PruneOptions:
     reconstruct: refit every layer whose inputs shrank by least squares on calibration activations.
     ridge: the refit's pull towards the original weights, relative to the mean input energy.
     max_layer_ratio: the most of one layer the global scope may remove.
+    round_to: keep a multiple of this many channels in each layer (at least as many as it keeps blocked):
+        onnxruntime's x86 convolutions work on blocks of 8 (AVX2) or 16 (AVX-512) channels, and other counts
+        can make a pruned model slower than the original (benchmarks/prune.py measures it).
     """
 
     method: Method = "channels"
@@ -35,6 +38,7 @@ class PruneOptions:
     reconstruct: bool = False
     ridge: float = 1e-2
     max_layer_ratio: float = 0.9
+    round_to: int = 1
 
     def __post_init__(self) -> None:
         _choice("prune method", self.method, Method)
@@ -48,6 +52,8 @@ class PruneOptions:
                               "--prune channels:RATIO")
         if not self.ridge > 0:
             raise OptionError(f"ridge must be positive, got {self.ridge!r}")
+        if not isinstance(self.round_to, int) or self.round_to < 1:
+            raise OptionError(f"--prune-round-to must be a positive whole number, got {self.round_to!r}")
         if not 0.0 < self.max_layer_ratio < 1.0:
             raise OptionError(f"max_layer_ratio must be between 0 and 1 (exclusive), got {self.max_layer_ratio!r}")
 

@@ -50,8 +50,30 @@ def choose(plan: Plan, scores: dict[int, float], options: PruneOptions) -> set[i
             removed.update(sorted(g.prunable, key=lambda u: (scores.get(u, 0.0), u))[:max(k, 0)])
     else:
         removed = _global(gs, scores, options)
+    if options.round_to > 1:
+        for g in gs:
+            _round(g, removed, scores, options.round_to)
     _keep_every_tensor(plan, removed, scores)
     return removed
+
+
+def _round(g: Group, removed: set[int], scores: dict[int, float], multiple: int) -> None:
+    """Keep a multiple of `multiple` units in `g` (the nearest one the blocked units allow), giving back
+    the best removed units or removing the worst kept prunable ones."""
+    n = len(g.units)
+    gone = sorted((u for u in g.prunable if u in removed), key=lambda u: -scores.get(u, 0.0))
+    floor = n - len(g.prunable)  # blocked units always stay
+    target = max(multiple * round((n - len(gone)) / multiple), multiple)
+    while target < floor:
+        target += multiple
+    target = min(target, n)
+    keep_prunable = sorted((u for u in g.prunable if u not in removed), key=lambda u: scores.get(u, 0.0))
+    while n - len(gone) < target and gone:
+        removed.discard(gone.pop(0))
+    while n - len(gone) > target and keep_prunable:
+        u = keep_prunable.pop(0)
+        removed.add(u)
+        gone.append(u)
 
 
 def _global(gs: list[Group], scores: dict[int, float], options: PruneOptions) -> set[int]:

@@ -19,15 +19,16 @@ def model_inputs(model: onnx.ModelProto) -> list[str]:
 
 
 def options_from(prune: "str | PruneOptions | None", scope: str | None, criterion: str | None,
-                 reconstruct: bool) -> PruneOptions | None:
+                 reconstruct: bool, round_to: int | None = None) -> PruneOptions | None:
     """Typed options from package()'s arguments; companions without --prune are an error, not ignored."""
     if prune is None:
         given = [flag for flag, v in (("--prune-scope", scope), ("--prune-criterion", criterion),
-                                      ("--reconstruct", reconstruct or None)) if v is not None]
+                                      ("--reconstruct", reconstruct or None), ("--prune-round-to", round_to))
+                 if v is not None]
         if given:
             raise OptionError(f"{', '.join(given)} needs --prune METHOD:RATIO (e.g. --prune channels:0.3)")
         return None
-    extra = {k: v for k, v in (("scope", scope), ("criterion", criterion)) if v is not None}
+    extra = {k: v for k, v in (("scope", scope), ("criterion", criterion), ("round_to", round_to)) if v is not None}
     if isinstance(prune, PruneOptions):
         if extra or reconstruct:
             raise OptionError("give scope, criterion and reconstruct inside PruneOptions, not beside it")
