@@ -141,10 +141,10 @@ def transformer_mlp(d: int = 32, hidden: int = 128, seed: int = 0):
 
 
 def masked(model: onnx.ModelProto, kept: dict[str, tuple[int, np.ndarray]]) -> onnx.ModelProto:
-    """`model` with the removed positions of every shrunk tensor zeroed where a Conv/Gemm/MatMul reads it."""
+    """`model` with the removed positions of every shrunk tensor zeroed where a layer with weights reads it."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    readers = [n for n in out.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    readers = [n for n in out.graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")]
     for name, (axis, keep) in kept.items():
         shape_source = [n for n in readers if n.input[0] == name]
         if not shape_source:

@@ -117,3 +117,50 @@ def test_round_to_keeps_a_multiple_of_channels():
                                atol=1e-5)
     exact = prune_model(model, PruneOptions(ratio=0.3))
     assert conv_shapes(exact.model) == [(11, 3, 3, 3), (8, 11, 3, 3), (11, 8, 3, 3), (5, 11, 3, 3)]
+
+
+def _per_channel(b, c):
+    return b.const((b.rng.random((c, 1, 1)) + 0.5).astype(np.float32))
+
+
+PASSTHROUGH = {
+    "prelu": lambda b, h: b.op("PRelu", [h, _per_channel(b, 8)]),
+    "mul-const": lambda b, h: b.op("Mul", [h, _per_channel(b, 8)]),
+    "sub-div": lambda b, h: b.op("Div", [b.op("Sub", [h, _per_channel(b, 8)]), _per_channel(b, 8)]),
+    "clip-leaky": lambda b, h: b.op("LeakyRelu", [b.op("Clip", [h, b.const(np.array(-1, np.float32)),
+                                                                b.const(np.array(2, np.float32))])], alpha=0.1),
+    "pad": lambda b, h: b.op("Pad", [h, b.const(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))]),
+    "resize": lambda b, h: b.op("Resize", [h, "", b.const(np.array([1, 1, 2, 2], np.float32))], mode="nearest"),
+    "avgpool": lambda b, h: b.op("AveragePool", [h], kernel_shape=[2, 2], strides=[1, 1], pads=[0, 0, 1, 1]),
+    "instancenorm": lambda b, h: b.op("InstanceNormalization", [h, b.const(np.ones(8, np.float32)),
+                                                                b.const(np.zeros(8, np.float32))]),
+    "nhwc-roundtrip": lambda b, h: b.op("Transpose", [b.op("Relu", [b.op("Transpose", [h], perm=[0, 2, 3, 1])])],
+                                        perm=[0, 3, 1, 2]),
+    "reduce-keepdims": lambda b, h: b.op("ReduceMean", [h], axes=[2], keepdims=1),  # opset 17: axes attribute
+}
+
+
+@pytest.mark.parametrize("op", sorted(PASSTHROUGH))
+def test_channel_wise_ops_pass_channels_through(op):
+    def build():
+        b = pg.Builder(11)
+        h = PASSTHROUGH[op](b, b.op("Relu", [b.conv("x", 3, 8)]))
+        out = b.op("Relu", [b.conv(h, 8, 4)])
+        return b.model({"x": ["N", 3, 8, 8]}, out, ["N", 4, "H", "W"]), pg._image(b, 3)
+
+    model, result = prune_and_compare(build)
+    assert conv_shapes(result.model) == [(4, 3, 3, 3), (4, 4, 3, 3)]
+
+
+def test_conv_transpose_reads_and_writes_channels():
+    def build():
+        b = pg.Builder(12)
+        h = b.op("Relu", [b.conv("x", 3, 8)])
+        up = b.op("ConvTranspose", [h, b.weight(8, 6, 2, 2), b.const(np.zeros(6, np.float32))], strides=[2, 2])
+        out = b.conv(b.op("Relu", [up]), 6, 2)
+        return b.model({"x": ["N", 3, 8, 8]}, out, ["N", 2, 16, 16]), pg._image(b, 3)
+
+    model, result = prune_and_compare(build)
+    inits = weights(result.model)
+    up = next(n for n in result.model.graph.node if n.op_type == "ConvTranspose")
+    assert inits[up.input[1]] == (4, 3, 2, 2) and inits[up.input[2]] == (3,)

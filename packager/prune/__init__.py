@@ -53,7 +53,8 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
     samples = list(samples) if samples is not None else None
     if options.needs_samples and not samples:
         need = "--reconstruct" if options.reconstruct else "--prune-criterion activation"
-        raise OptionError(f"{need} needs calibration data: give --calibration DATA (an .npz of inputs)")
+        raise OptionError(f"{need} needs calibration data: give --calibration DATA (an .npz of inputs keyed by "
+                          "input name, or a folder of .npz feeds)")
     prepared = prepare(model)
     report: dict[str, Any] = {"method": options.method, "ratio": options.ratio, "scope": options.scope,
                               "criterion": options.criterion, "reconstruct": options.reconstruct,

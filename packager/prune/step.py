@@ -39,13 +39,7 @@ def options_from(prune: "str | PruneOptions | None", scope: str | None, criterio
 def prune_step(model: onnx.ModelProto, options: PruneOptions, calibration: str | os.PathLike | None
                ) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, Any]]:
     """Prune `model`; returns the pruned model, its provenance step, and its report."""
-    samples = None
-    if calibration is not None:
-        samples = load_samples(calibration, model_inputs(model))
-    elif options.needs_samples:
-        need = "--reconstruct" if options.reconstruct else "--prune-criterion activation"
-        raise OptionError(f"{need} needs calibration data: give --calibration DATA (an .npz of inputs keyed by "
-                          "input name, or a folder of .npz feeds)")
+    samples = load_samples(calibration, model_inputs(model)) if calibration is not None else None
     result = prune_model(model, options, samples)
     step = {"name": "prune", "options": {**options.to_dict(), "calibration_samples": len(samples or [])}}
     return result.model, step, result.report
