@@ -4,6 +4,7 @@ The steps run in order, and each one it applies is recorded in the bundle's prov
 
     import    read the model: ONNX (path or ModelProto), or PyTorch / scikit-learn through a converter
               (edgepack.packager.convert) checked against the source model's own outputs
+    prune     remove channels and neurons, or zero small weights (edgepack.packager.prune), when asked
     encode    split graph and tensors, code each tensor losslessly, write the bundle atomically
 """
 
@@ -28,6 +29,7 @@ from edgepack.runtime.reader import default_threads
 
 from .convert.options import ConvertOptions
 from .encode import Encoded, encode
+from .prune import step as prune_mod
 from .skeleton import Split, split_model
 from .source import Source, load_source
 from .writer import BundleWriter
@@ -112,7 +114,10 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
 
 def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
-            example_inputs: Any = None, convert: "ConvertOptions | dict[str, Any] | None" = None) -> PackageResult:
+            example_inputs: Any = None, convert: "ConvertOptions | dict[str, Any] | None" = None,
+            prune: Any = None, prune_scope: str | None = None, prune_criterion: str | None = None,
+            prune_round_to: int | None = None, reconstruct: bool = False,
+            calibration: str | os.PathLike | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an
@@ -127,6 +132,11 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         profile. The profile supplies the defaults below and is recorded in the bundle.
     level: zstd level (default: the profile's). frame_bytes: raw bytes per frame (default: the profile's).
     threads: encoding threads (default: one per core).
+    prune: "channels:RATIO", "unstructured:RATIO" or a prune.PruneOptions; prune_scope ("layer" or "global"),
+        prune_criterion ("l1", "l2" or "activation"), prune_round_to (keep a multiple of this many channels
+        per layer) and reconstruct refine a spec string.
+    calibration: samples (an .npz keyed by input name, or a folder of .npz feeds) for --reconstruct and the
+        activation criterion.
     """
     if output is None:
         raise OptionError("output: give the path of the bundle to write")
@@ -137,11 +147,16 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"level must be between 1 and 22, got {level}")
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
+    prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct, prune_round_to)
     options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
     source = load_source(model, example_inputs=example_inputs, **options)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
     report = {"import": {"check": source.options["check"]}} if "check" in source.options else {}
-    result = write_bundle(source, source.model, output, profile, steps, report, level, frame_bytes,
+    graph = source.model
+    if prune_options is not None:
+        graph, step, report["prune"] = prune_mod.prune_step(graph, prune_options, calibration)
+        steps.append(step)
+    result = write_bundle(source, graph, output, profile, steps, report, level, frame_bytes,
                           threads or default_threads())
     check_storage(result, profile)
     return result

@@ -53,3 +53,15 @@ def mlp_files(tmp_path_factory):
     onnx.save(model, d / "m.onnx")
     np.savez(d / "feeds.npz", **feeds)
     return d, feeds
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(tmp_path_factory):
+    """The residual digits CNN of tests/digits.py, trained once per session (about a minute of CPU)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import digits
+
+    folder = tmp_path_factory.mktemp("digits")
+    path, path_bn, calib, x, y = digits.train(str(folder))
+    return {"path": path, "path_bn": path_bn, "calib": calib, "x": x, "y": y, "folder": folder}

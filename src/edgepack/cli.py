@@ -73,8 +73,22 @@ def _human(n: float) -> str:
                    "code they contain. Only for files you made or trust.")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Conversion check relative tolerance.")
 @click.option("--atol", type=click.FloatRange(min=0), default=None, help="Conversion check absolute tolerance.")
+@click.option("--prune", "prune", default=None, metavar="METHOD:RATIO",
+              help="channels:RATIO removes channels and neurons; unstructured:RATIO zeroes the smallest weights.")
+@click.option("--prune-scope", type=click.Choice(["layer", "global"]), default=None,
+              help="Prune RATIO of each layer (default) or of the whole network.")
+@click.option("--prune-criterion", type=click.Choice(["l1", "l2", "activation"]), default=None,
+              help="Rank channels by filter norm (l1, the default; l2) or by weight norm x mean activation.")
+@click.option("--prune-round-to", type=click.IntRange(1), default=None, metavar="N",
+              help="Keep a multiple of N channels per layer (8 or 16 suit onnxruntime's x86 convolutions).")
+@click.option("--reconstruct", is_flag=True, default=None,
+              help="Refit the layers whose inputs shrank, by least squares on --calibration data.")
+@click.option("--calibration", type=click.Path(), default=None,
+              help="Samples: an .npz keyed by input name (samples on the first axis) or a folder of .npz feeds.")
 def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
-                trust_pickle: bool, rtol: float | None, atol: float | None) -> None:
+                trust_pickle: bool, rtol: float | None, atol: float | None, prune: str | None,
+                prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
+                reconstruct: bool | None, calibration: str | None) -> None:
     """Package MODEL (.onnx; .pt2 from torch.export.save; scikit-learn .joblib/.pkl with --trust-pickle) into
     a bundle for one target device."""
     from edgepack.packager import package
@@ -84,7 +98,11 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
         example.pop("labels", None)  # as in `run --inputs`: labels may sit beside the samples
     convert = {"trust_pickle": True} if trust_pickle else {}
     convert.update({k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None})
-    result = package(model, output=output, target=target, level=level, example_inputs=example, convert=convert)
+    result = package(model, output=output, target=target, level=level, example_inputs=example, convert=convert,
+                     prune=prune, prune_scope=prune_scope, prune_criterion=prune_criterion,
+                     prune_round_to=prune_round_to, reconstruct=bool(reconstruct), calibration=calibration)
+    for line in prune_lines(result.report.get("prune")):
+        click.echo(line)
     click.echo(f"wrote {result.path}: {result.bundle_bytes:,} bytes, {result.ratio:.3f}x the "
                f"{result.source_bytes:,}-byte source, for {result.target}")
     check = result.report.get("import", {}).get("check")
@@ -92,6 +110,40 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
         exact = f"; {', '.join(check['exact'])} identical" if check["exact"] else ""
         click.echo(f"checked the ONNX conversion on {check['samples']} samples: max |diff| "
                    f"{check['max_abs_diff']:.3g} (tolerance {check['atol']:g} + {check['rtol']:g} x |source|){exact}")
+
+
+def prune_lines(report: dict[str, Any] | None, layers: int | None = 0) -> list[str]:
+    """The pruning report in a few lines, plus one per layer for the first `layers` (None: all) layers."""
+    if not report:
+        return []
+    p, f = report["params"], report["flops"]
+    lines = [f"pruned {report['method']}:{report['ratio']:g} ({report['scope']}, {report['criterion']}"
+             f"{', reconstructed' if report.get('reconstruct') else ''}): params {p['before']:,} -> {p['after']:,} "
+             f"({p['ratio']:.3f}x), FLOPs {f['before']:,} -> {f['after']:,} ({f['ratio']:.3f}x)"]
+    odd = [x["name"] for x in report.get("layers", []) if x["op"] == "Conv" and x["shape"][1] != x["shape"][0]
+           and x["shape"][1][0] % 8]
+    if odd and report.get("round_to", 1) == 1:
+        lines.append(f"  note: {len(odd)} pruned Conv layers keep a channel count that is not a multiple of 8, "
+                     "which onnxruntime's x86 convolutions run slowly; --prune-round-to 8 avoids it")
+    if "zeros" in report:
+        z = report["zeros"]
+        lines.append(f"  zero weights {z['before']:,} -> {z['after']:,} of {p['after']:,}")
+    fid = report.get("fidelity")
+    if fid:
+        agree = f", top-1 agreement {100 * fid['top1_agreement']:.1f}%" if "top1_agreement" in fid else ""
+        lines.append(f"  against the original on {fid['samples']} calibration samples: cosine mean "
+                     f"{fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}{agree}")
+    for item in report.get("left_alone", []):
+        lines.append(f"  left alone: {item['channels']}/{item['of']} channels of {', '.join(item['layers'])}: "
+                     f"{item['reason']}")
+    rows = report.get("layers", [])
+    for layer in rows[:layers]:
+        (sb, sa), (pb, pa), (fb, fa) = layer["shape"], layer["params"], layer["flops"]
+        lines.append(f"  {layer['name']:<28} {layer['op']:<8} {str(sb):<16} -> {str(sa):<16} params "
+                     f"{pb:>10,} -> {pa:>10,}  FLOPs {fb:>12,} -> {fa:>12,}")
+    if layers is not None and len(rows) > layers > 0:
+        lines.append(f"  ... {len(rows) - layers} more layers (--all lists them)")
+    return lines
 
 
 # --- run -----------------------------------------------------------------------------------------------
@@ -243,7 +295,9 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
     if len(shown) < len(tensors):
         click.echo(f"  ... {len(tensors) - len(shown)} smaller tensors (--all lists them)")
     report = m.get("report") or {}
-    extra = {k: v for k, v in report.items() if k != "lossless"}
+    for line in prune_lines(report.get("prune"), layers=None if show_all else 20):
+        click.echo("  " + line)
+    extra = {k: v for k, v in report.items() if k not in ("lossless", "prune")}
     if extra:
         click.echo("  report      " + json.dumps(extra)[:2000])
 

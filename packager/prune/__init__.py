@@ -1,0 +1,108 @@
+"""Pruning on the ONNX graph: channels and neurons removed for real (`channels`), or weights zeroed
+(`unstructured`).
+
+    from edgepack.packager.prune import PruneOptions, prune_model
+    result = prune_model(model, PruneOptions(ratio=0.3, reconstruct=True), samples)
+    result.model      # a smaller onnx.ModelProto
+    result.report     # parameters and FLOPs before/after, per layer, what was left alone and why
+
+`prune_model` takes and returns a ModelProto, so it composes with the other packager steps (quantization
+runs on its result). The analysis (analysis.py) walks the graph with one rule per op family (rules/), which
+label channels and unite those that must go together (labels.py); importance.py scores the units,
+select.py picks them, rewrite.py slices the initializers, reconstruct.py refits the layers that lost
+inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+
+from edgepack.runtime.errors import OptionError
+
+from .analysis import Plan, analyse
+from .cost import compare
+from .graph import prepare
+from .importance import scores as unit_scores
+from .options import PruneOptions
+from .probe import channel_means
+from .reconstruct import reconstruct
+from .rewrite import rewrite
+from .select import choose, groups
+from .unstructured import count_zeros, magnitude_prune
+from .verify import check_runs, fidelity
+
+
+@dataclass
+class PruneResult:
+    """The pruned model, its report, and (channels) the kept positions of every tensor that shrank."""
+
+    model: onnx.ModelProto
+    report: dict[str, Any]
+    kept: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)  # tensor -> (axis, kept positions)
+
+
+def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
+                samples: Sequence[dict[str, np.ndarray]] | None = None) -> PruneResult:
+    """Prune `model` (not modified) as `options` say; `samples` are calibration feeds (one dict each)."""
+    if isinstance(options, str):
+        options = PruneOptions.parse(options)
+    samples = list(samples) if samples is not None else None
+    if options.needs_samples and not samples:
+        need = "--reconstruct" if options.reconstruct else "--prune-criterion activation"
+        raise OptionError(f"{need} needs calibration data: give --calibration DATA (an .npz of inputs keyed by "
+                          "input name, or a folder of .npz feeds)")
+    prepared = prepare(model)
+    report: dict[str, Any] = {"method": options.method, "ratio": options.ratio, "scope": options.scope,
+                              "criterion": options.criterion, "reconstruct": options.reconstruct,
+                              "round_to": options.round_to}
+    kept: dict[str, tuple[int, np.ndarray]] = {}
+    if options.method == "unstructured":
+        pruned, report["zeroed"] = magnitude_prune(prepared, options, samples)
+        report["zeros"] = {"before": count_zeros(prepared), "after": count_zeros(pruned)}
+    else:
+        pruned, kept = _channels(prepared, options, samples, report)
+    check_runs(prepared, pruned, samples[0] if samples else None)
+    report.update(compare(model, prepared, pruned))
+    if samples:
+        report["fidelity"] = fidelity(prepared, pruned, samples)
+    return PruneResult(pruned, report, kept)
+
+
+def _channels(prepared: onnx.ModelProto, options: PruneOptions, samples, report: dict[str, Any]):
+    plan = analyse(prepared)
+    means = None
+    if options.criterion == "activation":
+        means = channel_means(prepared, {r.input: (r.track.axis, r.track.rank) for r in plan.readers}, samples)
+    scores = unit_scores(plan, options.criterion, means)
+    removed = choose(plan, scores, options)
+    pruned, keep = rewrite(plan, removed)
+    report["units"] = {"prunable": sum(len(g.prunable) for g in groups(plan)), "removed": len(removed)}
+    report["left_alone"] = left_alone(plan)
+    if options.reconstruct:
+        report["refits"] = reconstruct(prepared, pruned, plan, keep, samples, options.ridge)
+    kept = {}
+    for name, t in plan.tracks.items():
+        mask = keep(t.labels)
+        if not mask.all():
+            kept[name] = (t.axis, np.flatnonzero(mask))
+    return pruned, kept
+
+
+def left_alone(plan: Plan) -> list[dict[str, Any]]:
+    """Layers with channels the analysis could not prove safe to remove, and the first reason why."""
+    out = []
+    labels = {layer.node: layer.labels for layer in plan.layers}
+    for g in groups(plan):
+        roots = plan.labels.roots(labels[g.layers[0]])
+        blocked = [r for r in roots.tolist() if r in plan.blocked]
+        if blocked:
+            out.append({"layers": g.layers, "channels": len(blocked), "of": len(roots),
+                        "reason": plan.blocked[blocked[0]]})
+    return out
+
+
+__all__ = ["PruneOptions", "PruneResult", "prune_model"]

@@ -1,0 +1,75 @@
+"""Parameters and FLOPs, per weighted layer and in total, for the pruning report.
+
+FLOPs count 2 per multiply-add of Conv, ConvTranspose, Gemm and MatMul with a constant weight, for one
+sample: symbolic dimensions (the batch, a sequence length) count as 1. Total parameters count every
+floating-point initializer element.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .graph import GraphView
+
+WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _dim(d) -> int:
+    return d if isinstance(d, int) and d > 0 else 1
+
+
+def _flops(node: onnx.NodeProto, view: GraphView, w: np.ndarray) -> int:
+    if node.op_type == "Conv":
+        out = view.shape(node.output[0])
+        spatial = prod(_dim(d) for d in out[2:]) if out else 1
+        return 2 * spatial * w.size
+    if node.op_type == "ConvTranspose":
+        x = view.shape(node.input[0])
+        return 2 * (prod(_dim(d) for d in x[2:]) if x else 1) * w.size
+    x = view.shape(node.input[0])
+    if node.op_type == "Gemm":
+        rows = _dim(x[0]) if x else 1
+    else:
+        rows = prod(_dim(d) for d in x[:-1]) if x else 1
+    return 2 * rows * w.size
+
+
+def layer_costs(view: GraphView) -> dict[str, dict[str, Any]]:
+    """{node name: {op, weight, shape, params, flops}} for every layer with a constant weight."""
+    out = {}
+    for node in view.nodes():
+        if node.op_type not in WEIGHTED or node.domain not in ("", "ai.onnx") or len(node.input) < 2:
+            continue
+        w = view.const(node.input[1])
+        if w is None:
+            continue
+        bias = view.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        out[node.name] = {"op": node.op_type, "weight": node.input[1], "shape": list(w.shape),
+                          "params": int(w.size + (bias.size if bias is not None else 0)),
+                          "flops": int(_flops(node, view, w))}
+    return out
+
+
+def total_params(model: onnx.ModelProto) -> int:
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+    return int(sum(prod(t.dims) for t in model.graph.initializer if t.data_type in floats))
+
+
+def compare(original: onnx.ModelProto, before: onnx.ModelProto, after: onnx.ModelProto) -> dict[str, Any]:
+    """Totals and per-layer figures of two versions of one model (same node names); total parameters before
+    are counted on `original`, the model as the user gave it."""
+    b, a = layer_costs(GraphView(before)), layer_costs(GraphView(after))
+    layers = []
+    for name, lb in b.items():
+        la = a.get(name, lb)
+        layers.append({"name": name, "op": lb["op"], "shape": [lb["shape"], la["shape"]],
+                       "params": [lb["params"], la["params"]], "flops": [lb["flops"], la["flops"]]})
+    pb, pa = total_params(original), total_params(after)
+    fb, fa = sum(x["flops"] for x in b.values()), sum(x["flops"] for x in a.values())
+    return {"params": {"before": pb, "after": pa, "ratio": round(pa / pb, 4) if pb else 1.0},
+            "flops": {"before": fb, "after": fa, "ratio": round(fa / fb, 4) if fb else 1.0},
+            "layers": layers}
