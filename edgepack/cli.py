@@ -56,18 +56,66 @@ def _human(n: float) -> str:
 
 # --- package -------------------------------------------------------------------------------------------
 
+def _names(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+_QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
+
+
 @cli.command("package")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
 @click.option("--target", default=None, help="Target profile name or file (default: this host's generic profile).")
 @click.option("--level", type=click.IntRange(1, 22), default=None, help="zstd level (default: the profile's).")
-def package_cmd(model: str, output: str, target: str | None, level: int | None) -> None:
+@click.option("--quantize", type=click.Choice(_QUANT_MODES), default="none", show_default=True,
+              help="Quantization mode.")
+@click.option("--calibration", type=click.Path(), default=None,
+              help="Calibration samples for int8-static (and fp16's overflow check): an .npz keyed by input name "
+                   "with samples along the first axis, or a folder of .npz feeds.")
+@click.option("--eval", "eval_data", type=click.Path(), default=None,
+              help="Held-out samples (same formats; an array named 'labels' gives accuracy) to compare the "
+                   "packaged model with the original on.")
+@click.option("--calibration-method", "method", type=click.Choice(["minmax", "entropy", "percentile"]),
+              default=None, help="Calibration method (default minmax).")
+@click.option("--calibration-samples", type=click.IntRange(1), default=None,
+              help="Use at most this many calibration samples.")
+@click.option("--per-channel/--per-tensor", "per_channel", default=None,
+              help="Weight scales per output channel or per tensor (default: the profile's).")
+@click.option("--quant-format", "format", type=click.Choice(["qdq", "qoperator"]), default=None,
+              help="int8-static format (default: the profile's).")
+@click.option("--activation-type", type=click.Choice(["uint8", "int8"]), default=None,
+              help="int8-static activation type (default: the profile's).")
+@click.option("--weight-type", type=click.Choice(["int8", "uint8"]), default=None,
+              help="int8 weight type (default: the profile's).")
+@click.option("--reduce-range/--no-reduce-range", default=None,
+              help="7-bit weights, for x86 CPUs without VNNI (default: the profile's).")
+@click.option("--op-types", default=None, metavar="LIST",
+              help="Comma-separated op types to quantize (default: Conv,MatMul,Gemm for int8-static; "
+                   "MatMul,Gemm,Gather for int8-dynamic and int4-weight).")
+@click.option("--exclude-nodes", default=None, metavar="LIST", help="Comma-separated node names to keep in float.")
+@click.option("--block-size", type=int, default=None, help="int4-weight: weights per scale (default 32).")
+@click.option("--accuracy-level", type=int, default=None,
+              help="int4-weight: MatMulNBits compute type, 0-4 (default 4: int8, fastest on CPUs).")
+@click.option("--symmetric/--asymmetric", default=None, help="int4-weight: symmetric blocks (default asymmetric).")
+@click.option("--allow-unquantized", is_flag=True, default=None,
+              help="Package even when weights the mode targets stay in float (a warning instead of an error).")
+def package_cmd(model: str, output: str, target: str | None, level: int | None, quantize: str,
+                calibration: str | None, eval_data: str | None, op_types: str | None, exclude_nodes: str | None,
+                **quantize_options: Any) -> None:
     """Package MODEL (.onnx) into a bundle for one target device."""
     from edgepack.packager import package
+    from edgepack.packager.quantize.describe import report_lines
 
-    result = package(model, output=output, target=target, level=level)
+    result = package(model, output=output, target=target, level=level, quantize=quantize, calibration=calibration,
+                     eval_data=eval_data, op_types=_names(op_types), exclude_nodes=_names(exclude_nodes),
+                     **quantize_options)
     click.echo(f"wrote {result.path}: {result.bundle_bytes:,} bytes, {result.ratio:.3f}x the "
                f"{result.source_bytes:,}-byte source, for {result.target}")
+    for line in report_lines(result.report):
+        click.echo(line)
+    for warning in result.report.get("warnings", []):
+        click.echo(f"edgepack: warning: {warning}", err=True)
 
 
 # --- run -----------------------------------------------------------------------------------------------
@@ -181,7 +229,13 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
     if len(shown) < len(tensors):
         click.echo(f"  ... {len(tensors) - len(shown)} smaller tensors (--all lists them)")
     report = m.get("report") or {}
-    extra = {k: v for k, v in report.items() if k != "lossless"}
+    from edgepack.packager.quantize.describe import report_lines
+
+    for line in report_lines(report):
+        click.echo(line)
+    for warning in report.get("warnings", []):
+        click.echo(f"  warning     {warning}")
+    extra = {k: v for k, v in report.items() if k not in ("lossless", "quantization", "fidelity", "warnings")}
     if extra:
         click.echo("  report      " + json.dumps(extra)[:2000])
 

@@ -3,6 +3,8 @@
 The steps run in order, and each one it applies is recorded in the bundle's provenance with its options:
 
     import    read the model (ONNX path or ModelProto; converters plug in at edgepack.packager.source)
+    quantize  int8-static, int8-dynamic, int4-weight or fp16 (edgepack.packager.quantize), then compared
+              with the original on held-out samples (report["fidelity"])
     encode    split graph and tensors, code each tensor losslessly, write the bundle atomically
 """
 
@@ -23,6 +25,7 @@ from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
 
 from .encode import Encoded, encode
+from .quantize import make_options, quantize_model, resolve
 from .skeleton import Split, split_model
 from .source import Source, load_source
 from .writer import BundleWriter
@@ -107,7 +110,8 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
 
 def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
-            example_inputs: Any = None) -> PackageResult:
+            example_inputs: Any = None, quantize: Any = None, calibration: Any = None, eval_data: Any = None,
+            **quantize_options: Any) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or an onnx.ModelProto.
@@ -115,6 +119,12 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         profile. The profile supplies the defaults below and is recorded in the bundle.
     level: zstd level (default: the profile's). frame_bytes: raw bytes per frame (default: the profile's).
     threads: encoding threads (default: one per core).
+    quantize: "none", "int8-static", "int8-dynamic", "int4-weight" or "fp16" (or a QuantizeOptions);
+        calibration: samples for int8-static (and fp16's overflow check); eval_data: held-out samples the
+        packaged model is compared with the original on (an array named `labels` gives accuracy).
+    quantize_options: the fields of edgepack.packager.quantize.QuantizeOptions (method, per_channel, format,
+        activation_type, weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level,
+        symmetric, calibration_samples, allow_unquantized); unset ones come from the target profile.
     """
     if output is None:
         raise OptionError("output: give the path of the bundle to write")
@@ -125,10 +135,27 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"level must be between 1 and 22, got {level}")
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
+    qopts = resolve(make_options(quantize, calibration=calibration, **quantize_options), profile)
     source = load_source(model, example_inputs=example_inputs)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
-    return write_bundle(source, source.model, output, profile, steps, {}, level, frame_bytes,
-                        threads or default_threads())
+    packaged, packaged_profile, report, speed = source.model, profile, {}, {}
+    if qopts.active:
+        q = quantize_model(packaged, qopts, profile)
+        packaged, packaged_profile, report["quantization"], report["warnings"] = q.model, q.profile, q.report, q.warnings
+        steps.append(q.step)
+    if qopts.active or eval_data is not None:
+        from .quantize.verify import check, speed_warning
+
+        fidelity, speed, warned = check(source.model, packaged, eval_data, q.calibration if qopts.active else None,
+                                        profile, packaged_profile)
+        report["fidelity"] = fidelity
+        report["warnings"] = report.get("warnings", []) + warned
+    result = write_bundle(source, packaged, output, packaged_profile, steps, report, level, frame_bytes,
+                          threads or default_threads())
+    if speed:  # timings differ from run to run: reported to the caller, kept out of the (deterministic) bundle
+        result.report = {**result.report, "speed": speed,
+                         "warnings": result.report.get("warnings", []) + speed_warning(speed)}
+    return result
 
 
 __all__ = ["package", "PackageResult", "write_bundle"]
