@@ -27,7 +27,7 @@ def test_package_int8_static_prints_what_it_did_and_inspect_shows_it(digits, tmp
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"wrote {out}:")
-    assert "quantized   int8-static: 5 weight nodes (Conv int8 3, Gemm int8 2), none of the targeted left fp32" in r.stdout
+    assert "quantized   int8-static: 6 weight nodes (Conv int8 4, Gemm int8 2), none of the targeted left fp32" in r.stdout
     assert "200 calibration samples, minmax" in r.stdout
     assert "fidelity    on 450 held-out samples from test.npz" in r.stdout
     assert "logits: top-1 agreement" in r.stdout and "accuracy" in r.stdout and "cosine" in r.stdout
@@ -35,7 +35,7 @@ def test_package_int8_static_prints_what_it_did_and_inspect_shows_it(digits, tmp
     assert "Collecting" not in r.stdout + r.stderr     # the quantizer's own chatter is kept quiet
     shown = cli("inspect", out)
     assert shown.returncode == 0, shown.stderr
-    assert "quantized   int8-static: 5 weight nodes" in shown.stdout and "fidelity    on 450 held-out" in shown.stdout
+    assert "quantized   int8-static: 6 weight nodes" in shown.stdout and "fidelity    on 450 held-out" in shown.stdout
     assert "steps       import, quantize, encode" in shown.stdout
 
 
@@ -68,3 +68,13 @@ def test_nothing_quantized_stops_or_warns(tmp):
     assert r.returncode == 0, r.stderr
     assert "edgepack: warning: int8-dynamic quantized nothing" in r.stderr
     assert "fidelity    on 8 random inputs (give --eval DATA" in r.stdout
+
+
+def test_demo_shows_an_int8_bundle_and_what_it_costs():
+    from edgepack.packager.demo import run_demo
+
+    result = run_demo()
+    assert result.int8_samples == 350 and result.int8_bytes < 0.35 * result.model_bytes
+    assert result.int8_baseline_accuracy - result.int8_accuracy <= 0.01
+    line = next(line for line in result.lines() if line.startswith("  int8 "))
+    assert "--quantize int8-static" in line and "calibration did not use" in line

@@ -43,7 +43,7 @@ def test_digits_int8_static_keeps_accuracy_at_a_quarter_of_the_size(digits, tmp)
     print(f"digits int8-static: accuracy drop {100 * drop:.2f} pt, bundle {ratio:.3f}x the fp32 .onnx")
     assert drop <= 0.01 and ratio <= 0.25
     q = result.report["quantization"]
-    assert q["quantized"] == {"Conv int8": 3, "Gemm int8": 2} and q["calibration_samples"] == 200
+    assert q["quantized"] == {"Conv int8": 4, "Gemm int8": 2} and q["calibration_samples"] == 200
     # the report measured the same thing on the same data (batch of one per sample)
     m = result.report["fidelity"]["outputs"]["logits"]
     assert result.report["fidelity"]["held_out"] and result.report["fidelity"]["samples"] == len(test["labels"])
@@ -66,9 +66,9 @@ def test_digits_int8_static_variants(digits, tmp, kw):
                               eval_data=digits["eval"], calibration_samples=64, **kw)
     m = result.report["fidelity"]["outputs"]["logits"]
     assert m["reference_accuracy"] - m["accuracy"] <= 0.02
-    assert result.report["quantization"]["quantized_total"] == 5
+    assert result.report["quantization"]["quantized_total"] == 6
     if kw.get("format") == "qoperator":
-        assert result.report["quantization"]["ops"].get("QLinearConv") == 3
+        assert result.report["quantization"]["ops"].get("QLinearConv") == 4
 
 
 def test_dynamic_batch_model_calibrated_with_batch_one_samples(digits, tmp):

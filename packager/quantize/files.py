@@ -51,11 +51,13 @@ def quiet() -> Iterator[None]:
     and print calibration progress): edgepack checks the result itself and reports what it finds."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
+    ort.set_default_logger_severity(3)  # the sessions the quantizers open themselves: errors only
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         logging.disable(previous)
+        ort.set_default_logger_severity(2)  # onnxruntime's default (it has no getter to restore from)
 
 
 def session(model: onnx.ModelProto, folder: str, name: str, options: ort.SessionOptions | None = None,
