@@ -101,3 +101,19 @@ def test_samples_that_do_not_fit_the_model(tmp):
             edgepack.package(model, str(tmp / "b.edgepack"), quantize="int8-static",
                              calibration=str(tmp / f"{name}.npz"))
         assert not (tmp / "b.edgepack").exists()
+
+
+def test_options_object_and_excluded_nodes(tmp):
+    from edgepack.packager.quantize import QuantizeOptions
+
+    model = quant_models.batched_weight()
+    opts = QuantizeOptions(mode="int4-weight", exclude_nodes=("batched",))
+    result = edgepack.package(model, str(tmp / "b.edgepack"), quantize=opts)
+    q = result.report["quantization"]
+    assert q["quantized"] == {"MatMulNBits uint4": 1} and q["float"] == {"MatMul": 1} and q["float_targeted"] == []
+    with pytest.raises(OptionError, match="either as a QuantizeOptions or as keywords"):
+        edgepack.package(model, str(tmp / "b.edgepack"), quantize=opts, block_size=64)
+    with pytest.raises(OptionError, match=r"exclude-nodes names \['batchd'\], which the model does not have"):
+        edgepack.package(model, str(tmp / "b.edgepack"), quantize="int4-weight", exclude_nodes=["batchd"])
+    with pytest.raises(OptionError, match="exclude_nodes must be a list of names"):
+        edgepack.package(model, str(tmp / "b.edgepack"), quantize="int4-weight", exclude_nodes="batched")

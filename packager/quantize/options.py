@@ -92,28 +92,34 @@ class QuantizeOptions:
         return out
 
 
+_LITERALS = {"mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
+             "weight_type": get_args(WeightType)}
+_BOOLS = {"reduce_range", "per_channel", "symmetric", "allow_unquantized"}
+_INTS = {"calibration_samples", "block_size", "accuracy_level"}
+_NAME_LISTS = {"op_types", "exclude_nodes"}
+
+
 def _check_type(name: str, value: Any) -> None:
-    hints = {f.name: f.type for f in dataclasses.fields(QuantizeOptions)}
-    literal = {"mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
-               "weight_type": get_args(WeightType)}
-    if name in literal:
-        if value not in literal[name]:
-            raise OptionError(f"{name.replace('_', '-')} must be one of {', '.join(literal[name])}; got {value!r}")
-    elif "bool" in str(hints[name]):
+    if name in _LITERALS:
+        if value not in _LITERALS[name]:
+            raise OptionError(f"{name.replace('_', '-')} must be one of {', '.join(_LITERALS[name])}; got {value!r}")
+    elif name in _BOOLS:
         if not isinstance(value, bool):
             raise OptionError(f"{name} must be true or false, got {value!r}")
-    elif "int" in str(hints[name]):
+    elif name in _INTS:
         if type(value) is not int:
             raise OptionError(f"{name} must be an integer, got {value!r}")
-    elif name == "calibration":
-        if not isinstance(value, (str, os.PathLike)):
-            raise OptionError(f"calibration must be a path to an .npz file or a folder of them, got {value!r}")
-    elif not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise OptionError(f"{name} must be a list of names, got {value!r}")
+    elif name in _NAME_LISTS:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
+                not all(isinstance(v, str) and v for v in value):
+            raise OptionError(f"{name} must be a list of names, got {value!r}")
+    elif not isinstance(value, (str, os.PathLike)):  # calibration
+        raise OptionError(f"calibration must be a path to an .npz file or a folder of them, got {value!r}")
 
 
 def make_options(mode: str | QuantizeOptions | None = None, **kw: Any) -> QuantizeOptions:
     """Build QuantizeOptions from a mode and keyword options, refusing unknown keys and wrong types by name."""
+    kw = {k: v for k, v in kw.items() if v is not None}
     if isinstance(mode, QuantizeOptions):
         if kw:
             raise OptionError("give quantization options either as a QuantizeOptions or as keywords, not both")
@@ -124,7 +130,7 @@ def make_options(mode: str | QuantizeOptions | None = None, **kw: Any) -> Quanti
     for key in kw:
         if key not in names:
             raise OptionError(f"unknown quantization option {key!r} (known: {', '.join(sorted(names - {'mode'}))})")
-    values = {**base, **{k: v for k, v in kw.items() if v is not None}}
+    values = {**base, **kw}
     for key, value in values.items():
         if value is not None:
             _check_type(key, value)

@@ -14,7 +14,7 @@ from typing import Any
 
 import onnx
 
-from edgepack.runtime.errors import UnquantizedWeights
+from edgepack.runtime.errors import OptionError, UnquantizedWeights
 from edgepack.runtime.profile import Profile
 
 from ..datasets import Samples
@@ -22,6 +22,7 @@ from . import count, files, prepare
 from .loadcheck import check_loads
 from .options import GEMM_AS_MATMUL, QuantizeOptions
 from .samples import load_for, random_samples
+from .walk import nodes
 
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
                  "DmlExecutionProvider", "MIGraphXExecutionProvider", "CoreMLExecutionProvider")
@@ -37,11 +38,20 @@ class QuantizeResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def _check_excluded(model: onnx.ModelProto, names: tuple[str, ...]) -> None:
+    known = {n.name for n, _ in nodes(model)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise OptionError(f"exclude-nodes names {unknown}, which the model does not have (node names look like "
+                          f"{sorted(known)[:3]})")
+
+
 def _prepare(model: onnx.ModelProto, opts: QuantizeOptions, folder: str) -> tuple[onnx.ModelProto, dict[str, Any]]:
     done: dict[str, Any] = {}
     done["constants_to_initializers"] = prepare.constants_to_initializers(model)
     done["captured_weights_moved"] = prepare.localize_captured_weights(model)
     prepare.name_nodes(model)
+    _check_excluded(model, opts.exclude_nodes)
     op_types = opts.op_types or ()
     fold = prepare.computed_weights(model, op_types) + (prepare.conv_batchnorms(model) if "Conv" in op_types else [])
     if fold:
