@@ -107,9 +107,9 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
     from edgepack.packager import package
     from edgepack.packager.quantize.describe import report_lines
 
+    quantize_options.update(op_types=_names(op_types), exclude_nodes=_names(exclude_nodes))
     result = package(model, output=output, target=target, level=level, quantize=quantize, calibration=calibration,
-                     eval_data=eval_data, op_types=_names(op_types), exclude_nodes=_names(exclude_nodes),
-                     **quantize_options)
+                     eval_data=eval_data, quantize_options=quantize_options)
     click.echo(f"wrote {result.path}: {result.bundle_bytes:,} bytes, {result.ratio:.3f}x the "
                f"{result.source_bytes:,}-byte source, for {result.target}")
     for line in report_lines(result.report):

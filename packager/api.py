@@ -111,7 +111,7 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
 def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
             example_inputs: Any = None, quantize: Any = None, calibration: Any = None, eval_data: Any = None,
-            **quantize_options: Any) -> PackageResult:
+            quantize_options: "dict[str, Any] | None" = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or an onnx.ModelProto.
@@ -122,9 +122,9 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     quantize: "none", "int8-static", "int8-dynamic", "int4-weight" or "fp16" (or a QuantizeOptions);
         calibration: samples for int8-static (and fp16's overflow check); eval_data: held-out samples the
         packaged model is compared with the original on (an array named `labels` gives accuracy).
-    quantize_options: the fields of edgepack.packager.quantize.QuantizeOptions (method, per_channel, format,
-        activation_type, weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level,
-        symmetric, calibration_samples, allow_unquantized); unset ones come from the target profile.
+    quantize_options: a dict of QuantizeOptions fields (method, per_channel, format, activation_type,
+        weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level, symmetric,
+        calibration_samples, allow_unquantized); unset ones come from the target profile.
     """
     if output is None:
         raise OptionError("output: give the path of the bundle to write")
@@ -135,13 +135,14 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"level must be between 1 and 22, got {level}")
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
-    qopts = resolve(make_options(quantize, calibration=calibration, **quantize_options), profile)
+    qopts = resolve(make_options(quantize, calibration=calibration, **(quantize_options or {})), profile)
     source = load_source(model, example_inputs=example_inputs)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
     packaged, packaged_profile, report, speed = source.model, profile, {}, {}
     if qopts.active:
         q = quantize_model(packaged, qopts, profile)
-        packaged, packaged_profile, report["quantization"], report["warnings"] = q.model, q.profile, q.report, q.warnings
+        packaged, packaged_profile = q.model, q.profile
+        report["quantization"], report["warnings"] = q.report, q.warnings
         steps.append(q.step)
     if qopts.active or eval_data is not None:
         from .quantize.verify import check, speed_warning

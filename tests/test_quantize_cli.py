@@ -27,7 +27,8 @@ def test_package_int8_static_prints_what_it_did_and_inspect_shows_it(digits, tmp
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"wrote {out}:")
-    assert "quantized   int8-static: 6 weight nodes (Conv int8 4, Gemm int8 2), none of the targeted left fp32" in r.stdout
+    assert "quantized   int8-static: 6 weight nodes (Conv int8 4, Gemm int8 2), none of the targeted left fp32" \
+        in r.stdout
     assert "200 calibration samples, minmax" in r.stdout
     assert "fidelity    on 450 held-out samples from test.npz" in r.stdout
     assert "logits: top-1 agreement" in r.stdout and "accuracy" in r.stdout and "cosine" in r.stdout

@@ -40,7 +40,7 @@ def test_constant_weights_are_quantized(mode, tmp):
     calib = quant_models.random_npz(str(tmp / "calib.npz"), count=32, x=(3, 8, 8))
     out = tmp / "b.edgepack"
     result = edgepack.package(model, str(out), quantize=mode, calibration=calib if mode == "int8-static" else None,
-                              op_types=["Conv", "MatMul"])
+                              quantize_options={"op_types": ["Conv", "MatMul"]})
     q = result.report["quantization"]
     assert q["prepared"]["constants_to_initializers"] == 4
     graph = quant_models.bundle_model(out)
@@ -49,7 +49,10 @@ def test_constant_weights_are_quantized(mode, tmp):
     assert sum(len(v) for v in census["int8"].values()) == 2          # the Conv and the MatMul
     ops = _ops(graph)
     assert ops["Constant"] == 0
-    assert (ops["DequantizeLinear"] >= 2) if mode == "int8-static" else (ops["ConvInteger"], ops["MatMulInteger"]) == (1, 1)
+    if mode == "int8-static":
+        assert ops["DequantizeLinear"] >= 2
+    else:
+        assert (ops["ConvInteger"], ops["MatMulInteger"]) == (1, 1)
     x = np.random.default_rng(5).standard_normal((2, 3, 8, 8)).astype(np.float32)
     assert _close(load(out).run({"x": x})["y"], _reference(model, {"x": x}))
 
@@ -60,12 +63,12 @@ def test_weights_inside_if_branches_are_quantized(mode, tmp):
     rng = np.random.default_rng(3)
     os.makedirs(tmp / "calib")
     for i in range(16):  # a folder of complete feeds: the condition is an input too
-        np.savez(tmp / "calib" / f"{i:02}.npz", c=np.array(i % 2 == 0), x=rng.standard_normal((1, 32)).astype(np.float32))
+        x = rng.standard_normal((1, 32)).astype(np.float32)
+        np.savez(tmp / "calib" / f"{i:02}.npz", c=np.array(i % 2 == 0), x=x)
     out = tmp / "b.edgepack"
-    kw = {"calibration": str(tmp / "calib")} if mode == "int8-static" else {}
-    if mode == "int4-weight":
-        kw["block_size"] = 16
-    result = edgepack.package(model, str(out), quantize=mode, op_types=["MatMul"], **kw)
+    calibration = str(tmp / "calib") if mode == "int8-static" else None
+    options = {"op_types": ["MatMul"], **({"block_size": 16} if mode == "int4-weight" else {})}
+    result = edgepack.package(model, str(out), quantize=mode, calibration=calibration, quantize_options=options)
     q = result.report["quantization"]
     assert q["prepared"]["constants_to_initializers"] == 1 and q["prepared"]["captured_weights_moved"] == 1
     graph = quant_models.bundle_model(out)
@@ -91,7 +94,8 @@ def test_what_onnxruntime_cannot_quantize_stops_the_packager(tmp):
     with pytest.raises(UnquantizedWeights, match="left 1 weight node.* in fp32: batched;.*--allow-unquantized") as e:
         edgepack.package(quant_models.batched_weight(), str(out), quantize="int4-weight")
     assert e.value.nodes == ["batched"] and not out.exists()
-    result = edgepack.package(quant_models.batched_weight(), str(out), quantize="int4-weight", allow_unquantized=True)
+    result = edgepack.package(quant_models.batched_weight(), str(out), quantize="int4-weight",
+                              quantize_options={"allow_unquantized": True})
     assert any("left 1 weight node" in w for w in result.report["warnings"])
     assert result.report["quantization"]["quantized"] == {"MatMulNBits uint4": 1}
     assert load(out).run({"x": np.ones((2, 3, 32), np.float32)})["y"].shape == (2, 3, 32)
@@ -102,9 +106,11 @@ def test_a_quantizer_result_that_fails_to_run_is_an_error(tmp):
     # weight: the model loads, and fails on the first run
     out = tmp / "b.edgepack"
     with pytest.raises(QuantizationError, match="fails in onnxruntime.*batched_quant.*--per-tensor"):
-        edgepack.package(quant_models.batched_weight(), str(out), quantize="int8-dynamic", per_channel=True)
+        edgepack.package(quant_models.batched_weight(), str(out), quantize="int8-dynamic",
+                         quantize_options={"per_channel": True})
     assert not out.exists()
-    result = edgepack.package(quant_models.batched_weight(), str(out), quantize="int8-dynamic", per_channel=False)
+    result = edgepack.package(quant_models.batched_weight(), str(out), quantize="int8-dynamic",
+                              quantize_options={"per_channel": False})
     assert result.report["quantization"]["quantized_total"] == 2
 
 
@@ -126,7 +132,8 @@ def test_nothing_quantized_is_an_error(tmp):
     with pytest.raises(UnquantizedWeights, match="int8-dynamic quantized nothing"):
         edgepack.package(quant_models.no_weights(), str(out), quantize="int8-dynamic")
     assert not out.exists()
-    result = edgepack.package(quant_models.no_weights(), str(out), quantize="int8-dynamic", allow_unquantized=True)
+    result = edgepack.package(quant_models.no_weights(), str(out), quantize="int8-dynamic",
+                              quantize_options={"allow_unquantized": True})
     assert any("quantized nothing" in w for w in result.report["warnings"])
 
 
@@ -135,13 +142,14 @@ def test_opset_11_model_quantized_per_channel_loads_and_runs(mode, tmp):
     model = quant_models.opset11_cnn()
     calib = quant_models.random_npz(str(tmp / "calib.npz"), count=32, x=(3, 8, 8))
     out = tmp / "b.edgepack"
-    result = edgepack.package(model, str(out), quantize=mode, per_channel=True, op_types=["Conv", "Gemm"],
-                              calibration=calib if mode == "int8-static" else None)
+    result = edgepack.package(model, str(out), quantize=mode, calibration=calib if mode == "int8-static" else None,
+                              quantize_options={"per_channel": True, "op_types": ["Conv", "Gemm"]})
     q = result.report["quantization"]
     if mode == "int8-static":
         assert q["prepared"]["opset"] == [11, 13]
         graph = quant_models.bundle_model(out)
-        axes = [a.i for n in graph.graph.node if n.op_type == "DequantizeLinear" for a in n.attribute if a.name == "axis"]
+        axes = [a.i for n in graph.graph.node if n.op_type == "DequantizeLinear"
+                for a in n.attribute if a.name == "axis"]
         assert axes, "per-channel weights carry an axis"
     assert q["quantized_total"] == 2 and q["float_targeted"] == []
     x = np.random.default_rng(2).standard_normal((3, 3, 8, 8)).astype(np.float32)
@@ -158,7 +166,8 @@ def test_no_files_left_behind(tmp, monkeypatch):
     before = sorted(os.listdir(tmp))
     for mode in ("int8-static", "int8-dynamic", "int4-weight", "fp16"):
         kw = {"calibration": calib} if mode in ("int8-static", "fp16") else {}
-        edgepack.package(str(model_path), str(tmp / "out.edgepack"), quantize=mode, allow_unquantized=True, **kw)
+        edgepack.package(str(model_path), str(tmp / "out.edgepack"), quantize=mode, **kw,
+                         quantize_options={"allow_unquantized": True})
     assert os.listdir(work) == []
     assert sorted(os.listdir(tmp)) == sorted(before + ["out.edgepack"])
 
@@ -166,7 +175,8 @@ def test_no_files_left_behind(tmp, monkeypatch):
 def test_gemm_is_rewritten_for_4_bit(tmp):
     model = quant_models.opset11_cnn()
     out = tmp / "b.edgepack"
-    result = edgepack.package(model, str(out), quantize="int4-weight", op_types=["Gemm"], block_size=16)
+    result = edgepack.package(model, str(out), quantize="int4-weight",
+                              quantize_options={"op_types": ["Gemm"], "block_size": 16})
     q = result.report["quantization"]
     assert q["prepared"]["gemm_to_matmul"] == 1 and q["quantized"] == {"MatMulNBits uint4": 1}
     x = np.random.default_rng(2).standard_normal((3, 3, 8, 8)).astype(np.float32)

@@ -63,7 +63,7 @@ def test_bundle_is_deterministic(digits, tmp):
 def test_digits_int8_static_variants(digits, tmp, kw):
     out = tmp / "q8.edgepack"
     result = edgepack.package(digits["model"], str(out), quantize="int8-static", calibration=digits["calibration"],
-                              eval_data=digits["eval"], calibration_samples=64, **kw)
+                              eval_data=digits["eval"], quantize_options={"calibration_samples": 64, **kw})
     m = result.report["fidelity"]["outputs"]["logits"]
     assert m["reference_accuracy"] - m["accuracy"] <= 0.02
     assert result.report["quantization"]["quantized_total"] == 6
@@ -82,7 +82,7 @@ def test_dynamic_batch_model_calibrated_with_batch_one_samples(digits, tmp):
     for calibration in (digits["calibration"], str(folder)):
         out = tmp / "q8.edgepack"
         result = edgepack.package(digits["model"], str(out), quantize="int8-static", calibration=calibration,
-                                  calibration_samples=32, eval_data=digits["eval"])
+                                  eval_data=digits["eval"], quantize_options={"calibration_samples": 32})
         assert result.report["quantization"]["calibration_samples"] == 32
         test = np.load(digits["eval"])
         for batch in (1, 7, len(test["x"])):
@@ -121,8 +121,8 @@ def test_int4_block_size_trades_size_for_fidelity(decoder, tmp):
     sizes, cosines = {}, {}
     for block in (16, 128):
         out = tmp / f"b{block}.edgepack"
-        result = edgepack.package(decoder["model"], str(out), quantize="int4-weight", block_size=block,
-                                  eval_data=decoder["eval"])
+        result = edgepack.package(decoder["model"], str(out), quantize="int4-weight",
+                                  eval_data=decoder["eval"], quantize_options={"block_size": block})
         sizes[block] = os.path.getsize(out)
         cosines[block] = result.report["fidelity"]["outputs"]["logits"]["cosine_mean"]
     assert sizes[128] < sizes[16] and cosines[128] < cosines[16]

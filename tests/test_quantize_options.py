@@ -111,9 +111,11 @@ def test_options_object_and_excluded_nodes(tmp):
     result = edgepack.package(model, str(tmp / "b.edgepack"), quantize=opts)
     q = result.report["quantization"]
     assert q["quantized"] == {"MatMulNBits uint4": 1} and q["float"] == {"MatMul": 1} and q["float_targeted"] == []
-    with pytest.raises(OptionError, match="either as a QuantizeOptions or as keywords"):
-        edgepack.package(model, str(tmp / "b.edgepack"), quantize=opts, block_size=64)
+    with pytest.raises(OptionError, match="either as a QuantizeOptions or in quantize_options"):
+        edgepack.package(model, str(tmp / "b.edgepack"), quantize=opts, quantize_options={"block_size": 64})
     with pytest.raises(OptionError, match=r"exclude-nodes names \['batchd'\], which the model does not have"):
-        edgepack.package(model, str(tmp / "b.edgepack"), quantize="int4-weight", exclude_nodes=["batchd"])
+        edgepack.package(model, str(tmp / "b.edgepack"), quantize="int4-weight",
+                         quantize_options={"exclude_nodes": ["batchd"]})
     with pytest.raises(OptionError, match="exclude_nodes must be a list of names"):
-        edgepack.package(model, str(tmp / "b.edgepack"), quantize="int4-weight", exclude_nodes="batched")
+        edgepack.package(model, str(tmp / "b.edgepack"), quantize="int4-weight",
+                         quantize_options={"exclude_nodes": "batched"})

@@ -118,11 +118,12 @@ def _check_type(name: str, value: Any) -> None:
 
 
 def make_options(mode: str | QuantizeOptions | None = None, **kw: Any) -> QuantizeOptions:
-    """Build QuantizeOptions from a mode and keyword options, refusing unknown keys and wrong types by name."""
+    """Build QuantizeOptions from a mode (or QuantizeOptions) and option fields, refusing unknown keys and wrong
+    types by name."""
     kw = {k: v for k, v in kw.items() if v is not None}
     if isinstance(mode, QuantizeOptions):
         if kw:
-            raise OptionError("give quantization options either as a QuantizeOptions or as keywords, not both")
+            raise OptionError("give quantization options either as a QuantizeOptions or in quantize_options, not both")
         base = dataclasses.asdict(mode)
     else:
         base = {"mode": mode or "none"}
