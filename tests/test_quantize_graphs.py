@@ -34,13 +34,17 @@ def _close(out, ref, cosine=0.99):
     return out @ ref / np.linalg.norm(out) / np.linalg.norm(ref) > cosine and not np.array_equal(out, ref)
 
 
+def _int8(model, mode, out, tmp, **options):
+    """Package a [N, 3, 8, 8]-input model in an int8 mode (static: calibrated on 32 random samples)."""
+    calib = quant_models.random_npz(str(tmp / "calib.npz"), count=32, x=(3, 8, 8)) if mode == "int8-static" else None
+    return edgepack.package(model, str(out), quantize=mode, calibration=calib, quantize_options=options)
+
+
 @pytest.mark.parametrize("mode", ["int8-static", "int8-dynamic"])
 def test_constant_weights_are_quantized(mode, tmp):
     model = quant_models.constant_weights()
-    calib = quant_models.random_npz(str(tmp / "calib.npz"), count=32, x=(3, 8, 8))
     out = tmp / "b.edgepack"
-    result = edgepack.package(model, str(out), quantize=mode, calibration=calib if mode == "int8-static" else None,
-                              quantize_options={"op_types": ["Conv", "MatMul"]})
+    result = _int8(model, mode, out, tmp, op_types=["Conv", "MatMul"])
     q = result.report["quantization"]
     assert q["prepared"]["constants_to_initializers"] == 4
     graph = quant_models.bundle_model(out)
@@ -140,10 +144,8 @@ def test_nothing_quantized_is_an_error(tmp):
 @pytest.mark.parametrize("mode", ["int8-static", "int8-dynamic"])
 def test_opset_11_model_quantized_per_channel_loads_and_runs(mode, tmp):
     model = quant_models.opset11_cnn()
-    calib = quant_models.random_npz(str(tmp / "calib.npz"), count=32, x=(3, 8, 8))
     out = tmp / "b.edgepack"
-    result = edgepack.package(model, str(out), quantize=mode, calibration=calib if mode == "int8-static" else None,
-                              quantize_options={"per_channel": True, "op_types": ["Conv", "Gemm"]})
+    result = _int8(model, mode, out, tmp, per_channel=True, op_types=["Conv", "Gemm"])
     q = result.report["quantization"]
     if mode == "int8-static":
         assert q["prepared"]["opset"] == [11, 13]
