@@ -5,6 +5,8 @@ The steps run in order, and each one it applies is recorded in the bundle's prov
     import    read the model: ONNX (path or ModelProto), or PyTorch / scikit-learn through a converter
               (edgepack.packager.convert) checked against the source model's own outputs
     prune     remove channels and neurons, or zero small weights (edgepack.packager.prune), when asked
+    quantize  int8-static, int8-dynamic, int4-weight or fp16 (edgepack.packager.quantize), then compared
+              with the original on held-out samples (report["fidelity"])
     encode    split graph and tensors, code each tensor losslessly, write the bundle atomically
 """
 
@@ -30,6 +32,7 @@ from edgepack.runtime.reader import default_threads
 from .convert.options import ConvertOptions
 from .encode import Encoded, encode
 from .prune import step as prune_mod
+from .quantize import make_options, quantize_model, resolve
 from .skeleton import Split, split_model
 from .source import Source, load_source
 from .writer import BundleWriter
@@ -116,8 +119,9 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
             example_inputs: Any = None, convert: "ConvertOptions | dict[str, Any] | None" = None,
             prune: Any = None, prune_scope: str | None = None, prune_criterion: str | None = None,
-            prune_round_to: int | None = None, reconstruct: bool = False,
-            calibration: str | os.PathLike | None = None) -> PackageResult:
+            prune_round_to: int | None = None, reconstruct: bool = False, quantize: Any = None,
+            calibration: str | os.PathLike | None = None, eval_data: Any = None,
+            quantize_options: "dict[str, Any] | None" = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an
@@ -135,8 +139,13 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     prune: "channels:RATIO", "unstructured:RATIO" or a prune.PruneOptions; prune_scope ("layer" or "global"),
         prune_criterion ("l1", "l2" or "activation"), prune_round_to (keep a multiple of this many channels
         per layer) and reconstruct refine a spec string.
-    calibration: samples (an .npz keyed by input name, or a folder of .npz feeds) for --reconstruct and the
-        activation criterion.
+    quantize: "none", "int8-static", "int8-dynamic", "int4-weight" or "fp16" (or a QuantizeOptions);
+        calibration: samples (an .npz keyed by input name, or a folder of .npz feeds) for int8-static, fp16's
+        overflow check, --reconstruct and the activation criterion; eval_data: held-out samples the
+        packaged model is compared with the original on (an array named `labels` gives accuracy).
+    quantize_options: a dict of QuantizeOptions fields (method, per_channel, format, activation_type,
+        weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level, symmetric,
+        calibration_samples, allow_unquantized); unset ones come from the target profile.
     """
     if output is None:
         raise OptionError("output: give the path of the bundle to write")
@@ -148,17 +157,33 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
     prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct, prune_round_to)
+    qopts = resolve(make_options(quantize, calibration=calibration, **(quantize_options or {})), profile)
     options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
     source = load_source(model, example_inputs=example_inputs, **options)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
     report = {"import": {"check": source.options["check"]}} if "check" in source.options else {}
-    graph = source.model
+    packaged, packaged_profile, speed = source.model, profile, {}
     if prune_options is not None:
-        graph, step, report["prune"] = prune_mod.prune_step(graph, prune_options, calibration)
+        packaged, step, report["prune"] = prune_mod.prune_step(packaged, prune_options, calibration)
         steps.append(step)
-    result = write_bundle(source, graph, output, profile, steps, report, level, frame_bytes,
+    if qopts.active:
+        q = quantize_model(packaged, qopts, profile)
+        packaged, packaged_profile = q.model, q.profile
+        report["quantization"], report["warnings"] = q.report, q.warnings
+        steps.append(q.step)
+    if qopts.active or eval_data is not None:
+        from .quantize.verify import check, speed_warning
+
+        fidelity, speed, warned = check(source.model, packaged, eval_data, q.calibration if qopts.active else None,
+                                        profile, packaged_profile)
+        report["fidelity"] = fidelity
+        report["warnings"] = report.get("warnings", []) + warned
+    result = write_bundle(source, packaged, output, packaged_profile, steps, report, level, frame_bytes,
                           threads or default_threads())
-    check_storage(result, profile)
+    check_storage(result, packaged_profile)
+    if speed:  # timings differ from run to run: reported to the caller, kept out of the (deterministic) bundle
+        result.report = {**result.report, "speed": speed,
+                         "warnings": result.report.get("warnings", []) + speed_warning(speed)}
     return result
 
 

@@ -131,3 +131,15 @@ class SessionError(EdgepackError):
 
 class InputError(EdgepackError):
     """Feeds given to run() do not match the model's inputs."""
+
+
+class QuantizationError(EdgepackError):
+    """A quantizer failed, or its result failed edgepack's checks (nothing quantized, does not load)."""
+
+
+class UnquantizedWeights(QuantizationError):
+    """Weights the chosen mode targets were left in float; `nodes` names the nodes that hold them."""
+
+    def __init__(self, message: str, nodes: list[str]):
+        self.nodes = nodes
+        super().__init__(message)

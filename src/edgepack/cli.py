@@ -57,6 +57,13 @@ def _human(n: float) -> str:
 
 # --- package -------------------------------------------------------------------------------------------
 
+def _names(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+_QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
+
+
 @cli.command("package")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
@@ -83,24 +90,58 @@ def _human(n: float) -> str:
               help="Keep a multiple of N channels per layer (8 or 16 suit onnxruntime's x86 convolutions).")
 @click.option("--reconstruct", is_flag=True, default=None,
               help="Refit the layers whose inputs shrank, by least squares on --calibration data.")
+@click.option("--quantize", type=click.Choice(_QUANT_MODES), default="none", show_default=True,
+              help="Quantization mode.")
 @click.option("--calibration", type=click.Path(), default=None,
-              help="Samples: an .npz keyed by input name (samples on the first axis) or a folder of .npz feeds.")
+              help="Calibration samples for int8-static (and fp16's overflow check): an .npz keyed by input name "
+                   "with samples along the first axis, or a folder of .npz feeds.")
+@click.option("--eval", "eval_data", type=click.Path(), default=None,
+              help="Held-out samples (same formats; an array named 'labels' gives accuracy) to compare the "
+                   "packaged model with the original on.")
+@click.option("--calibration-method", "method", type=click.Choice(["minmax", "entropy", "percentile"]),
+              default=None, help="Calibration method (default minmax).")
+@click.option("--calibration-samples", type=click.IntRange(1), default=None,
+              help="Use at most this many calibration samples.")
+@click.option("--per-channel/--per-tensor", "per_channel", default=None,
+              help="Weight scales per output channel or per tensor (default: the profile's).")
+@click.option("--quant-format", "format", type=click.Choice(["qdq", "qoperator"]), default=None,
+              help="int8-static format (default: the profile's).")
+@click.option("--activation-type", type=click.Choice(["uint8", "int8"]), default=None,
+              help="int8-static activation type (default: the profile's).")
+@click.option("--weight-type", type=click.Choice(["int8", "uint8"]), default=None,
+              help="int8 weight type (default: the profile's).")
+@click.option("--reduce-range/--no-reduce-range", default=None,
+              help="7-bit weights, for x86 CPUs without VNNI (default: the profile's).")
+@click.option("--op-types", default=None, metavar="LIST",
+              help="Comma-separated op types to quantize (default: Conv,MatMul,Gemm for int8-static; "
+                   "MatMul,Gemm,Gather for int8-dynamic and int4-weight).")
+@click.option("--exclude-nodes", default=None, metavar="LIST", help="Comma-separated node names to keep in float.")
+@click.option("--block-size", type=int, default=None, help="int4-weight: weights per scale (default 32).")
+@click.option("--accuracy-level", type=int, default=None,
+              help="int4-weight: MatMulNBits compute type, 0-4 (default 4: int8, fastest on CPUs).")
+@click.option("--symmetric/--asymmetric", default=None, help="int4-weight: symmetric blocks (default asymmetric).")
+@click.option("--allow-unquantized", is_flag=True, default=None,
+              help="Package even when weights the mode targets stay in float (a warning instead of an error).")
 def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
                 trust_pickle: bool, rtol: float | None, atol: float | None, prune: str | None,
                 prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
-                reconstruct: bool | None, calibration: str | None) -> None:
+                reconstruct: bool | None, quantize: str, calibration: str | None, eval_data: str | None,
+                op_types: str | None, exclude_nodes: str | None, **quantize_options: Any) -> None:
     """Package MODEL (.onnx; .pt2 from torch.export.save; scikit-learn .joblib/.pkl with --trust-pickle) into
     a bundle for one target device."""
     from edgepack.packager import package
+    from edgepack.packager.quantize.describe import report_lines
 
     example = _load_npz(example_path, "example inputs") if example_path else None
     if example is not None:
         example.pop("labels", None)  # as in `run --inputs`: labels may sit beside the samples
     convert = {"trust_pickle": True} if trust_pickle else {}
     convert.update({k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None})
+    quantize_options.update(op_types=_names(op_types), exclude_nodes=_names(exclude_nodes))
     result = package(model, output=output, target=target, level=level, example_inputs=example, convert=convert,
                      prune=prune, prune_scope=prune_scope, prune_criterion=prune_criterion,
-                     prune_round_to=prune_round_to, reconstruct=bool(reconstruct), calibration=calibration)
+                     prune_round_to=prune_round_to, reconstruct=bool(reconstruct), quantize=quantize,
+                     calibration=calibration, eval_data=eval_data, quantize_options=quantize_options)
     for line in prune_summary(result.report.get("prune")):
         click.echo(line)
     click.echo(f"wrote {result.path}: {result.bundle_bytes:,} bytes, {result.ratio:.3f}x the "
@@ -110,6 +151,10 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
         exact = f"; {', '.join(check['exact'])} identical" if check["exact"] else ""
         click.echo(f"checked the ONNX conversion on {check['samples']} samples: max |diff| "
                    f"{check['max_abs_diff']:.3g} (tolerance {check['atol']:g} + {check['rtol']:g} x |source|){exact}")
+    for line in report_lines(result.report):
+        click.echo(line)
+    for warning in result.report.get("warnings", []):
+        click.echo(f"edgepack: warning: {warning}", err=True)
 
 
 def prune_summary(report: dict[str, Any] | None, layers: int | None = 0) -> list[str]:
@@ -269,7 +314,13 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
     report = m.get("report") or {}
     for line in prune_summary(report.get("prune"), layers=None if show_all else 20):
         click.echo("  " + line)
-    extra = {k: v for k, v in report.items() if k not in ("lossless", "prune")}
+    from edgepack.packager.quantize.describe import report_lines
+
+    for line in report_lines(report):
+        click.echo(line)
+    for warning in report.get("warnings", []):
+        click.echo(f"  warning     {warning}")
+    extra = {k: v for k, v in report.items() if k not in ("lossless", "prune", "quantization", "fidelity", "warnings")}
     if extra:
         click.echo("  report      " + json.dumps(extra)[:2000])
 

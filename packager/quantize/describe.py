@@ -1,0 +1,96 @@
+"""The quantization, fidelity and speed reports as lines for people (`edgepack package` and `inspect`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PREPARED = {
+    "constants_to_initializers": "{} Constant weights made initializers",
+    "captured_weights_moved": "{} outer weights moved into their branch",
+    "folded_for": "constants folded for {}",
+    "opset": "opset {0[0]} -> {0[1]}",
+    "gemm_to_matmul": "{} Gemm rewritten as MatMul",
+}
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def quantization_lines(q: dict[str, Any]) -> list[str]:
+    mode = q.get("mode", "?")
+    left = q.get("float_targeted", [])
+    head = (f"{mode}: {q.get('quantized_total', 0)} weight nodes ({_counts(q.get('quantized', {}))}), "
+            + (f"{len(left)} targeted left fp32" if left else "none of the targeted left fp32"))
+    lines = [f"  quantized   {head}"]
+    if q.get("float"):
+        lines.append(f"              fp32 weights kept: {_counts(q['float'])}")
+    detail = []
+    if "calibration_samples" in q:
+        detail.append(f"{q['calibration_samples']} calibration samples, {q.get('method')}")
+    if "subgraph_nodes_dynamic" in q:
+        detail.append(f"{len(q['subgraph_nodes_dynamic'])} nodes inside subgraphs as dynamic int8")
+    if "block_size" in q:
+        detail.append(f"blocks of {q['block_size']}, accuracy level {q.get('accuracy_level')}")
+    fp32 = {k: v for k, v in q.get("fp32_nodes", {}).items() if v}
+    if "fp32_nodes" in q:
+        detail.append("kept fp32: " + (", ".join(f"{len(v)} ({k.replace('_', ' ')})" for k, v in fp32.items())
+                                       or "nothing"))
+        if not q.get("activations_checked"):
+            detail.append("activations not checked for overflow (give --calibration samples)")
+    detail += [fmt.format(q["prepared"][k]) for k, fmt in _PREPARED.items() if k in q.get("prepared", {})]
+    if detail:
+        lines.append("              " + "; ".join(detail))
+    before, after = sum(q.get("bytes_before", {}).values()), sum(q.get("bytes_after", {}).values())
+    if before:
+        lines.append(f"              weights {before:,} -> {after:,} bytes ({after / before:.3f}x) before coding")
+    return lines
+
+
+def _output_line(name: str, m: dict[str, Any]) -> str:
+    parts = []
+    if "top1_agreement" in m:
+        parts.append(f"top-1 agreement {100 * m['top1_agreement']:.2f}%")
+    if "accuracy" in m:
+        drop = 100 * (m["reference_accuracy"] - m["accuracy"])
+        parts.append(f"accuracy {100 * m['accuracy']:.2f}% (original {100 * m['reference_accuracy']:.2f}%, "
+                     f"{'-' if drop > 0 else '+'}{abs(drop):.2f} pt)")
+    if "cosine_mean" in m:
+        mean, worst = m["cosine_mean"], m["cosine_min"]
+        parts.append("cosine " + ("non-finite" if mean is None else f"{mean:.4f} (worst {worst:.4f})"))
+    if m.get("max_abs_error") is not None:
+        parts.append(f"max abs error {m['max_abs_error']:.3g} (outputs up to {m['reference_max_abs']:.3g})")
+    if m.get("nonfinite"):
+        parts.append(f"{m['nonfinite']} NON-FINITE values")
+    if "exact_match" in m:
+        parts.append(f"identical {100 * m['exact_match']:.2f}%")
+    return f"{name}: " + ", ".join(parts)
+
+
+def fidelity_lines(f: dict[str, Any]) -> list[str]:
+    if "skipped" in f:
+        return [f"  fidelity    not measured: {f['skipped']}"]
+    if f.get("labels") is False and f.get("data") == "random inputs":
+        lines = [f"  fidelity    on {f['samples']} random inputs (give --eval DATA for a real measure)"]
+    else:
+        where = "held-out samples" if f.get("held_out") else "calibration samples (not held out)"
+        lines = [f"  fidelity    on {f['samples']} {where} from {f['data']}"]
+    lines += [f"              {_output_line(name, m)}" for name, m in f.get("outputs", {}).items()]
+    return lines
+
+
+def speed_lines(s: dict[str, Any]) -> list[str]:
+    return [f"  speed       {s['packaged_ms']:.3g} ms per run, original {s['reference_ms']:.3g} ms "
+            f"({s['ratio']:.2f}x) on this machine, median of {s['runs']} runs"]
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """What package and inspect print about quantization, fidelity and speed (warnings apart)."""
+    lines = []
+    if "quantization" in report:
+        lines += quantization_lines(report["quantization"])
+    if "fidelity" in report:
+        lines += fidelity_lines(report["fidelity"])
+    if report.get("speed"):
+        lines += speed_lines(report["speed"])
+    return lines

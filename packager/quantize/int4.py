@@ -1,0 +1,48 @@
+"""int4-weight: blockwise 4-bit weights, float activations (onnxruntime's MatMulNBitsQuantizer).
+
+MatMul weights become MatMulNBits (accuracy_level 4 computes in int8: without it the kernel is slow on CPUs)
+and embedding tables read by Gather become GatherBlockQuantized. 4-bit tensors need opset 21 and IR version
+10: the model is converted properly first (onnx.version_converter) rather than having its opset number
+overwritten, which is what the quantizer itself does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+from onnxruntime.quantization import QuantFormat
+from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+from edgepack.runtime.errors import QuantizationError
+
+from . import files
+from .options import QuantizeOptions
+from .prepare import raise_opset
+from .walk import FLOAT_TYPES, weights
+
+INT4_OPSET = 21
+
+
+def quantize(model: onnx.ModelProto, opts: QuantizeOptions) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    op_types = tuple(sorted({"MatMul" if t == "Gemm" else t for t in opts.op_types}))  # Gemm: see prepare
+    details: dict[str, Any] = {"block_size": opts.block_size, "accuracy_level": opts.accuracy_level}
+    tables = [n for n, w, _ in weights(model) if n.op_type == "Gather" and w.data_type in FLOAT_TYPES]
+    if "Gather" in op_types and tables:
+        model = raise_opset(model, INT4_OPSET, "4-bit embedding tables",
+                            "leave them in float (--op-types MatMul,Gemm)")
+        if model.ir_version < 10:
+            model.ir_version = 10
+        details["opset"] = INT4_OPSET
+    try:
+        with files.quiet():
+            quantizer = MatMulNBitsQuantizer(
+                model, bits=4, block_size=opts.block_size, is_symmetric=opts.symmetric,
+                accuracy_level=opts.accuracy_level, nodes_to_exclude=list(opts.exclude_nodes),
+                quant_format=QuantFormat.QOperator, op_types_to_quantize=op_types,
+                quant_axes=(("MatMul", 0), ("Gather", 1)))
+            quantizer.process()
+    except Exception as e:
+        raise QuantizationError(f"onnxruntime's 4-bit quantizer failed: {files.first_line(e)}; exclude the node it "
+                                "names (--exclude-nodes)") from None
+    return quantizer.model.model, details

@@ -1,0 +1,209 @@
+"""Quantization options: typed, checked before any work starts, defaults taken from the target profile.
+
+`QuantizeOptions` is what the user asks for; fields left at None mean "the profile's or the mode's default".
+`resolve()` fills them in from the profile and refuses what cannot work (an unknown key, an option the mode
+does not use, int8-static without calibration data, a type pair onnxruntime cannot run), so that nothing is
+loaded or quantized before a mistake is caught. The resolved options are recorded in the bundle's provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, get_args
+
+from edgepack.runtime.errors import OptionError
+from edgepack.runtime.profile import Profile
+
+Mode = Literal["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
+Method = Literal["minmax", "entropy", "percentile"]
+Format = Literal["qdq", "qoperator"]
+ActivationType = Literal["uint8", "int8"]
+WeightType = Literal["int8", "uint8"]
+
+MODES: tuple[str, ...] = get_args(Mode)
+METHODS: tuple[str, ...] = get_args(Method)
+FORMATS: tuple[str, ...] = get_args(Format)
+INT8_MODES = ("int8-static", "int8-dynamic")
+
+# The op types quantized unless the user widens them. Static QDQ over every op type destroys some real models
+# (a classifier fell to 12.5% top-1 agreement with its fp32 self) while the weight-carrying ops alone keep
+# them; dynamic int8 convolutions run 3-6x slower than fp32 and dynamic LSTMs lose the output, so dynamic
+# takes the matrix products and embedding tables only. See docs/QUANTIZATION.md.
+DEFAULT_OP_TYPES: dict[str, tuple[str, ...]] = {
+    "int8-static": ("Conv", "MatMul", "Gemm"),
+    "int8-dynamic": ("MatMul", "Gemm", "Gather"),
+    "int4-weight": ("MatMul", "Gemm", "Gather"),
+    "fp16": (),
+}
+INT4_OP_TYPES = ("MatMul", "Gemm", "Gather")
+# Exporters write linear layers on 2-D inputs as Gemm. The dynamic quantizer rewrites Gemm as MatMul + Add
+# itself (and quantizes it as "MatMul"); the 4-bit one does not, so edgepack does (prepare.gemm_to_matmul).
+GEMM_AS_MATMUL = ("int4-weight",)
+
+# Which option belongs to which modes; giving one to another mode is a mistake, not a no-op.
+_USED_BY: dict[str, tuple[str, ...]] = {
+    "calibration": ("int8-static", "fp16"),
+    "method": ("int8-static",),
+    "calibration_samples": ("int8-static", "fp16"),
+    "format": ("int8-static",),
+    "activation_type": ("int8-static",),
+    "weight_type": INT8_MODES,
+    "reduce_range": INT8_MODES,
+    "per_channel": INT8_MODES,
+    "op_types": ("int8-static", "int8-dynamic", "int4-weight"),
+    "block_size": ("int4-weight",),
+    "accuracy_level": ("int4-weight",),
+    "symmetric": ("int4-weight",),
+}
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """What to quantize and how; None means the target profile's (or the mode's) default."""
+
+    mode: Mode = "none"
+    calibration: Optional[str] = None           # .npz or folder of .npz (packager.datasets formats)
+    method: Optional[Method] = None             # calibration method; default minmax
+    calibration_samples: Optional[int] = None   # use at most this many calibration samples; default all
+    format: Optional[Format] = None             # static int8 format; default the profile's
+    activation_type: Optional[ActivationType] = None
+    weight_type: Optional[WeightType] = None
+    reduce_range: Optional[bool] = None         # 7-bit weights (x86 without VNNI)
+    per_channel: Optional[bool] = None
+    op_types: Optional[tuple[str, ...]] = None  # op types to quantize; default DEFAULT_OP_TYPES[mode]
+    exclude_nodes: tuple[str, ...] = ()         # node names left in float, on purpose
+    block_size: Optional[int] = None            # int4: weights per scale (power of two, >= 16); default 32
+    accuracy_level: Optional[int] = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
+    symmetric: Optional[bool] = None            # int4: symmetric blocks (no zero points); default False
+    allow_unquantized: bool = False             # keep going when weights the mode targets stay float
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "none"
+
+    def record(self) -> dict[str, Any]:
+        """The options as provenance records them: no folders (bundles are the same on every machine)."""
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+               if v is not None and v != ()}
+        if self.calibration:
+            out["calibration"] = os.path.basename(os.path.normpath(self.calibration))
+        return out
+
+
+_LITERALS = {"mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
+             "weight_type": get_args(WeightType)}
+_BOOLS = {"reduce_range", "per_channel", "symmetric", "allow_unquantized"}
+_INTS = {"calibration_samples", "block_size", "accuracy_level"}
+_NAME_LISTS = {"op_types", "exclude_nodes"}
+
+
+def _check_type(name: str, value: Any) -> None:
+    if name in _LITERALS:
+        if value not in _LITERALS[name]:
+            raise OptionError(f"{name.replace('_', '-')} must be one of {', '.join(_LITERALS[name])}; got {value!r}")
+    elif name in _BOOLS:
+        if not isinstance(value, bool):
+            raise OptionError(f"{name} must be true or false, got {value!r}")
+    elif name in _INTS:
+        if type(value) is not int:
+            raise OptionError(f"{name} must be an integer, got {value!r}")
+    elif name in _NAME_LISTS:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
+                not all(isinstance(v, str) and v for v in value):
+            raise OptionError(f"{name} must be a list of names, got {value!r}")
+    elif not isinstance(value, (str, os.PathLike)):  # calibration
+        raise OptionError(f"calibration must be a path to an .npz file or a folder of them, got {value!r}")
+
+
+def make_options(mode: str | QuantizeOptions | None = None, **kw: Any) -> QuantizeOptions:
+    """Build QuantizeOptions from a mode (or QuantizeOptions) and option fields, refusing unknown keys and wrong
+    types by name."""
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if isinstance(mode, QuantizeOptions):
+        if kw:
+            raise OptionError("give quantization options either as a QuantizeOptions or in quantize_options, not both")
+        base = dataclasses.asdict(mode)
+    else:
+        base = {"mode": mode or "none"}
+    names = {f.name for f in dataclasses.fields(QuantizeOptions)}
+    for key in kw:
+        if key not in names:
+            raise OptionError(f"unknown quantization option {key!r} (known: {', '.join(sorted(names - {'mode'}))})")
+    values = {**base, **kw}
+    for key, value in values.items():
+        if value is not None:
+            _check_type(key, value)
+    for key in ("op_types", "exclude_nodes"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    if values.get("calibration") is not None:
+        values["calibration"] = os.fspath(values["calibration"])
+    return QuantizeOptions(**values)
+
+
+def _check_mode_fit(opts: QuantizeOptions) -> None:
+    for name, modes in _USED_BY.items():
+        if getattr(opts, name) is not None and opts.mode not in modes:
+            raise OptionError(f"{name.replace('_', '-')} does not apply to --quantize {opts.mode} (it is used by "
+                              f"{', '.join(modes)}); drop it or pick one of those modes")
+    if opts.mode == "int8-static" and not opts.calibration:
+        raise OptionError("int8-static needs calibration data (--calibration DATA: an .npz of samples keyed by "
+                          "input name, or a folder of .npz feeds); without data, use --quantize int8-dynamic")
+    if opts.mode == "none" and (opts.exclude_nodes or opts.allow_unquantized):
+        raise OptionError("exclude-nodes and allow-unquantized need a --quantize mode")
+
+
+def _check_values(opts: QuantizeOptions) -> None:
+    if opts.block_size is not None and (opts.block_size < 16 or opts.block_size & (opts.block_size - 1)):
+        raise OptionError(f"block-size must be a power of two of at least 16, got {opts.block_size}")
+    if opts.accuracy_level is not None and opts.accuracy_level not in (0, 1, 2, 3, 4):
+        raise OptionError(f"accuracy-level must be 0 to 4 (4: int8 compute, fastest on CPUs), got "
+                          f"{opts.accuracy_level}")
+    if opts.calibration_samples is not None and opts.calibration_samples < 1:
+        raise OptionError(f"calibration-samples must be at least 1, got {opts.calibration_samples}")
+    if opts.activation_type == "int8" and opts.weight_type == "uint8":
+        raise OptionError("onnxruntime cannot run int8 activations with uint8 weights; use weight-type int8")
+    if opts.op_types is not None:
+        if not opts.op_types:
+            raise OptionError("op-types is empty: name at least one op type, or leave it out for the default")
+        supported = supported_op_types(opts.mode)
+        unknown = [t for t in opts.op_types if t not in supported]
+        if unknown:
+            raise OptionError(f"{opts.mode} cannot quantize op types {unknown}; it supports "
+                              f"{', '.join(sorted(supported))}")
+
+
+def supported_op_types(mode: str) -> set[str]:
+    """Op types onnxruntime's quantizer for `mode` knows."""
+    if mode == "int4-weight":
+        return set(INT4_OP_TYPES)
+    from onnxruntime.quantization import registry
+
+    if mode == "int8-dynamic":
+        return set(registry.IntegerOpsRegistry) | {"Gemm"}
+    return set(registry.QDQRegistry) | set(registry.QLinearOpsRegistry)
+
+
+def resolve(opts: QuantizeOptions, profile: Profile) -> QuantizeOptions:
+    """Check `opts` and fill every default from `profile` and the mode, before anything is loaded."""
+    _check_mode_fit(opts)
+    if opts.calibration is not None and not os.path.exists(opts.calibration):
+        raise OptionError(f"{opts.calibration}: no such calibration file or folder")
+    q = profile.quantization
+    mode = opts.mode
+    filled: dict[str, Any] = {}
+    if mode in INT8_MODES:
+        filled.update(weight_type=q.weight_type, reduce_range=q.reduce_range, per_channel=q.per_channel)
+    if mode == "int8-static":
+        filled.update(method="minmax", format=q.format, activation_type=q.activation_type)
+    if mode == "int4-weight":
+        filled.update(block_size=32, accuracy_level=4, symmetric=False)
+    if mode in DEFAULT_OP_TYPES and mode != "fp16":
+        filled["op_types"] = DEFAULT_OP_TYPES[mode]
+    resolved = dataclasses.replace(opts, **{k: v for k, v in filled.items() if getattr(opts, k) is None})
+    if resolved.activation_type == "int8" and resolved.weight_type == "uint8" and opts.weight_type is None:
+        resolved = dataclasses.replace(resolved, weight_type="int8")  # the profile's pair does not fit the user's
+    _check_values(resolved)
+    return resolved

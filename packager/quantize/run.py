@@ -1,0 +1,130 @@
+"""The quantize step: prepare the graph, run the mode's quantizer, then check what it really did.
+
+    prepare    Constants to initializers, captured weights into their branch, node names, opset, folding
+    quantize   int8-static | int8-dynamic | int4-weight | fp16
+    count      weight nodes by the type their weight ends up in, subgraphs included
+    check      nothing quantized, or targeted weights left fp32: an error unless allow_unquantized;
+               the result must load and run in onnxruntime with the target's session options (loadcheck)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+
+from edgepack.runtime.errors import OptionError, UnquantizedWeights
+from edgepack.runtime.profile import Profile
+
+from ..datasets import Samples
+from . import count, files, prepare
+from .loadcheck import check_loads
+from .options import GEMM_AS_MATMUL, QuantizeOptions
+from .samples import load_for, random_samples
+from .walk import nodes
+
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
+                 "DmlExecutionProvider", "MIGraphXExecutionProvider", "CoreMLExecutionProvider")
+
+
+@dataclass
+class QuantizeResult:
+    model: onnx.ModelProto
+    step: dict[str, Any]                 # for provenance.steps
+    report: dict[str, Any]               # for report["quantization"]
+    profile: Profile                     # the target profile, with a lower optimization level if one crashed
+    calibration: Samples | None = None   # the samples used, for a fidelity check when no eval data is given
+    warnings: list[str] = field(default_factory=list)
+
+
+def _check_excluded(model: onnx.ModelProto, names: tuple[str, ...]) -> None:
+    known = {n.name for n, _ in nodes(model)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise OptionError(f"exclude-nodes names {unknown}, which the model does not have (node names look like "
+                          f"{sorted(known)[:3]})")
+
+
+def _prepare(model: onnx.ModelProto, opts: QuantizeOptions, folder: str) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    done: dict[str, Any] = {}
+    done["constants_to_initializers"] = prepare.constants_to_initializers(model)
+    done["captured_weights_moved"] = prepare.localize_captured_weights(model)
+    prepare.name_nodes(model)
+    _check_excluded(model, opts.exclude_nodes)
+    op_types = opts.op_types or ()
+    fold = prepare.computed_weights(model, op_types) + (prepare.conv_batchnorms(model) if "Conv" in op_types else [])
+    if fold:
+        model = prepare.fold_constants(model, folder)
+        prepare.name_nodes(model)
+        done["folded_for"] = fold[:20]
+    if opts.mode == "int8-static" and opts.per_channel and opts.format == "qdq":
+        before = prepare.opset(model)
+        model = prepare.raise_opset(model, 13, "per-channel QDQ quantization", "quantize per tensor (--per-tensor)")
+        if prepare.opset(model) != before:
+            done["opset"] = [before, prepare.opset(model)]
+    if opts.mode in GEMM_AS_MATMUL and "Gemm" in op_types:
+        done["gemm_to_matmul"] = prepare.gemm_to_matmul(model)
+    return model, {k: v for k, v in done.items() if v}
+
+
+def _dispatch(model: onnx.ModelProto, opts: QuantizeOptions, calibration: Samples | None, folder: str):
+    if opts.mode == "int8-static":
+        from . import static
+        return static.quantize(model, opts, calibration, folder)
+    if opts.mode == "int8-dynamic":
+        from . import dynamic
+        return dynamic.quantize(model, opts, folder)
+    if opts.mode == "int4-weight":
+        from . import int4
+        return int4.quantize(model, opts)
+    from . import fp16
+    return fp16.quantize(model, calibration, folder)
+
+
+def _check(summary: dict[str, Any], opts: QuantizeOptions) -> list[str]:
+    warnings = []
+    if summary["quantized_total"] == 0:
+        message = (f"{opts.mode} quantized nothing: no weight of the op types {list(opts.op_types or ['any'])} "
+                   f"ended up {'fp16' if opts.mode == 'fp16' else 'in integers'} (weights by type: "
+                   f"{summary['float'] or 'none found'})")
+        if not opts.allow_unquantized:
+            raise UnquantizedWeights(message + "; widen --op-types, or pass --allow-unquantized to package the "
+                                     "model unquantized", [])
+        warnings.append(message)
+    left = summary["float_targeted"]
+    if left:
+        shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+        message = f"onnxruntime left {len(left)} weight node(s) of the targeted op types in fp32: {shown}"
+        if not opts.allow_unquantized:
+            raise UnquantizedWeights(message + "; exclude them on purpose (--exclude-nodes) or pass "
+                                     "--allow-unquantized", left)
+        warnings.append(message)
+    return warnings
+
+
+def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile) -> QuantizeResult:
+    """Quantize a copy of `model` as `opts` (resolved against `profile`) says, and check the result."""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    calibration = None
+    if opts.calibration:
+        calibration = load_for(work, opts.calibration, "calibration data", limit=opts.calibration_samples)
+    with files.workdir() as folder:
+        work, prepared = _prepare(work, opts, folder)
+        result, details = _dispatch(work, opts, calibration, folder)
+        summary = count.summarize(result, opts.mode, opts.op_types or (), opts.exclude_nodes)
+        warnings = _check(summary, opts)
+        probe = calibration or random_samples(model, count=1)
+        feeds = probe.feeds[0] if probe else None
+        profile, lowered = check_loads(result, profile, feeds, folder, reference=None if calibration else model)
+        warnings += [lowered] if lowered else []
+    if opts.mode == "fp16" and not any(p in GPU_PROVIDERS for p in profile.providers):
+        warnings.append(f"fp16 for {profile.name}, a target without a GPU provider: CPUs compute most ops in fp32, "
+                        "so fp16 halves the size but usually runs slower than fp32")
+    report = {
+        "mode": opts.mode, "prepared": prepared, **details, **summary,
+        "bytes_before": count.initializer_bytes(model), "bytes_after": count.initializer_bytes(result),
+    }
+    return QuantizeResult(result, {"name": "quantize", "options": opts.record()}, report, profile, calibration,
+                          warnings)

@@ -1,0 +1,80 @@
+"""The fidelity step: compare the packaged model with the original on held-out samples, and time both.
+
+What goes into the manifest is deterministic (the same model and options give the same bundle): the
+fidelity figures and the warnings drawn from them. Timings differ from run to run, so they are returned to
+the caller (PackageResult.report["speed"], printed by the CLI) and not written into the bundle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import onnx
+
+from edgepack.runtime.errors import OptionError
+from edgepack.runtime.profile import Profile
+
+from ..datasets import Samples
+from . import files
+from .fidelity import compare
+from .samples import load_for, random_samples
+
+ACCURACY_DROP = 0.01   # warn past one point of accuracy lost
+AGREEMENT = 0.98       # without labels, warn when more than 2% of top-1 predictions change
+
+
+def _clean(value: Any) -> Any:
+    """JSON for the manifest: finite floats rounded to 6 significant digits, non-finite ones as null."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _warnings(fidelity: dict[str, Any]) -> list[str]:
+    out = []
+    for name, m in fidelity["outputs"].items():
+        if "accuracy" in m and m["reference_accuracy"] - m["accuracy"] > ACCURACY_DROP:
+            out.append(f"output {name!r}: accuracy fell from {100 * m['reference_accuracy']:.2f}% to "
+                       f"{100 * m['accuracy']:.2f}% on {fidelity['samples']} samples")
+        elif "accuracy" not in m and m.get("top1_agreement", 1.0) < AGREEMENT:
+            out.append(f"output {name!r}: top-1 agrees with the original's on only "
+                       f"{100 * m['top1_agreement']:.1f}% of its predictions")
+        if m.get("nonfinite"):
+            out.append(f"output {name!r}: the packaged model produces {m['nonfinite']} non-finite values (inf or "
+                       "NaN) where the original's are finite")
+    return out
+
+
+def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str | None, fallback: Samples | None,
+          reference_profile: Profile, packaged_profile: Profile) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(fidelity, speed, warnings). Samples: `eval_data` (held out), else the calibration samples, else random
+    inputs; the fidelity record says which."""
+    if eval_data:
+        samples, held_out = load_for(reference, eval_data, "eval data"), True
+    else:
+        samples, held_out = fallback or random_samples(reference), False
+    if samples is None:
+        return {"skipped": "no samples: the model's inputs have unknown shapes; give --eval DATA"}, {}, []
+    with files.workdir() as folder:
+        try:
+            fidelity, speed = compare(reference, packaged, samples, held_out, folder, reference_profile,
+                                      packaged_profile)
+        except OptionError:
+            if eval_data or fallback:
+                raise
+            return {"skipped": "the original model does not run on random inputs; give --eval DATA"}, {}, []
+    fidelity, speed = _clean(fidelity), _clean(speed)
+    return fidelity, speed, _warnings(fidelity)
+
+
+def speed_warning(speed: dict[str, Any]) -> list[str]:
+    if not speed.get("slower"):
+        return []
+    return [f"the packaged model ran {speed['ratio']:.2f}x slower than the original on this machine "
+            f"({speed['packaged_ms']:.3g} ms against {speed['reference_ms']:.3g} ms per run): int8 is not "
+            "faster by itself on every CPU; measure on the target, or try another --quantize mode"]
