@@ -33,6 +33,7 @@ from .convert.options import ConvertOptions
 from .encode import Encoded, encode
 from .prune import step as prune_mod
 from .quantize import make_options, quantize_model, resolve
+from .quantize.options import CALIBRATED_MODES
 from .skeleton import Split, split_model
 from .source import Source, load_source
 from .writer import BundleWriter
@@ -157,7 +158,15 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
     prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct, prune_round_to)
-    qopts = resolve(make_options(quantize, calibration=calibration, **(quantize_options or {})), profile)
+    qopts = make_options(quantize, **(quantize_options or {}))
+    quantize_uses = qopts.mode in CALIBRATED_MODES
+    prune_uses = prune_options is not None and prune_options.needs_samples
+    if calibration is not None and not (quantize_uses or prune_uses):
+        raise OptionError(f"--calibration is not used by this recipe: it serves --quantize "
+                          f"{' or '.join(CALIBRATED_MODES)}, --reconstruct and --prune-criterion activation")
+    if quantize_uses and calibration is not None:
+        qopts = dataclasses.replace(qopts, calibration=os.fspath(calibration))
+    qopts = resolve(qopts, profile)
     options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
     source = load_source(model, example_inputs=example_inputs, **options)
     steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]

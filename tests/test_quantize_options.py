@@ -71,7 +71,10 @@ def test_defaults_come_from_the_profile_and_the_user_overrides_them(tmp):
     x86 = _resolve("int8-static", calibration=calib)
     arm = _resolve("int8-static", ARM, calibration=calib)
     assert (x86.reduce_range, arm.reduce_range) == (True, False)   # x86 without VNNI: 7-bit weights
-    assert (x86.format, x86.activation_type, x86.weight_type, x86.per_channel) == ("qdq", "uint8", "int8", True)
+    q = X86.quantization
+    assert (x86.format, x86.activation_type, x86.weight_type, x86.per_channel) == (
+        q.format, q.activation_type, q.weight_type, q.per_channel)
+    assert (x86.format, x86.weight_type, x86.per_channel) == ("qdq", "int8", True)
     assert x86.op_types == ("Conv", "MatMul", "Gemm") and x86.method == "minmax"
     mine = _resolve("int8-static", calibration=calib, reduce_range=False, per_channel=False, format="qoperator",
                     op_types=["Conv", "MatMul", "Add"], method="entropy")

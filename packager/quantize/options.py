@@ -43,8 +43,9 @@ INT4_OP_TYPES = ("MatMul", "Gemm", "Gather")
 GEMM_AS_MATMUL = ("int4-weight",)
 
 # Which option belongs to which modes; giving one to another mode is a mistake, not a no-op.
+CALIBRATED_MODES = ("int8-static", "fp16")  # the modes that read --calibration samples
 _USED_BY: dict[str, tuple[str, ...]] = {
-    "calibration": ("int8-static", "fp16"),
+    "calibration": CALIBRATED_MODES,
     "method": ("int8-static",),
     "calibration_samples": ("int8-static", "fp16"),
     "format": ("int8-static",),
