@@ -11,27 +11,21 @@ training split, and the held-out test split.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import numpy as np
-
-
-def data():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
-    return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
 
 
 def train(folder: str, epochs: int = 8, seed: int = 0):
     import torch
     from torch import nn
 
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+    from make_demo_model import train as train_net  # the training loop the demo model was trained with
+
     torch.manual_seed(seed)
     torch.set_num_threads(2)
-    xtr, xte, ytr, yte = data()
 
     class Net(nn.Module):
         def __init__(self):
@@ -48,17 +42,7 @@ def train(folder: str, epochs: int = 8, seed: int = 0):
             return self.head(self.pool(torch.relu(h + self.res(h))))
 
     net = Net()
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr).long()
-    for _ in range(epochs):
-        net.train()
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
-            loss = nn.functional.cross_entropy(net(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    _, (xtr, xte, ytr, yte) = train_net(net, epochs=epochs, lr=3e-3)
     net.eval()
     paths = {}
     for name, fold in (("digits_cnn.onnx", True), ("digits_cnn_bn.onnx", False)):
