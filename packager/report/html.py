@@ -41,8 +41,9 @@ def _section(s: Section, engine: str) -> str:
             parts.append(_table(item))
         elif isinstance(item, plot.Figure):
             drawn, by = plot.embedded(item, engine)
-            note = "drawn by matplotlib" if by == "matplotlib" else \
-                "drawn as inline SVG (pip install 'edgepack[report]' for matplotlib); hover a point for its recipe"
+            note = "Drawn by matplotlib" if by == "matplotlib" else "Drawn as inline SVG" + (
+                " (pip install 'edgepack[report]' to draw it with matplotlib)" if "not installed" in by else "") + \
+                "; hover a point for its recipe"
             parts.append(f'<figure id="trials-plot">{drawn}<figcaption>Each trial: bundle size against '
                          f'{html.escape(item.y_label)}; dashed lines: the budget. {note}.</figcaption></figure>')
         else:

@@ -155,7 +155,7 @@ def _marker(p: Point, x: float, y: float) -> str:
         return (f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{color}" '
                 f'transform="rotate(45 {x:.1f} {y:.1f})">{title}</rect>')
     r = 8 if p.kind == "chosen" else 5
-    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{color}" fill-opacity="0.85">{title}</circle>'
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{color}">{title}</circle>'
 
 
 # --- matplotlib ----------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def png(fig: Figure) -> bytes:
 
 
 def embedded(fig: Figure, engine: str = "auto") -> tuple[str, str]:
-    """(HTML of the plot, which engine drew it). engine: auto (matplotlib when installed), matplotlib, svg."""
+    """(HTML of the plot, who drew it and why). engine: auto (matplotlib when installed), matplotlib, svg."""
     if engine in ("auto", "matplotlib"):
         try:
             data = base64.b64encode(png(fig)).decode("ascii")
@@ -204,4 +204,5 @@ def embedded(fig: Figure, engine: str = "auto") -> tuple[str, str]:
         else:
             alt = html.escape(f"trials: bundle size against {fig.y_label}")
             return f'<img class="plot" alt="{alt}" src="data:image/png;base64,{data}">', "matplotlib"
+        return svg(fig), "svg, matplotlib not installed"
     return svg(fig), "svg"

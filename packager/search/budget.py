@@ -29,6 +29,9 @@ MEASURED = ("max_memory_mb", "max_latency_ms")
 # the figure of a trial each budget is compared with
 FIGURE = {"max_accuracy_drop": "accuracy_drop", "min_agreement": "agreement", "min_cosine": "cosine",
           "max_bytes": "bytes", "max_memory_mb": "peak_mb", "max_latency_ms": "p50_ms"}
+# how messages name each figure
+DISPLAY = {"accuracy_drop": "accuracy drop", "agreement": "top-1 agreement", "cosine": "mean cosine",
+           "bytes": "bundle", "peak_mb": "peak memory", "p50_ms": "median latency"}
 
 
 @dataclass(frozen=True)
@@ -126,5 +129,5 @@ def describe_miss(name: str, miss: dict[str, Any]) -> str:
     fmt = (lambda v: f"{v:,.0f}") if name == "max_bytes" else (lambda v: f"{v:.4g}")
     unit = f" {unit}" if unit else ""
     sign = ">" if direction == "max" else "<"
-    return f"{FIGURE[name].replace('_', ' ')} {fmt(value)}{unit} {sign} {flag} {fmt(limit)}{unit} " \
+    return f"{DISPLAY[FIGURE[name]]} {fmt(value)}{unit} {sign} {flag} {fmt(limit)}{unit} " \
            f"(by {fmt(abs(value - limit))}{unit})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .budget import FIGURE, LIMITS
+from .budget import DISPLAY, FIGURE, LIMITS
 
 
 def _recipe(t: dict[str, Any]) -> str:
@@ -39,7 +39,7 @@ def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = 
         value = (timing or {}).get("measured", {}).get(chosen["index"], {}).get(FIGURE[name]) \
             if name in ("max_memory_mb", "max_latency_ms") else chosen.get(FIGURE[name])
         shown = _figure(name, value) if value is not None else "?"
-        held.append(f"{FIGURE[name].replace('_', ' ')} {shown} ({LIMITS[name][0]} {_figure(name, limit)})")
+        held.append(f"{DISPLAY[FIGURE[name]]} {shown} ({LIMITS[name][0]} {_figure(name, limit)})")
     lines.append("  holds       " + "; ".join(held))
     if "quantized_weight_fraction" in chosen:
         lines.append(f"  quantized   {100 * chosen['quantized_weight_fraction']:.1f}% of the weight bytes")

@@ -104,6 +104,7 @@ class Search:
             elif self.budget.max_bytes and best is not None and "max_bytes" in best.misses:
                 self.search_ratio(0.0, AUTO_PRUNE_MAX)
             chosen = self.choose()
+            self.bar.update(len(self.trials), total=len(self.trials))
         self.timing["seconds"] = time.monotonic() - self.started
         bench = self.benches[chosen.ratio]
         return Plan(bench, chosen, recipe_opts(bench, chosen.float_nodes), self.record(chosen), self.timing)

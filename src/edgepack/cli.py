@@ -364,9 +364,14 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
 
     for line in report_lines(report):
         click.echo(line)
+    from edgepack.packager.search.describe import search_lines
+
+    for line in search_lines(report.get("search")):
+        click.echo("  " + line)
     for warning in report.get("warnings", []):
         click.echo(f"  warning     {warning}")
-    extra = {k: v for k, v in report.items() if k not in ("lossless", "prune", "quantization", "fidelity", "warnings")}
+    extra = {k: v for k, v in report.items()
+             if k not in ("lossless", "prune", "quantization", "fidelity", "warnings", "search", "layers")}
     if extra:
         click.echo("  report      " + json.dumps(extra)[:2000])
 
