@@ -74,7 +74,7 @@ def test_html_with_matplotlib_plot(bundle, tmp):
     _self_contained(text)
     data = re.search(r'<img class="plot" alt="[^"]*" src="data:image/png;base64,([^"]+)"', text).group(1)
     png = image.open(io.BytesIO(base64.b64decode(data)))
-    assert png.size[0] >= 600 and png.size[1] >= 300 and "drawn by matplotlib" in text
+    assert png.size[0] >= 600 and png.size[1] >= 300 and "Drawn by matplotlib" in text
 
 
 def test_measured_memory_and_latency(bundle, tmp):
@@ -148,5 +148,7 @@ def test_report_opens_in_headless_chromium_and_shows_the_plot(bundle, tmp, engin
 
 
 def _pixels_near(img, rgb, tolerance=40):
-    r0, g0, b0 = rgb
-    return sum(1 for r, g, b in img.getdata() if abs(r - r0) + abs(g - g0) + abs(b - b0) <= tolerance)
+    import numpy as np
+
+    distance = np.abs(np.asarray(img, dtype=np.int32) - np.array(rgb, dtype=np.int32)).sum(axis=-1)
+    return int((distance <= tolerance).sum())
