@@ -243,8 +243,9 @@ class _Job:
             self.quantized = True
         self.model = packaged if packaged is not None else self.source.model
 
-    def finish(self, eval_data: Any, output: Any, max_bytes: int | None = None) -> PackageResult:
-        """Compare with the original, record the layers, write the bundle (atomically), warn."""
+    def finish(self, eval_data: Any, output: Any, shown_as: Any = None) -> PackageResult:
+        """Compare with the original, record the layers, write the bundle (atomically), warn; `shown_as`: the
+        path warnings name, when `output` is a staging file."""
         speed: dict[str, Any] = {}
         if self.quantized or eval_data is not None:
             from .quantize.verify import check
@@ -258,6 +259,7 @@ class _Job:
         level, frame_bytes, threads = self.encoding
         result = write_bundle(self.source, self.model, output, self.packaged_profile, self.steps, self.report,
                               level, frame_bytes, threads)
+        result.path = os.fspath(shown_as or output)
         check_storage(result, self.packaged_profile)
         if speed:  # timings differ from run to run: reported to the caller, kept out of the (deterministic) bundle
             from .quantize.verify import speed_warning
@@ -288,7 +290,7 @@ def _to_budget(job: _Job, budget: Any, qopts: Any, widen: bool, prune_options: A
     job.report["search"] = plan.report
     job.transform(None, qopts, calibration, plan)
     staged = os.path.join(folder, "final.edgepack")
-    result = job.finish(eval_data, staged)
+    result = job.finish(eval_data, staged, shown_as=output)
     final = {**summarize(result.report["fidelity"]["outputs"]), "bytes": result.bundle_bytes}
     misses = budget.misses(final, only=(*FIDELITY, "max_bytes"))
     if misses:  # the trial met them: only the final report's extra bytes or a lowered optimization level can
@@ -296,7 +298,6 @@ def _to_budget(job: _Job, budget: Any, qopts: Any, widen: bool, prune_options: A
                            f"{'; '.join(describe_miss(k, v) for k, v in misses.items())}; nothing was written to "
                            f"{os.fspath(output)}", plan.trial.record(), misses, plan.report["trials"])
     write_atomic(output, _chunks(staged))
-    result.path = os.fspath(output)
     result.report = {**result.report, "search_timing": plan.timing}
     return result
 

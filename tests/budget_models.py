@@ -1,7 +1,7 @@
 """A model that plain static int8 breaks, for the budget search's tests: trained on scikit-learn's digits in
 about a second, built once per test session.
 
-`wide_range_mlp`: pixels -> Linear(64, 256) -> ReLU, concatenated with a raw side feature (the image's total
+`wide_range_mlp`: the 64 pixels -> Linear(64, 256) -> ReLU, concatenated with a raw side feature (the image's total
 ink in hundredths, about 1,000 to 3,000) and read by a Linear(257, 10) head. Models that mix learned
 features with raw counts or sizes look like this (a file-type classifier's byte histogram beside the file
 size). The ReLU features span about 0 to 10; in the concatenated tensor, one int8 scale per tensor must also
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -26,12 +27,8 @@ def wide_range_mlp() -> dict:
     import torch
     from torch import nn
 
-    import digits
-
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    xtr, xte, ytr, yte = digits.data()
-    xtr, xte = xtr.reshape(len(xtr), 64), xte.reshape(len(xte), 64)
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+    from make_demo_model import train
 
     class Net(nn.Module):
         def __init__(self):
@@ -40,21 +37,13 @@ def wide_range_mlp() -> dict:
             self.head = nn.Linear(257, 10)
 
         def forward(self, x):
+            x = x.flatten(1)
             ink = x.sum(dim=1, keepdim=True) * 100.0
             return self.head(torch.cat([torch.relu(self.fc1(x)), ink], dim=1))
 
+    torch.manual_seed(0)
     net = Net()
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr).long()
-    for _ in range(20):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
-            loss = nn.functional.cross_entropy(net(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    net.eval()
+    accuracy, (xtr, xte, ytr, yte) = train(net, epochs=20, lr=3e-3)
     folder = os.path.join(_CACHE, "wide_range")
     os.makedirs(folder)
     path = os.path.join(folder, "wide_range.onnx")
@@ -62,8 +51,6 @@ def wide_range_mlp() -> dict:
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(net, (torch.from_numpy(xte[:1]),), path, input_names=["x"], output_names=["logits"],
                           dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}}, opset_version=17, dynamo=False)
-    with torch.no_grad():
-        accuracy = float((net(torch.from_numpy(xte)).argmax(1).numpy() == yte).mean())
     np.savez(os.path.join(folder, "calib.npz"), x=xtr[:200])
     np.savez(os.path.join(folder, "test.npz"), x=xte, labels=yte)
     np.savez(os.path.join(folder, "test_unlabelled.npz"), x=xte)

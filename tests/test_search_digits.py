@@ -161,3 +161,13 @@ def test_memory_and_latency_budgets_are_measured_in_a_child_process(cnn, tmp):
         _package(cnn, tmp / "m2.edgepack", quantize="int8-static", budget={"max_accuracy_drop": 1.0,
                                                                             "max_memory_mb": 1})
     assert not (tmp / "m2.edgepack").exists()
+
+
+def test_pruning_only_search_with_quantize_none(cnn, tmp):
+    result = edgepack.package(cnn["path"], str(tmp / "n.edgepack"), quantize="none", prune="channels:0.5",
+                              eval_data=cnn["eval"], budget={"max_accuracy_drop": 1.0})
+    trials = result.report["search"]["trials"]
+    chosen = trials[result.report["search"]["chosen"]]
+    assert {t["mode"] for t in trials} == {"none"} and "sensitivity" not in result.report["search"]
+    assert chosen["meets"] and 0 < chosen["prune_ratio"] < 0.5
+    assert 100 * (_accuracy_onnx(cnn) - _accuracy(tmp / "n.edgepack", cnn["x"], cnn["y"])) <= 1.0

@@ -81,3 +81,33 @@ def test_give_back_tried_the_kept_weights(searched):
     # the head (the one node kept in float that holds weights) was tried quantized again, and that missed
     give = [t for t in result.report["search"]["trials"] if t["stage"] == "give-back"]
     assert give and all(not t["meets"] for t in give)
+
+
+def test_whole_model_mode_backs_off_to_float(wide, tmp):
+    # fp16 has no per-node control: when it misses, the fallback is the model in float
+    result = edgepack.package(wide["model"], str(tmp / "f.edgepack"), quantize="fp16", eval_data=wide["eval"],
+                              budget={"min_cosine": 0.99999999})
+    trials = result.report["search"]["trials"]
+    assert [(t["mode"], t["float_nodes"], t["meets"]) for t in trials] == [("fp16", [], False),
+                                                                           ("none", ["*"], True)]
+    assert result.report["search"]["chosen"] == 1 and "quantization" not in result.report
+
+
+def test_cli_prints_the_search_and_fails_in_one_line(wide, tmp):
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "edgepack.cli", "package", wide["model"], "--calibration", wide["calibration"],
+            "--eval", wide["eval"], "--max-accuracy-drop", "1"]
+    r = subprocess.run([*base, "-o", str(tmp / "ok.edgepack")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("search: ") and "chose trial" in lines[0] and "/Concat" in lines[0]
+    assert lines[1].startswith("  holds       accuracy drop") and "(--max-accuracy-drop 1 pt)" in lines[1]
+    assert any(line.startswith(f"wrote {tmp / 'ok.edgepack'}") for line in lines)
+    assert "edgepack: searching" not in r.stderr        # no progress bars off a terminal unless asked
+    r = subprocess.run([*base, "-o", str(tmp / "no.edgepack"), "--max-bytes", "1k", "--max-trials", "3"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("edgepack: error: no recipe met the budget in 3 trials")
+    assert f"nothing was written to {tmp / 'no.edgepack'}" in r.stderr and not (tmp / "no.edgepack").exists()

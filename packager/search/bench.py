@@ -22,6 +22,8 @@ from ..quantize.walk import FLOAT_TYPES, graphs, nodes, weights
 
 # The modes whose quantizers take a list of nodes to leave in float (fp16 converts the whole graph).
 PER_NODE_MODES = ("int8-static", "int8-dynamic", "int4-weight")
+# float_nodes of the recipe that quantizes nothing, for a mode without per-node control
+ALL = ("*",)
 
 
 @dataclass
@@ -82,13 +84,19 @@ def make_bench(source: onnx.ModelProto, ratio: float, prune: PruneOptions | None
 
 
 def recipe_opts(bench: Bench, float_nodes: tuple[str, ...]) -> QuantizeOptions | None:
-    """The quantization options of the recipe that keeps `float_nodes` in float; None: nothing quantized."""
-    if bench.opts is None or (bench.candidates and set(bench.candidates) <= set(float_nodes)):
+    """The quantization options of the recipe that keeps `float_nodes` in float (ALL: everything); None:
+    nothing quantized."""
+    if bench.opts is None or float_nodes == ALL or (bench.candidates and set(bench.candidates) <= set(float_nodes)):
         return None
     if bench.opts.mode not in PER_NODE_MODES:
-        return None if float_nodes else bench.opts
+        return bench.opts
     kept = tuple(n for n in bench.candidates if n in set(float_nodes))
     return dataclasses.replace(bench.opts, exclude_nodes=tuple(bench.opts.exclude_nodes) + kept)
+
+
+def all_float(bench: Bench) -> tuple[str, ...]:
+    """float_nodes of the recipe that quantizes nothing."""
+    return tuple(bench.candidates) if bench.candidates else ALL
 
 
 def build(bench: Bench, float_nodes: tuple[str, ...]) -> tuple[onnx.ModelProto, dict[str, Any] | None]:

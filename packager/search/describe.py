@@ -12,7 +12,9 @@ def _recipe(t: dict[str, Any]) -> str:
     if t.get("prune_ratio"):
         parts.append(f"pruned {t['prune_ratio']:g}")
     nodes = t.get("float_nodes", [])
-    if nodes:
+    if nodes == ["*"]:
+        parts.append("everything in float")
+    elif nodes:
         shown = ", ".join(nodes[:3]) + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
         parts.append(f"{len(nodes)} in float ({shown})")
     return ", ".join(parts)

@@ -34,7 +34,7 @@ from ..progress import Progress
 from ..prune.options import PruneOptions
 from ..quantize.options import QuantizeOptions
 from . import costs, sensitivity
-from .bench import Bench, build, make_bench, quantized_fraction, recipe_opts
+from .bench import ALL, Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
 from .budget import FIDELITY, MEASURED, Budget, describe_miss
 from .evaluate import Evaluator, summarize
 from .trial import Trial, closeness
@@ -120,15 +120,25 @@ class Search:
             return None
         best: Trial | None = self.trial(bench, (), stage)
         if not best.fits_fidelity:
-            floor = None
-            if ratio > 0 and bench.candidates and not self.exhausted:  # the pruned model itself may miss already
-                floor = self.trial(bench, tuple(bench.candidates), "float")
-            best = None if floor is not None and not floor.fits_fidelity else self.back_off_nodes(bench, floor)
+            best = self.back_off(bench)
         if best is not None:
             best = self.give_back(bench, best)
         if not any(t.meets for t in self.trials if t.ratio == ratio):
             self.benches.pop(ratio, None)   # nothing to choose from here: free the model
         return best
+
+    def back_off(self, bench: Bench) -> Trial | None:
+        """After the most aggressive recipe missed: the smallest recipe found that holds the fidelity budgets.
+        A pruned model, or a mode without per-node control, is first tried in float: when that misses
+        already, no quantization can help."""
+        if bench.opts is None or self.exhausted:
+            return None
+        floor = None
+        if bench.ratio > 0 or not bench.candidates:
+            floor = self.trial(bench, all_float(bench), "float")
+            if not floor.fits_fidelity or not bench.candidates:
+                return floor if floor.fits_fidelity else None
+        return self.back_off_nodes(bench, floor)
 
     def back_off_nodes(self, bench: Bench, floor: Trial | None) -> Trial | None:
         """Keep the shortest prefix of the sensitivity ranking in float that holds the fidelity budgets;
@@ -291,7 +301,9 @@ def describe(t: Trial) -> str:
     parts = [t.mode]
     if t.ratio:
         parts.append(f"pruned {t.ratio:g}")
-    if t.float_nodes:
+    if t.float_nodes == ALL:
+        parts.append("everything in float")
+    elif t.float_nodes:
         shown = ", ".join(t.float_nodes[:4]) + (f" and {len(t.float_nodes) - 4} more" if len(t.float_nodes) > 4 else "")
         parts.append(f"{len(t.float_nodes)} node{'s' if len(t.float_nodes) > 1 else ''} in float ({shown})")
     if t.figures.get("bytes"):
