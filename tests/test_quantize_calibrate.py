@@ -65,7 +65,7 @@ def test_reused_ranges_do_not_calibrate_again(cnn):
     assert recalibrated.SerializeToString() != fresh.SerializeToString()
 
 
-@pytest.mark.skipif(not cache_supported(), reason="without precomputed ranges, calibration runs inside each quantization")
+@pytest.mark.skipif(not cache_supported(), reason="without precomputed ranges, each quantization calibrates")
 def test_calibration_reports_progress_per_sample(cnn):
     model, calib = cnn
     seen = []

@@ -82,10 +82,11 @@ def search(d: dict[str, Any]) -> Section | None:
     if not s:
         return None
     chosen = s["trials"][s["chosen"]]
-    items: list[Item] = [f"The budget search tried {len(s['trials'])} recipes ({s['stopped']}) on {s['eval']['samples']}"
-                         f" held-out samples of {s['eval']['data']}, starting from the most aggressive "
-                         f"{s['mode']} recipe, and kept trial {chosen['index']}, the smallest bundle that meets every "
-                         "budget."]
+    n = len(s["trials"])
+    items: list[Item] = [f"The budget search tried {n} recipe{'s' if n > 1 else ''} ({s['stopped']}) on "
+                         f"{s['eval']['samples']} held-out samples of {s['eval']['data']}, starting from the most "
+                         f"aggressive {s['mode']} recipe, and kept trial {chosen['index']}, the smallest bundle that "
+                         "meets every budget."]
     if "calibration" in s:
         c = s["calibration"]
         items.append(f"Calibration: {c['samples']} samples, {c['method']}, computed {c['models_calibrated']} time(s) "
@@ -95,7 +96,7 @@ def search(d: dict[str, Any]) -> Section | None:
         if name in LIMITS:
             value = chosen.get(FIGURE[name])
             shown = "measured at packaging (see below)" if value is None and name in MEASURED else \
-                "-" if value is None else f"{value:,}" if name == "max_bytes" else f"{value:.6g}"
+                "-" if value is None else f"{value:,}" if name == "max_bytes" else f"{value:.4g}"
             rows.append([f"{LIMITS[name][0]} ({LIMITS[name][1] or 'fraction'})", f"{limit:,}" if name == "max_bytes"
                          else f"{limit:g}", shown])
     items.append(Table(["budget", "limit", "chosen recipe"], rows, {1, 2}))
@@ -110,9 +111,10 @@ def trials_table(s: dict[str, Any]) -> Table:
     rows = []
     for t in s["trials"]:
         floats = t.get("float_nodes", [])
+        kept = f"{len(floats)}" + (f": {', '.join(floats[:3])}{'...' if len(floats) > 3 else ''}" if floats else "")
         rows.append([str(t["index"]) + (" (chosen)" if t["index"] == s["chosen"] else ""), t["stage"],
                      f"{t['prune_ratio']:g}" if t.get("prune_ratio") else "-", t["mode"],
-                     f"{len(floats)}" + (f": {', '.join(floats[:3])}{'...' if len(floats) > 3 else ''}" if floats else ""),
+                     kept,
                      _kb(t.get("bytes")), _pct(t.get("quantized_weight_fraction"), 1),
                      "-" if t.get("accuracy_drop") is None else f"{t['accuracy_drop']:.2f}",
                      _pct(t.get("agreement")), "-" if t.get("cosine") is None else f"{t['cosine']:.5f}",
@@ -174,7 +176,8 @@ def measured(d: dict[str, Any]) -> Section:
     if "skipped" in m:
         return Section("Memory and latency", [m["skipped"]])
     rows = [["time to first inference", f"{1000 * m['first_inference_s']:.1f} ms"],
-            ["decode + session", f"{1000 * m['session_s']:.1f} ms"], ["load CPU time", f"{1000 * m['load_cpu_s']:.1f} ms"],
+            ["decode + session", f"{1000 * m['session_s']:.1f} ms"],
+            ["load CPU time", f"{1000 * m['load_cpu_s']:.1f} ms"],
             ["peak RSS during load", f"{m['peak_load_mb']:.1f} MB"], ["peak RSS", f"{m['peak_mb']:.1f} MB"],
             ["steady RSS after the runs", f"{m['steady_rss_mb']:.1f} MB"], ["latency p50", f"{m['p50_ms']:.3f} ms"],
             ["latency p90", f"{m['p90_ms']:.3f} ms"], ["latency p99", f"{m['p99_ms']:.3f} ms"],

@@ -55,6 +55,7 @@ def render(data: dict[str, Any], engine: str = "auto") -> str:
     title = f"edgepack report: {data['bundle']['name']}"
     body = "\n".join(_section(s, engine) for s in sections(data))
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<title>{html.escape(title)}</title>\n'
             f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
             f'<p class="muted">{html.escape(data["generated_by"])}</p>\n{body}\n</body>\n</html>\n')
