@@ -11,7 +11,8 @@
                 by least squares when calibration data is given). Each ratio is searched as in 1-3, starting
                 with the pruned model in float: when that misses already, no quantization can help
     5. choose   the smallest bundle that meets the fidelity and size budgets; with --max-memory-mb or
-                --max-latency-ms, those are measured in a fresh process on the smallest candidates first
+                --max-latency-ms, those are measured in a fresh process on the smallest candidates first,
+                and, when all of them miss a latency budget, on the same model in float
 
 Each pruning ratio is a separate model: it is prepared and calibrated once, and every trial at that ratio
 reuses its ranges. The sensitivity ranking is measured once, on the first model that needs it, and reused.
@@ -250,15 +251,33 @@ class Search:
         if not any(n in self.budget.limits for n in MEASURED):
             if feasible:
                 return feasible[0]
-        else:
-            feeds = costs.feeds_file(self.x.samples, self.folder)
-            for t in feasible[:MEASURE_LIMIT]:
-                t.measured = costs.measure(t.path, feeds)
-                t.misses.update(self.budget.misses(t.measured, only=MEASURED))
-                self.timing.setdefault("measured", {})[t.index] = t.measured
-                if t.meets:
-                    return t
+            raise self.failure()
+        for t in feasible[:MEASURE_LIMIT]:
+            if self.measure(t):
+                return t
+        floor = self.float_candidate(feasible)
+        if floor is not None and self.measure(floor):
+            return floor
         raise self.failure()
+
+    def measure(self, t: Trial) -> bool:
+        """Measure the trial's bundle in a fresh process; whether it meets every budget then."""
+        t.measured = costs.measure(t.path, costs.feeds_file(self.x.samples, self.folder))
+        t.misses.update(self.budget.misses(t.measured, only=MEASURED))
+        self.timing.setdefault("measured", {})[t.index] = t.measured
+        return t.meets
+
+    def float_candidate(self, feasible: list[Trial]) -> Trial | None:
+        """When quantized candidates miss memory or latency: the same model in float, if not tried yet and it
+        meets the other budgets (int8 is not faster than float on every CPU)."""
+        if not feasible or self.budget.max_latency_ms is None or self.exhausted:
+            return None
+        bench = self.benches[feasible[0].ratio]
+        everything = all_float(bench)
+        if bench.opts is None or any(t.ratio == bench.ratio and t.float_nodes == everything for t in self.trials):
+            return None
+        t = self.trial(bench, everything, "float")
+        return t if t.meets else None
 
     def failure(self) -> BudgetNotMet:
         candidates = [t for t in self.trials if t.figures]
