@@ -6,7 +6,7 @@ use, so that a light module of the packager (a report formatter, the sample load
 
 from typing import Any
 
-__all__ = ["package", "PackageResult", "ConvertOptions"]
+__all__ = ["package", "PackageResult", "ConvertOptions", "Budget"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,6 +14,10 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "Budget":
+        from .search.budget import Budget
+
+        return Budget
     if name == "ConvertOptions":
         from .convert.options import ConvertOptions
 

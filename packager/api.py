@@ -18,25 +18,29 @@ import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
 import edgepack
 from edgepack.runtime import profile as profile_mod
 from edgepack.runtime.compat import TargetWarning
-from edgepack.runtime.errors import OptionError
+from edgepack.runtime.errors import BudgetNotMet, OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
 
 from .convert.options import ConvertOptions
 from .encode import Encoded, encode
+from .layers import layer_sizes, named_copy
 from .prune import step as prune_mod
-from .quantize import make_options, quantize_model, resolve
+from .quantize import files, make_options, quantize_model, resolve
 from .quantize.options import CALIBRATED_MODES
 from .skeleton import Split, split_model
 from .source import Source, load_source
-from .writer import BundleWriter
+from .writer import BundleWriter, write_atomic
+
+if TYPE_CHECKING:
+    from .search import Budget
 
 
 @dataclass
@@ -122,7 +126,8 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
             prune: Any = None, prune_scope: str | None = None, prune_criterion: str | None = None,
             prune_round_to: int | None = None, reconstruct: bool = False, quantize: Any = None,
             calibration: str | os.PathLike | None = None, eval_data: Any = None,
-            quantize_options: "dict[str, Any] | None" = None) -> PackageResult:
+            quantize_options: "dict[str, Any] | None" = None, budget: "Budget | dict[str, Any] | None" = None,
+            progress: bool | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an
@@ -140,14 +145,22 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     prune: "channels:RATIO", "unstructured:RATIO" or a prune.PruneOptions; prune_scope ("layer" or "global"),
         prune_criterion ("l1", "l2" or "activation"), prune_round_to (keep a multiple of this many channels
         per layer) and reconstruct refine a spec string.
-    quantize: "none", "int8-static", "int8-dynamic", "int4-weight" or "fp16" (or a QuantizeOptions);
-        calibration: samples (an .npz keyed by input name, or a folder of .npz feeds) for int8-static, fp16's
-        overflow check, --reconstruct and the activation criterion; eval_data: held-out samples the
-        packaged model is compared with the original on (an array named `labels` gives accuracy).
+    quantize: "none", "int8-static", "int8-dynamic", "int4-weight" or "fp16" (or a QuantizeOptions); default
+        "none", or with a budget the target profile's preferred mode. calibration: samples (an .npz keyed by
+        input name, or a folder of .npz feeds) for int8-static, fp16's overflow check, --reconstruct and the
+        activation criterion; eval_data: held-out samples the packaged model is compared with the original on
+        (an array named `labels` gives accuracy).
     quantize_options: a dict of QuantizeOptions fields (method, per_channel, format, activation_type,
         weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level, symmetric,
         calibration_samples, allow_unquantized); unset ones come from the target profile.
+    budget: a search.Budget or a dict of its fields (max_accuracy_drop, min_agreement, min_cosine, max_bytes,
+        max_memory_mb, max_latency_ms, max_trials): search for the smallest recipe that meets it, starting
+        from the most aggressive one (docs/BUDGET.md); needs eval_data. Raises BudgetNotMet when no recipe
+        does, and writes nothing.
+    progress: progress bars on stderr for calibration and the search (default: when stderr is a terminal).
     """
+    from .search import check_usable, make_budget
+
     if output is None:
         raise OptionError("output: give the path of the bundle to write")
     profile = profile_mod.resolve(target)
@@ -157,43 +170,142 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"level must be between 1 and 22, got {level}")
     if not 4096 <= frame_bytes <= 16 * 1024 * 1024:
         raise OptionError(f"frame_bytes must be between 4096 and 16777216, got {frame_bytes}")
+    budget = make_budget(budget)
+    check_usable(budget, eval_data)
     prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct, prune_round_to)
+    if quantize is None:
+        quantize = profile.quantization.preferred if budget.active else "none"
     qopts = make_options(quantize, **(quantize_options or {}))
+    widen = qopts.op_types is None
     quantize_uses = qopts.mode in CALIBRATED_MODES
-    prune_uses = prune_options is not None and prune_options.needs_samples
+    prune_uses = (prune_options is not None and prune_options.needs_samples) or \
+        (budget.max_bytes is not None and prune_options is None)   # the search may prune, and refit on them
     if calibration is not None and not (quantize_uses or prune_uses):
         raise OptionError(f"--calibration is not used by this recipe: it serves --quantize "
                           f"{' or '.join(CALIBRATED_MODES)}, --reconstruct and --prune-criterion activation")
     if quantize_uses and calibration is not None:
         qopts = dataclasses.replace(qopts, calibration=os.fspath(calibration))
+    if budget.active and qopts.mode == "int8-static" and not qopts.calibration:
+        raise OptionError(f"the budget search starts from {qopts.mode} (the {profile.name} profile's preferred mode "
+                          "unless --quantize says otherwise), which needs --calibration DATA; or give --quantize "
+                          "int8-dynamic")
     qopts = resolve(qopts, profile)
     options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
     source = load_source(model, example_inputs=example_inputs, **options)
-    steps = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
-    report = {"import": {"check": source.options["check"]}} if "check" in source.options else {}
-    packaged, packaged_profile, speed = source.model, profile, {}
-    if prune_options is not None:
-        packaged, step, report["prune"] = prune_mod.prune_step(packaged, prune_options, calibration)
-        steps.append(step)
-    if qopts.active:
-        q = quantize_model(packaged, qopts, profile)
-        packaged, packaged_profile = q.model, q.profile
-        report["quantization"], report["warnings"] = q.report, q.warnings
-        steps.append(q.step)
-    if qopts.active or eval_data is not None:
-        from .quantize.verify import check, speed_warning
+    encoding = (level, frame_bytes, threads or default_threads())
+    with files.workdir() as folder:
+        job = _Job(source, profile, encoding, progress)
+        if budget.active:
+            return _to_budget(job, budget, qopts, widen, prune_options, calibration, eval_data, output, folder)
+        job.transform(prune_options, qopts, calibration)
+        return job.finish(eval_data, output)
 
-        fidelity, speed, warned = check(source.model, packaged, eval_data, q.calibration if qopts.active else None,
-                                        profile, packaged_profile)
-        report["fidelity"] = fidelity
-        report["warnings"] = report.get("warnings", []) + warned
-    result = write_bundle(source, packaged, output, packaged_profile, steps, report, level, frame_bytes,
-                          threads or default_threads())
-    check_storage(result, packaged_profile)
-    if speed:  # timings differ from run to run: reported to the caller, kept out of the (deterministic) bundle
-        result.report = {**result.report, "speed": speed,
-                         "warnings": result.report.get("warnings", []) + speed_warning(speed)}
+
+class _Job:
+    """One package() call's model, steps and report, as the steps run."""
+
+    def __init__(self, source: Source, profile: Profile, encoding: tuple[int, int, int], progress: bool | None):
+        self.source, self.profile, self.encoding, self.progress = source, profile, encoding, progress
+        self.steps: list[dict[str, Any]] = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
+        self.report: dict[str, Any] = {"import": {"check": source.options["check"]}} \
+            if "check" in source.options else {}
+        self.model, self.packaged_profile, self.calibration_samples = source.model, profile, None
+        self.quantized = False
+
+    def write(self, model: onnx.ModelProto, steps: list, report: dict, path: str) -> int:
+        """A bundle of `model` with the import step and report plus these, for sizing a search's trial."""
+        level, frame_bytes, threads = self.encoding
+        return write_bundle(self.source, model, path, self.profile, [*self.steps, *steps], {**self.report, **report},
+                            level, frame_bytes, threads).bundle_bytes
+
+    def transform(self, prune_options: Any, qopts: Any, calibration: Any, plan: Any = None) -> None:
+        """Prune and quantize as asked, or as the search `plan` chose (its model pruned and prepared once)."""
+        named = named_copy(self.source.model) if prune_options is not None or qopts.active or plan else None
+        packaged = named
+        if plan is not None:
+            packaged = plan.bench.model
+            if plan.bench.prune:
+                self.steps.append(plan.bench.prune[0])
+                self.report["prune"] = plan.bench.prune[1]
+        elif prune_options is not None:
+            packaged, step, self.report["prune"] = prune_mod.prune_step(named, prune_options, calibration)
+            self.steps.append(step)
+        if plan is not None and plan.quantize is not None:
+            q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
+        elif plan is None and qopts.active:
+            q = quantize_model(packaged, qopts, self.profile)
+        else:
+            q = None
+        if q is not None:
+            packaged, self.packaged_profile, self.calibration_samples = q.model, q.profile, q.calibration
+            self.report["quantization"], self.report["warnings"] = q.report, q.warnings
+            self.steps.append(q.step)
+            self.quantized = True
+        self.model = packaged if packaged is not None else self.source.model
+
+    def finish(self, eval_data: Any, output: Any, shown_as: Any = None) -> PackageResult:
+        """Compare with the original, record the layers, write the bundle (atomically), warn; `shown_as`: the
+        path warnings name, when `output` is a staging file."""
+        speed: dict[str, Any] = {}
+        if self.quantized or eval_data is not None:
+            from .quantize.verify import check
+
+            fidelity, speed, warned = check(self.source.model, self.model, eval_data, self.calibration_samples,
+                                            self.profile, self.packaged_profile)
+            self.report["fidelity"] = fidelity
+            self.report["warnings"] = self.report.get("warnings", []) + warned
+        if self.model is not self.source.model:
+            self.report["layers"] = layer_sizes(named_copy(self.source.model), self.model)
+        level, frame_bytes, threads = self.encoding
+        result = write_bundle(self.source, self.model, output, self.packaged_profile, self.steps, self.report,
+                              level, frame_bytes, threads)
+        result.path = os.fspath(shown_as or output)
+        check_storage(result, self.packaged_profile)
+        if speed:  # timings differ from run to run: reported to the caller, kept out of the (deterministic) bundle
+            from .quantize.verify import speed_warning
+
+            result.report = {**result.report, "speed": speed,
+                             "warnings": result.report.get("warnings", []) + speed_warning(speed)}
+        return result
+
+
+def _to_budget(job: _Job, budget: Any, qopts: Any, widen: bool, prune_options: Any, calibration: Any,
+               eval_data: Any, output: Any, folder: str) -> PackageResult:
+    """Search for the recipe (search.run), build it, check it, and write it only if it meets the budget."""
+    from .datasets import Samples
+    from .quantize.samples import load_for
+    from .search import Inputs, search
+    from .search.budget import FIDELITY, describe_miss
+    from .search.evaluate import summarize
+
+    samples: Samples = load_for(job.source.model, os.fspath(eval_data), "eval data")
+    inputs = Inputs(named_copy(job.source.model), budget, qopts if qopts.active else None, widen, prune_options,
+                    os.fspath(calibration) if calibration is not None else None, samples, job.profile, job.write,
+                    job.progress)
+    try:
+        plan = search(inputs, folder)
+    except BudgetNotMet as e:
+        raise BudgetNotMet(f"{e}; nothing was written to {os.fspath(output)}", e.best, e.misses, e.trials) from None
+    job.steps.append({"name": "search", "options": {**budget.record(), "chosen_trial": plan.trial.index}})
+    job.report["search"] = plan.report
+    job.transform(None, qopts, calibration, plan)
+    staged = os.path.join(folder, "final.edgepack")
+    result = job.finish(eval_data, staged, shown_as=output)
+    final = {**summarize(result.report["fidelity"]["outputs"]), "bytes": result.bundle_bytes}
+    misses = budget.misses(final, only=(*FIDELITY, "max_bytes"))
+    if misses:  # the trial met them: only the final report's extra bytes or a lowered optimization level can
+        raise BudgetNotMet(f"the chosen recipe (trial {plan.trial.index}) misses the budget once packaged: "
+                           f"{'; '.join(describe_miss(k, v) for k, v in misses.items())}; nothing was written to "
+                           f"{os.fspath(output)}", plan.trial.record(), misses, plan.report["trials"])
+    write_atomic(output, _chunks(staged))
+    result.report = {**result.report, "search_timing": plan.timing}
     return result
+
+
+def _chunks(path: str, size: int = 1 << 20):
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
 
 
 def check_storage(result: PackageResult, profile: Profile) -> None:

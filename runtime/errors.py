@@ -143,3 +143,14 @@ class UnquantizedWeights(QuantizationError):
     def __init__(self, message: str, nodes: list[str]):
         self.nodes = nodes
         super().__init__(message)
+
+
+class BudgetNotMet(EdgepackError):
+    """No recipe the budget search tried met every budget. `best` is the trial that came closest (a dict as the
+    search report records trials), `misses` maps each budget it missed to {"value", "limit"}, `trials` lists
+    every trial."""
+
+    def __init__(self, message: str, best: dict | None = None, misses: dict | None = None,
+                 trials: list | None = None):
+        self.best, self.misses, self.trials = best, misses or {}, trials or []
+        super().__init__(message)

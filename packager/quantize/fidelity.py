@@ -35,7 +35,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb))
 
 
-def _metrics(refs: list[np.ndarray], outs: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
+def metrics(refs: list[np.ndarray], outs: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
     ref, out = np.concatenate([r.ravel() for r in refs]), np.concatenate([o.ravel() for o in outs])
     if refs[0].dtype.kind != "f":
         return {"exact_match": float(np.mean(ref == out))}
@@ -98,7 +98,7 @@ def compare(reference: onnx.ModelProto, packaged: onnx.ModelProto, samples: Samp
     fidelity = {
         "data": os.path.basename(os.path.normpath(samples.source)), "samples": len(samples),
         "held_out": held_out, "labels": samples.labels is not None,
-        "outputs": {n: _metrics(refs[n], outs[n], samples.labels) for n in names},
+        "outputs": {n: metrics(refs[n], outs[n], samples.labels) for n in names},
     }
     ref_ms, out_ms = _time([ref_s, out_s], samples.feeds[:TIMED_SAMPLES])
     speed = {"reference_ms": ref_ms, "packaged_ms": out_ms, "ratio": out_ms / ref_ms if ref_ms else float("nan"),

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import onnx
 
@@ -23,6 +23,9 @@ from .loadcheck import check_loads
 from .options import GEMM_AS_MATMUL, QuantizeOptions
 from .samples import load_for, random_samples
 from .walk import nodes
+
+if TYPE_CHECKING:  # calibrate imports onnxruntime's quantizers: only when a quantization runs
+    from .calibrate import Ranges
 
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
                  "DmlExecutionProvider", "MIGraphXExecutionProvider", "CoreMLExecutionProvider")
@@ -68,10 +71,41 @@ def _prepare(model: onnx.ModelProto, opts: QuantizeOptions, folder: str) -> tupl
     return model, {k: v for k, v in done.items() if v}
 
 
-def _dispatch(model: onnx.ModelProto, opts: QuantizeOptions, calibration: Samples | None, folder: str):
+@dataclass
+class Prepared:
+    """A model made ready for quantization once, for several quantizations that differ only in the nodes they
+    quantize (a budget search's trials): the prepared graph, what preparation did, the calibration samples,
+    and the activation ranges calibrated on them (int8-static; None: each quantization calibrates)."""
+
+    model: onnx.ModelProto
+    report: dict[str, Any]
+    calibration: Samples | None
+    ranges: "Ranges | None" = None
+
+
+def prepare_once(model: onnx.ModelProto, opts: QuantizeOptions, folder: str,
+                 progress: Callable[[int, int], None] | None = None) -> Prepared:
+    """Prepare a copy of `model` for `opts` (the widest op types the caller will quantize) and, for int8-static,
+    calibrate its activation ranges once; the ranges file lives in `folder`, which must outlive their use.
+    progress(done, total) is called after each calibration sample."""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    calibration = load_for(work, opts.calibration, "calibration data", limit=opts.calibration_samples) \
+        if opts.calibration else None
+    work, report = _prepare(work, opts, folder)
+    ranges = None
+    if opts.mode == "int8-static":
+        from .calibrate import compute_ranges
+
+        ranges = compute_ranges(work, opts.method, opts.op_types, calibration, folder, progress)
+    return Prepared(work, report, calibration, ranges)
+
+
+def _dispatch(model: onnx.ModelProto, opts: QuantizeOptions, calibration: Samples | None, folder: str,
+              ranges: "Ranges | None" = None):
     if opts.mode == "int8-static":
         from . import static
-        return static.quantize(model, opts, calibration, folder)
+        return static.quantize(model, opts, calibration, folder, ranges)
     if opts.mode == "int8-dynamic":
         from . import dynamic
         return dynamic.quantize(model, opts, folder)
@@ -103,17 +137,29 @@ def _check(summary: dict[str, Any], opts: QuantizeOptions) -> list[str]:
     return warnings
 
 
-def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile) -> QuantizeResult:
-    """Quantize a copy of `model` as `opts` (resolved against `profile`) says, and check the result."""
-    work = onnx.ModelProto()
-    work.CopyFrom(model)
-    calibration = None
-    if opts.calibration:
-        calibration = load_for(work, opts.calibration, "calibration data", limit=opts.calibration_samples)
+def quantize_prepared(prepared: Prepared, opts: QuantizeOptions, folder: str
+                      ) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, Any]]:
+    """Quantize a prepared model as `opts` says (its exclusions named in the prepared graph), with the ranges
+    calibrated once; no check. Returns the model, what the quantizer did, and the count of what it did."""
+    _check_excluded(prepared.model, opts.exclude_nodes)
+    result, details = _dispatch(prepared.model, opts, prepared.calibration, folder, prepared.ranges)
+    return result, details, count.summarize(result, opts.mode, opts.op_types or (), opts.exclude_nodes)
+
+
+def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile,
+                   prepared: Prepared | None = None) -> QuantizeResult:
+    """Quantize a copy of `model` as `opts` (resolved against `profile`) says, and check the result.
+    prepared: `model` prepared once before (prepare_once), for a search that quantizes it several times."""
     with files.workdir() as folder:
-        work, prepared = _prepare(work, opts, folder)
-        result, details = _dispatch(work, opts, calibration, folder)
-        summary = count.summarize(result, opts.mode, opts.op_types or (), opts.exclude_nodes)
+        if prepared is None:
+            work = onnx.ModelProto()
+            work.CopyFrom(model)
+            calibration = load_for(work, opts.calibration, "calibration data", limit=opts.calibration_samples) \
+                if opts.calibration else None
+            work, report = _prepare(work, opts, folder)
+            prepared = Prepared(work, report, calibration)
+        result, details, summary = quantize_prepared(prepared, opts, folder)
+        calibration = prepared.calibration
         warnings = _check(summary, opts)
         probe = calibration or random_samples(model, count=1)
         feeds = probe.feeds[0] if probe else None
@@ -123,7 +169,7 @@ def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profi
         warnings.append(f"fp16 for {profile.name}, a target without a GPU provider: CPUs compute most ops in fp32, "
                         "so fp16 halves the size but usually runs slower than fp32")
     report = {
-        "mode": opts.mode, "prepared": prepared, **details, **summary,
+        "mode": opts.mode, "prepared": prepared.report, **details, **summary,
         "bytes_before": count.initializer_bytes(model), "bytes_after": count.initializer_bytes(result),
     }
     return QuantizeResult(result, {"name": "quantize", "options": opts.record()}, report, profile, calibration,

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import onnx
-from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                      quantize_dynamic, quantize_static)
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
 from edgepack.runtime.errors import QuantizationError
 
 from ..datasets import Samples
 from . import files
+from .calibrate import Ranges, SampleReader
 from .options import QuantizeOptions
 from .walk import FLOAT_TYPES, weights
 
@@ -25,38 +25,29 @@ METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entr
            "percentile": CalibrationMethod.Percentile}
 
 
-class _Reader(CalibrationDataReader):
-    """Feeds the calibration samples one by one, each as the model takes it."""
-
-    def __init__(self, feeds: list[dict]):
-        self._feeds = feeds
-        self._it = iter(feeds)
-
-    def get_next(self) -> dict | None:
-        return next(self._it, None)
-
-    def __len__(self) -> int:
-        return len(self._feeds)
-
-    def set_range(self, start_index: int, end_index: int) -> None:
-        self._it = iter(self._feeds[start_index:end_index])
-
-
 def subgraph_weight_nodes(model: onnx.ModelProto, op_types: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
     """Names of targeted nodes inside subgraphs whose weights are float initializers."""
     return sorted({n.name for n, w, depth in weights(model) if depth > 0 and n.op_type in op_types
                    and w.data_type in FLOAT_TYPES and n.name not in exclude})
 
 
-def quantize(model: onnx.ModelProto, opts: QuantizeOptions, samples: Samples, folder: str
-             ) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """Quantize `model` (prepared) with calibration on `samples`; returns the model and what was done."""
+def _calibration(samples: Samples, ranges: Ranges | None) -> dict[str, Any]:
+    """quantize_static's arguments for calibration: precomputed ranges when this onnxruntime takes them."""
+    if ranges is not None and ranges.reused:
+        return {"calibration_data_reader": None, "calibration_cache_path": ranges.path}
+    return {"calibration_data_reader": SampleReader(samples.feeds)}
+
+
+def quantize(model: onnx.ModelProto, opts: QuantizeOptions, samples: Samples, folder: str,
+             ranges: Ranges | None = None) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Quantize `model` (prepared) with calibration on `samples`, or with the `ranges` computed on them before
+    (calibrate.compute_ranges); returns the model and what was done."""
     source = files.save(model, folder, "prepared.onnx")
     target = f"{folder}/static.onnx"
     try:
         with files.quiet():
             quantize_static(
-                source, target, _Reader(samples.feeds),
+                source, target, **_calibration(samples, ranges),
                 quant_format=QuantFormat.QDQ if opts.format == "qdq" else QuantFormat.QOperator,
                 op_types_to_quantize=list(opts.op_types), per_channel=opts.per_channel,
                 reduce_range=opts.reduce_range, activation_type=QUANT_TYPES[opts.activation_type],

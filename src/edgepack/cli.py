@@ -90,8 +90,8 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
               help="Keep a multiple of N channels per layer (8 or 16 suit onnxruntime's x86 convolutions).")
 @click.option("--reconstruct", is_flag=True, default=None,
               help="Refit the layers whose inputs shrank, by least squares on --calibration data.")
-@click.option("--quantize", type=click.Choice(_QUANT_MODES), default="none", show_default=True,
-              help="Quantization mode.")
+@click.option("--quantize", type=click.Choice(_QUANT_MODES), default=None,
+              help="Quantization mode (default: none; with a budget, the target profile's preferred mode).")
 @click.option("--calibration", type=click.Path(), default=None,
               help="Calibration samples for int8-static (and fp16's overflow check): an .npz keyed by input name "
                    "with samples along the first axis, or a folder of .npz feeds.")
@@ -122,11 +122,30 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--symmetric/--asymmetric", default=None, help="int4-weight: symmetric blocks (default asymmetric).")
 @click.option("--allow-unquantized", is_flag=True, default=None,
               help="Package even when weights the mode targets stay in float (a warning instead of an error).")
+@click.option("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
+              help="Budget: accuracy lost against the --eval labels, in points (1.0 = one percentage point). "
+                   "Searches for the smallest recipe that meets every budget (docs/BUDGET.md).")
+@click.option("--min-agreement", type=float, default=None, metavar="FRACTION",
+              help="Budget: top-1 agreement with the original model on --eval (no labels needed), e.g. 0.99.")
+@click.option("--min-cosine", type=float, default=None, metavar="VALUE",
+              help="Budget: mean cosine similarity of the outputs with the original's on --eval, e.g. 0.99.")
+@click.option("--max-bytes", default=None, metavar="SIZE",
+              help="Budget: the bundle file's size (bytes, or 500k, 1.5M, 2MiB).")
+@click.option("--max-memory-mb", type=float, default=None, metavar="MB",
+              help="Budget: peak RSS of a fresh process loading and running the bundle, measured on this machine.")
+@click.option("--max-latency-ms", type=float, default=None, metavar="MS",
+              help="Budget: median latency of one run of the first --eval sample, measured on this machine.")
+@click.option("--max-trials", type=click.IntRange(1), default=None, help="Recipes the search tries at most (24).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr (default: only when stderr is a terminal).")
 def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
                 trust_pickle: bool, rtol: float | None, atol: float | None, prune: str | None,
                 prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
-                reconstruct: bool | None, quantize: str, calibration: str | None, eval_data: str | None,
-                op_types: str | None, exclude_nodes: str | None, **quantize_options: Any) -> None:
+                reconstruct: bool | None, quantize: str | None, calibration: str | None, eval_data: str | None,
+                op_types: str | None, exclude_nodes: str | None, max_accuracy_drop: float | None,
+                min_agreement: float | None, min_cosine: float | None, max_bytes: str | None,
+                max_memory_mb: float | None, max_latency_ms: float | None, max_trials: int | None,
+                progress: bool | None, **quantize_options: Any) -> None:
     """Package MODEL (.onnx; .pt2 from torch.export.save; scikit-learn .joblib/.pkl with --trust-pickle) into
     a bundle for one target device."""
     from edgepack.packager import package
@@ -138,10 +157,18 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
     convert = {"trust_pickle": True} if trust_pickle else {}
     convert.update({k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None})
     quantize_options.update(op_types=_names(op_types), exclude_nodes=_names(exclude_nodes))
+    budget = {"max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement, "min_cosine": min_cosine,
+              "max_bytes": parse_size(max_bytes), "max_memory_mb": max_memory_mb, "max_latency_ms": max_latency_ms,
+              "max_trials": max_trials}
     result = package(model, output=output, target=target, level=level, example_inputs=example, convert=convert,
                      prune=prune, prune_scope=prune_scope, prune_criterion=prune_criterion,
                      prune_round_to=prune_round_to, reconstruct=bool(reconstruct), quantize=quantize,
-                     calibration=calibration, eval_data=eval_data, quantize_options=quantize_options)
+                     calibration=calibration, eval_data=eval_data, quantize_options=quantize_options,
+                     budget={k: v for k, v in budget.items() if v is not None}, progress=progress)
+    from edgepack.packager.search.describe import search_lines
+
+    for line in search_lines(result.report.get("search"), result.report.get("search_timing")):
+        click.echo(line)
     for line in prune_summary(result.report.get("prune")):
         click.echo(line)
     click.echo(f"wrote {result.path}: {result.bundle_bytes:,} bytes, {result.ratio:.3f}x the "
@@ -155,6 +182,25 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
         click.echo(line)
     for warning in result.report.get("warnings", []):
         click.echo(f"edgepack: warning: {warning}", err=True)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(text: str | None) -> int | None:
+    """`300000`, `300k`, `1.5M`, `2MiB` -> bytes (k, M, G: powers of 1000; KiB, MiB, GiB: of 1024)."""
+    if text is None:
+        return None
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _SIZE_UNITS:
+        from edgepack.runtime.errors import OptionError
+
+        raise OptionError(f"--max-bytes {text!r}: give a size such as 300000, 300k, 1.5M or 2MiB")
+    return int(round(float(match.group(1)) * _SIZE_UNITS[unit]))
 
 
 def prune_summary(report: dict[str, Any] | None, layers: int | None = 0) -> list[str]:
@@ -318,11 +364,44 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
 
     for line in report_lines(report):
         click.echo(line)
+    from edgepack.packager.search.describe import search_lines
+
+    for line in search_lines(report.get("search")):
+        click.echo("  " + line)
     for warning in report.get("warnings", []):
         click.echo(f"  warning     {warning}")
-    extra = {k: v for k, v in report.items() if k not in ("lossless", "prune", "quantization", "fidelity", "warnings")}
+    extra = {k: v for k, v in report.items()
+             if k not in ("lossless", "prune", "quantization", "fidelity", "warnings", "search", "layers")}
     if extra:
         click.echo("  report      " + json.dumps(extra)[:2000])
+
+
+# --- report --------------------------------------------------------------------------------------------
+
+@cli.command("report")
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="File to write (atomically); '-' prints it.")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]), default=None,
+              help="Default: from the output's suffix (.html, .md, .json), else html.")
+@click.option("--measure/--no-measure", default=True, show_default=True,
+              help="Measure peak memory and latency now, on this machine, in a fresh process.")
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True, help="Runs after the first.")
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), default=None,
+              help=".npz of feeds for the measurement (default: seeded random feeds).")
+@click.option("--plot", type=click.Choice(["auto", "matplotlib", "svg"]), default="auto", show_default=True,
+              help="Who draws the trials' plot: matplotlib when installed (auto), or inline SVG.")
+def report_cmd(bundle: str, output: str, fmt: str | None, measure: bool, runs: int, inputs_path: str | None,
+               plot: str) -> None:
+    """Write a report on BUNDLE: what was done, size per layer, fidelity, sensitivity, the budget search's
+    trials as a plot, and memory and latency measured on this machine."""
+    from edgepack.packager.report import format_for, write_report
+
+    text = write_report(bundle, output, fmt, measure=measure, runs=runs, inputs=inputs_path, plot=plot)
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {output} ({format_for(output, fmt)}, {len(text.encode()):,} bytes)")
 
 
 # --- verify --------------------------------------------------------------------------------------------

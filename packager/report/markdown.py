@@ -1,0 +1,38 @@
+"""The report as Markdown: the same sections and tables; the plot only in the HTML report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import plot
+from .content import Bar, Section, Table, sections
+
+
+def _cell(value: Any) -> str:
+    text = value.text if isinstance(value, Bar) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(t: Table) -> list[str]:
+    align = ["---:" if i in t.numeric else "---" for i in range(len(t.header))]
+    return ["| " + " | ".join(t.header) + " |", "| " + " | ".join(align) + " |",
+            *["| " + " | ".join(_cell(v) for v in row) + " |" for row in t.rows], ""]
+
+
+def _section(s: Section) -> list[str]:
+    lines = [f"## {s.title}", ""]
+    for item in s.items:
+        if isinstance(item, Table):
+            lines += _table(item)
+        elif isinstance(item, plot.Figure):
+            lines += ["(The trials' size-against-fidelity plot is in the HTML report: `--format html`.)", ""]
+        else:
+            lines += [item, ""]
+    return lines
+
+
+def render(data: dict[str, Any]) -> str:
+    lines = [f"# edgepack report: {data['bundle']['name']}", "", data["generated_by"], ""]
+    for s in sections(data):
+        lines += _section(s)
+    return "\n".join(lines).rstrip() + "\n"

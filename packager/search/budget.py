@@ -1,0 +1,133 @@
+"""The budget a packaged model must meet: typed, checked before any work starts.
+
+Fidelity budgets are measured on the `--eval` samples against the original model: accuracy lost against the
+labels (points), top-1 agreement with the original's predictions, mean cosine similarity of the outputs.
+With several outputs, the worst output counts. Size is the bundle file's bytes; memory and latency are
+measured on this machine, in a fresh process that loads the bundle and runs it (peak RSS, median latency).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from edgepack.runtime.errors import OptionError
+
+# flag, unit and direction of each budget, by field name
+LIMITS: dict[str, tuple[str, str, str]] = {
+    "max_accuracy_drop": ("--max-accuracy-drop", "pt", "max"),
+    "min_agreement": ("--min-agreement", "", "min"),
+    "min_cosine": ("--min-cosine", "", "min"),
+    "max_bytes": ("--max-bytes", "bytes", "max"),
+    "max_memory_mb": ("--max-memory-mb", "MB", "max"),
+    "max_latency_ms": ("--max-latency-ms", "ms", "max"),
+}
+FIDELITY = ("max_accuracy_drop", "min_agreement", "min_cosine")
+MEASURED = ("max_memory_mb", "max_latency_ms")
+# the figure of a trial each budget is compared with
+FIGURE = {"max_accuracy_drop": "accuracy_drop", "min_agreement": "agreement", "min_cosine": "cosine",
+          "max_bytes": "bytes", "max_memory_mb": "peak_mb", "max_latency_ms": "p50_ms"}
+# how messages name each figure
+DISPLAY = {"accuracy_drop": "accuracy drop", "agreement": "top-1 agreement", "cosine": "mean cosine",
+           "bytes": "bundle", "peak_mb": "peak memory", "p50_ms": "median latency"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the packaged model may lose and cost; None: no limit. max_trials bounds the search's effort."""
+
+    max_accuracy_drop: Optional[float] = None   # points of accuracy lost against the eval labels, e.g. 1.0
+    min_agreement: Optional[float] = None       # top-1 agreement with the original, a fraction, e.g. 0.99
+    min_cosine: Optional[float] = None          # mean cosine similarity with the original's outputs
+    max_bytes: Optional[int] = None             # the bundle file's size
+    max_memory_mb: Optional[float] = None       # peak RSS of a fresh process loading and running the bundle
+    max_latency_ms: Optional[float] = None      # median latency of one run in that process
+    max_trials: int = 24                        # recipes tried at most (per-node sensitivity runs not counted)
+
+    def __post_init__(self) -> None:
+        for name in LIMITS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise OptionError(f"{LIMITS[name][0]} must be a number, got {value!r}")
+        _range("--max-accuracy-drop", self.max_accuracy_drop, 0, 100, "points of accuracy, e.g. 1.0")
+        _range("--min-agreement", self.min_agreement, 0, 1, "a fraction, e.g. 0.99 for 99%")
+        _range("--min-cosine", self.min_cosine, -1, 1, "a cosine similarity, e.g. 0.99")
+        for name in ("max_bytes", "max_memory_mb", "max_latency_ms"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise OptionError(f"{LIMITS[name][0]} must be positive, got {getattr(self, name)!r}")
+        if self.max_bytes is not None and not float(self.max_bytes).is_integer():
+            raise OptionError(f"--max-bytes must be a whole number of bytes, got {self.max_bytes!r}")
+        if type(self.max_trials) is not int or self.max_trials < 1:
+            raise OptionError(f"max_trials must be a positive whole number, got {self.max_trials!r}")
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, name) is not None for name in LIMITS)
+
+    @property
+    def limits(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in LIMITS if getattr(self, name) is not None}
+
+    def misses(self, figures: dict[str, Any], only: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+        """{budget: {"value", "limit"}} for each budget (of `only`, default all) that `figures` miss; a budget
+        whose figure was not measured is not a miss."""
+        out = {}
+        for name, limit in self.limits.items():
+            value = figures.get(FIGURE[name])
+            if (only is not None and name not in only) or value is None:
+                continue
+            over = value > limit if LIMITS[name][2] == "max" else value < limit
+            if over:
+                out[name] = {"value": value, "limit": limit}
+        return out
+
+    def record(self) -> dict[str, Any]:
+        return {**self.limits, "max_trials": self.max_trials}
+
+
+def _range(flag: str, value: float | None, low: float, high: float, what: str) -> None:
+    if value is not None and not low <= value <= high:
+        raise OptionError(f"{flag} must be between {low} and {high} ({what}), got {value!r}")
+
+
+def make_budget(budget: "Budget | dict[str, Any] | None") -> Budget:
+    """A Budget from a Budget, a dict of its fields (unknown keys refused), or None (no budget)."""
+    if budget is None:
+        return Budget()
+    if isinstance(budget, Budget):
+        return budget
+    if not isinstance(budget, dict):
+        raise OptionError(f"budget must be a Budget or a dict of its fields, got {type(budget).__name__}")
+    names = {f.name for f in dataclasses.fields(Budget)}
+    unknown = sorted(set(budget) - names)
+    if unknown:
+        raise OptionError(f"unknown budget option(s) {unknown} (known: {', '.join(sorted(names))})")
+    return Budget(**{k: v for k, v in budget.items() if v is not None})
+
+
+def check_usable(budget: Budget, eval_data: Any) -> None:
+    """Refuse a budget the search cannot measure: no eval data, or no fidelity budget to hold it to."""
+    if not budget.active:
+        return
+    flags = ", ".join(LIMITS[name][0] for name in budget.limits)
+    if eval_data is None:
+        raise OptionError(f"{flags} needs --eval DATA: held-out samples (an .npz keyed by input name, with a "
+                          "'labels' array for --max-accuracy-drop) that each recipe the search tries is measured on")
+    if not any(name in budget.limits for name in FIDELITY):
+        raise OptionError(f"{flags} needs a fidelity budget too, or the search would keep the smallest model however "
+                          "wrong it is: add --max-accuracy-drop POINTS (with labels), --min-agreement FRACTION or "
+                          "--min-cosine VALUE")
+
+
+def describe_miss(name: str, miss: dict[str, Any]) -> str:
+    """`accuracy drop 1.80 pt > 1.0 pt (by 0.80)`, for error messages and reports."""
+    flag, unit, direction = LIMITS[name]
+    value, limit = miss["value"], miss["limit"]
+    fmt = (lambda v: f"{v:,.0f}") if name == "max_bytes" else (lambda v: f"{v:.4g}")
+    unit = f" {unit}" if unit else ""
+    sign = ">" if direction == "max" else "<"
+    return f"{DISPLAY[FIGURE[name]]} {fmt(value)}{unit} {sign} {flag} {fmt(limit)}{unit} " \
+           f"(by {fmt(abs(value - limit))}{unit})"

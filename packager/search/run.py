@@ -1,0 +1,350 @@
+"""The budget search: from the most aggressive recipe, back off until every budget holds.
+
+    1. start    the mode's most aggressive recipe: every op type its quantizer supports, at the pruning ratio
+                asked for (if any); built, sized (a real bundle) and measured on the eval samples
+    2. rank     when a fidelity budget is missed: each candidate node quantized alone (sensitivity.py)
+    3. back off keep the k most sensitive nodes in float, k found by bisection over the ranking; then give
+                back (quantize again) the nodes with weights among them, heaviest first, while the budget holds
+    4. prune    with --prune, when the ratio asked for misses: bisection for the largest ratio below it at which
+                a recipe holds the fidelity budgets (the unpruned model if none does); without --prune, when
+                --max-bytes is missed: the same bisection for channel pruning up to AUTO_PRUNE_MAX (refit
+                by least squares when calibration data is given). Each ratio is searched as in 1-3, starting
+                with the pruned model in float: when that misses already, no quantization can help
+    5. choose   the smallest bundle that meets the fidelity and size budgets; with --max-memory-mb or
+                --max-latency-ms, those are measured in a fresh process on the smallest candidates first,
+                and, when all of them miss a latency budget, on the same model in float
+
+Each pruning ratio is a separate model: it is prepared and calibrated once, and every trial at that ratio
+reuses its ranges. The sensitivity ranking is measured once, on the first model that needs it, and reused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import onnx
+
+from edgepack.runtime.errors import BudgetNotMet, EdgepackError
+
+from ..datasets import Samples
+from ..layers import layer_sizes
+from ..progress import Progress
+from ..prune.options import PruneOptions
+from ..quantize.options import QuantizeOptions
+from . import costs, sensitivity
+from .bench import ALL, Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
+from .budget import FIDELITY, MEASURED, Budget, describe_miss
+from .evaluate import Evaluator, summarize
+from .trial import Trial, closeness
+
+PRUNE_STEPS = 4          # bisection steps over the pruning ratio: a resolution of 1/16 of the range
+AUTO_PRUNE_MAX = 0.75    # the most channels the search prunes on its own to fit --max-bytes
+MEASURE_LIMIT = 3        # candidates measured at most for memory and latency
+STEERING = (*FIDELITY, "max_bytes")   # the budgets the search steers by; memory and latency only choose
+
+# writes a bundle of (model, provenance steps after import, report) to a path and returns its size
+Writer = Callable[[onnx.ModelProto, list, dict, str], int]
+
+
+@dataclass
+class Plan:
+    """What the search chose, for package() to build, check and write."""
+
+    bench: Bench
+    trial: Trial
+    quantize: QuantizeOptions | None      # the chosen quantization (None: none)
+    report: dict[str, Any]                # report["search"], deterministic
+    timing: dict[str, Any]                # seconds and measurements, kept out of the bundle
+
+
+@dataclass
+class Inputs:
+    """What the search works on, as package() resolved it."""
+
+    source: onnx.ModelProto
+    budget: Budget
+    quantize: QuantizeOptions | None      # resolved, None for "none"
+    widen: bool                           # the user named no op types: start from all of them
+    prune: PruneOptions | None
+    calibration: str | None
+    samples: Samples
+    profile: Any
+    write: Writer
+    progress: bool | None = None
+
+
+class Search:
+    def __init__(self, inputs: Inputs, folder: str):
+        self.x, self.folder, self.budget = inputs, folder, inputs.budget
+        self.trials: list[Trial] = []
+        self.benches: dict[float, Bench] = {}
+        self.ranking: list[dict[str, Any]] | None = None
+        self.calibrations = 0
+        self.started = time.monotonic()
+        self.timing: dict[str, Any] = {}
+        self.evaluator = Evaluator(inputs.source, inputs.samples, inputs.profile, folder)
+        self.evaluator.check_budget(self.budget)
+        self.bar = Progress("searching", inputs.budget.max_trials, inputs.progress)
+
+    # --- the search ---------------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        with self.bar:
+            start = self.x.prune.ratio if self.x.prune else 0.0
+            best = self.inner(start, "start")
+            first = self.benches.get(start)
+            if self.ranking is None and first is not None and len(first.candidates) <= sensitivity.ALWAYS:
+                self.order(first)   # for the report: cheap enough on a model of this size
+            if self.x.prune is not None and not (best and best.meets):
+                self.search_ratio(0.0, start)
+                if not any(t.meets for t in self.trials):
+                    self.inner(0.0, "prune")
+            elif self.budget.max_bytes and best is not None and "max_bytes" in best.misses:
+                self.search_ratio(0.0, AUTO_PRUNE_MAX)
+            chosen = self.choose()
+            self.bar.update(len(self.trials), total=len(self.trials))
+        self.timing["seconds"] = time.monotonic() - self.started
+        bench = self.benches[chosen.ratio]
+        return Plan(bench, chosen, recipe_opts(bench, chosen.float_nodes), self.record(chosen), self.timing)
+
+    @property
+    def exhausted(self) -> bool:
+        return len(self.trials) >= self.budget.max_trials
+
+    def inner(self, ratio: float, stage: str) -> Trial | None:
+        """The smallest recipe found at `ratio` that holds the fidelity budgets, or None."""
+        bench = self.bench(ratio, stage)
+        if bench is None or self.exhausted:
+            return None
+        best: Trial | None = self.trial(bench, (), stage)
+        if not best.fits_fidelity:
+            best = self.back_off(bench)
+        if best is not None:
+            best = self.give_back(bench, best)
+        if not any(t.meets for t in self.trials if t.ratio == ratio):
+            self.benches.pop(ratio, None)   # nothing to choose from here: free the model
+        return best
+
+    def back_off(self, bench: Bench) -> Trial | None:
+        """After the most aggressive recipe missed: the smallest recipe found that holds the fidelity budgets.
+        A pruned model, or a mode without per-node control, is first tried in float: when that misses
+        already, no quantization can help."""
+        if bench.opts is None or self.exhausted:
+            return None
+        floor = None
+        if bench.ratio > 0 or not bench.candidates:
+            floor = self.trial(bench, all_float(bench), "float")
+            if not floor.fits_fidelity or not bench.candidates:
+                return floor if floor.fits_fidelity else None
+        return self.back_off_nodes(bench, floor)
+
+    def back_off_nodes(self, bench: Bench, floor: Trial | None) -> Trial | None:
+        """Keep the shortest prefix of the sensitivity ranking in float that holds the fidelity budgets;
+        `floor`: the all-float trial, when already run (it holds them)."""
+        order = self.order(bench)
+        lo, hi, best = 0, len(order), None
+        while hi - lo > 1 and not self.exhausted:
+            mid = (lo + hi) // 2
+            t = self.trial(bench, tuple(order[:mid]), "backoff")
+            if t.fits_fidelity:
+                hi, best = mid, t
+            else:
+                lo = mid
+        if best is None and floor is None and not self.exhausted:
+            floor = self.trial(bench, tuple(order), "float")
+        return best or (floor if floor is not None and floor.fits_fidelity else None)
+
+    def give_back(self, bench: Bench, best: Trial) -> Trial:
+        """Quantize again, heaviest first, the nodes with weights the back-off left in float, while it holds."""
+        heavy = sorted((n for n in best.float_nodes if bench.node_weights.get(n, 0) > 0),
+                       key=lambda n: -bench.node_weights[n])
+        for name in heavy:
+            if self.exhausted:
+                break
+            t = self.trial(bench, tuple(n for n in best.float_nodes if n != name), "give-back")
+            if t.fits_fidelity:
+                best = t
+        return best
+
+    def search_ratio(self, lo: float, hi: float) -> None:
+        """Bisection for the largest pruning ratio in (lo, hi) at which a recipe holds the fidelity budgets:
+        the more channels pruned, the smaller the bundle, until accuracy goes."""
+        for _ in range(PRUNE_STEPS):
+            if self.exhausted:
+                return
+            mid = round((lo + hi) / 2, 4)
+            if self.inner(mid, "prune") is not None:
+                lo = mid
+            else:
+                hi = mid
+
+    # --- one trial ----------------------------------------------------------------------------------
+
+    def trial(self, bench: Bench, float_nodes: tuple[str, ...], stage: str) -> Trial:
+        opts = recipe_opts(bench, float_nodes)
+        t = Trial(len(self.trials), stage, bench.ratio, opts.mode if opts else "none", float_nodes)
+        try:
+            model, summary = build(bench, float_nodes)
+            outputs = self.evaluator.outputs(model)
+            t.figures = {**summarize(outputs), "quantized_weight_fraction": quantized_fraction(bench, model)}
+            t.figures["bytes"] = self.size(bench, model, opts, t, {"fidelity": {"outputs": outputs},
+                                                                  "quantization": summary or {}})
+        except EdgepackError as e:
+            t.error = " ".join(str(e).split())[:300]
+        t.misses = self.budget.misses(t.figures, only=STEERING)
+        if t.path and not (t.meets and any(n in self.budget.limits for n in MEASURED)):
+            os.unlink(t.path)
+            t.path = None
+        self.trials.append(t)
+        self.bar.update(len(self.trials), note=_note(t))
+        return t
+
+    def size(self, bench: Bench, model: onnx.ModelProto, opts: QuantizeOptions | None, t: Trial,
+             report: dict[str, Any]) -> int:
+        """The bytes of the trial's bundle, written with about the report the final bundle would have (its
+        fidelity, layers, the search's record so far), so that --max-bytes holds for the file written."""
+        steps = [bench.prune[0]] if bench.prune else []
+        if opts is not None:
+            steps.append({"name": "quantize", "options": opts.record()})
+        report = {**report, "layers": layer_sizes(self.x.source, model),
+                  "search": {"trials": [x.record() for x in self.trials] + [t.record()],
+                             "sensitivity": self.ranking or []}}
+        if bench.prune:
+            report["prune"] = bench.prune[1]
+        t.path = os.path.join(self.folder, f"trial-{t.index}.edgepack")
+        return self.x.write(model, steps, report, t.path)
+
+    def bench(self, ratio: float, stage: str) -> Bench | None:
+        if ratio in self.benches:
+            return self.benches[ratio]
+        bar = Progress(f"calibrating{f' (pruned {ratio:g})' if ratio else ''}", 0, self.x.progress)
+        prune = self.x.prune or PruneOptions(ratio=AUTO_PRUNE_MAX, reconstruct=self.x.calibration is not None)
+        try:
+            with bar:
+                bench = make_bench(self.x.source, ratio, prune, self.x.calibration, self.x.quantize, self.x.widen,
+                                   self.folder, lambda done, total: bar.update(done, total=total))
+        except EdgepackError as e:
+            self.trials.append(Trial(len(self.trials), stage, ratio, "none", (), error=" ".join(str(e).split())[:300]))
+            return None
+        self.calibrations += bench.prepared is not None and bench.prepared.ranges is not None
+        self.benches[ratio] = bench
+        return bench
+
+    def order(self, bench: Bench) -> list[str]:
+        """The bench's candidates, most sensitive first (ranked once, on the first bench that needs it)."""
+        if self.ranking is None:
+            t0 = time.monotonic()
+            with Progress("measuring sensitivity", len(bench.candidates), self.x.progress) as bar:
+                self.ranking = sensitivity.measure(bench, self.evaluator,
+                                                   lambda i, n, name: bar.update(i, note=name))
+            self.timing["sensitivity_seconds"] = time.monotonic() - t0
+        ranked = [r["node"] for r in self.ranking if r["node"] in set(bench.candidates)]
+        return ranked + [n for n in bench.candidates if n not in set(ranked)]
+
+    # --- the choice ---------------------------------------------------------------------------------
+
+    def choose(self) -> Trial:
+        feasible = sorted((t for t in self.trials if t.meets), key=lambda t: (t.figures["bytes"], t.index))
+        if not any(n in self.budget.limits for n in MEASURED):
+            if feasible:
+                return feasible[0]
+            raise self.failure()
+        for t in feasible[:MEASURE_LIMIT]:
+            if self.measure(t):
+                return t
+        floor = self.float_candidate(feasible)
+        if floor is not None and self.measure(floor):
+            return floor
+        raise self.failure()
+
+    def measure(self, t: Trial) -> bool:
+        """Measure the trial's bundle in a fresh process; whether it meets every budget then."""
+        t.measured = costs.measure(t.path, costs.feeds_file(self.x.samples, self.folder))
+        t.misses.update(self.budget.misses(t.measured, only=MEASURED))
+        self.timing.setdefault("measured", {})[t.index] = t.measured
+        return t.meets
+
+    def float_candidate(self, feasible: list[Trial]) -> Trial | None:
+        """When quantized candidates miss memory or latency: the same model in float, if not tried yet and it
+        meets the other budgets (int8 is not faster than float on every CPU)."""
+        if not feasible or self.budget.max_latency_ms is None or self.exhausted:
+            return None
+        bench = self.benches[feasible[0].ratio]
+        everything = all_float(bench)
+        if bench.opts is None or any(t.ratio == bench.ratio and t.float_nodes == everything for t in self.trials):
+            return None
+        t = self.trial(bench, everything, "float")
+        return t if t.meets else None
+
+    def failure(self) -> BudgetNotMet:
+        candidates = [t for t in self.trials if t.figures]
+        best = min(candidates, key=closeness) if candidates else (self.trials[-1] if self.trials else None)
+        seconds = time.monotonic() - self.started
+        if best is None:
+            return BudgetNotMet(f"the budget search could not build any recipe ({seconds:.0f} s)")
+        missed = "; ".join(describe_miss(k, v) for k, v in best.misses.items()) or best.error or "?"
+        return BudgetNotMet(f"no recipe met the budget in {len(self.trials)} trials ({seconds:.0f} s): the closest, "
+                            f"trial {best.index} ({describe(best)}), missed {missed}",
+                            best.record() | ({"measured": best.measured} if best.measured else {}),
+                            best.misses, [t.record() for t in self.trials])
+
+    def record(self, chosen: Trial) -> dict[str, Any]:
+        bench = self.benches[chosen.ratio]
+        out: dict[str, Any] = {
+            "budget": self.budget.record(),
+            "mode": self.x.quantize.mode if self.x.quantize else "none",
+            "eval": {"data": os.path.basename(os.path.normpath(self.x.samples.source)), "samples": len(self.x.samples)},
+            "trials": [t.record() for t in self.trials],
+            "chosen": chosen.index,
+            "stopped": "trial limit reached" if self.exhausted else "done",
+        }
+        if bench.opts is not None:
+            out["op_types"] = list(bench.opts.op_types or [])
+        if bench.prepared is not None and bench.prepared.ranges is not None:
+            r = bench.prepared.ranges
+            out["calibration"] = {"samples": r.samples, "method": r.method, "models_calibrated": self.calibrations,
+                                  "ranges_reused": r.reused}
+        if self.x.prune is not None or any(t.ratio for t in self.trials):
+            out["prune"] = {"ratio_asked": self.x.prune.ratio if self.x.prune else None,
+                            "auto": self.x.prune is None}
+        if self.ranking is not None:
+            out["sensitivity"] = {"samples": min(sensitivity.SAMPLES, len(self.x.samples)), "nodes": self.ranking}
+        return out
+
+
+def describe(t: Trial) -> str:
+    """`int8-static, pruned 0.3, 2 nodes in float (a, b), 123,456 bytes`."""
+    parts = [t.mode]
+    if t.ratio:
+        parts.append(f"pruned {t.ratio:g}")
+    if t.float_nodes == ALL:
+        parts.append("everything in float")
+    elif t.float_nodes:
+        shown = ", ".join(t.float_nodes[:4]) + (f" and {len(t.float_nodes) - 4} more" if len(t.float_nodes) > 4 else "")
+        parts.append(f"{len(t.float_nodes)} node{'s' if len(t.float_nodes) > 1 else ''} in float ({shown})")
+    if t.figures.get("bytes"):
+        parts.append(f"{t.figures['bytes']:,} bytes")
+    return ", ".join(parts)
+
+
+def _note(t: Trial) -> str:
+    if t.error:
+        return f"trial {t.index}: failed"
+    f = t.figures
+    fid = (f"drop {f['accuracy_drop']:.2f} pt" if f.get("accuracy_drop") is not None else
+           f"agreement {f['agreement']:.4f}" if f.get("agreement") is not None else
+           f"cosine {f['cosine']:.4f}" if f.get("cosine") is not None else "")
+    return f"trial {t.index}: {t.mode}, {len(t.float_nodes)} in float, {fid}, {f.get('bytes', 0):,} B " \
+           f"{'ok' if t.meets else 'missed'}"
+
+
+def search(inputs: Inputs, folder: str) -> Plan:
+    """Run the search; trial bundles and calibration ranges go into `folder`, which the chosen recipe's ranges
+    must outlive (package() quantizes the final model with them)."""
+    return Search(inputs, folder).run()
+
+
+__all__ = ["Inputs", "Plan", "search", "describe"]
