@@ -10,8 +10,9 @@ standard library.
 
 from .errors import (
     BadMagic, BundleError, CorruptTensor, EdgepackError, InputError, InvalidGraph, InvalidManifest,
-    InvalidOffset, LimitExceeded, ManifestTooLarge, SessionError, SignatureError, TargetError, TrailingBytes,
-    TruncatedBundle, UnknownCodec, UnsupportedVersion,
+    InvalidKey, InvalidOffset, LimitExceeded, ManifestTooLarge, SessionError, SignatureError, TargetError,
+    TooLargeForDevice, TrailingBytes, TruncatedBundle, UnknownCodec, UnsupportedVersion, UnsignedBundle,
+    BadSignature,
 )
 from .manifest import Manifest, TensorEntry
 from .profile import Profile, builtin_names, load_profile
@@ -23,5 +24,6 @@ __all__ = [
     "TensorEntry", "Profile", "load_profile", "builtin_names",
     "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
-    "InvalidGraph", "SignatureError", "TargetError", "SessionError", "InputError",
+    "InvalidGraph", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature", "InvalidKey",
+    "TargetError", "SessionError", "InputError",
 ]

@@ -61,6 +61,12 @@ class LimitExceeded(BundleError):
         super().__init__(f"{path}: {what} is {value}, over the limit of {limit}")
 
 
+class TooLargeForDevice(BundleError):
+    def __init__(self, path: str, size: int, memory: int):
+        super().__init__(f"{path}: the model decodes to {size} bytes, more than the {memory} bytes of memory this "
+                         "machine has; package a smaller model for this device (quantize or prune it)")
+
+
 class UnknownCodec(BundleError):
     def __init__(self, path: str, name: str, codec: str):
         self.tensor = name
@@ -85,6 +91,23 @@ class InvalidGraph(BundleError):
 
 class SignatureError(EdgepackError):
     """A signature is missing, malformed, or does not match the bundle."""
+
+
+class UnsignedBundle(SignatureError):
+    def __init__(self, path: str):
+        super().__init__(f"{path}: the bundle is not signed, and a public key was given; sign it with "
+                         "`edgepack sign`, or load it without a public key if you trust its source")
+
+
+class BadSignature(SignatureError):
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: signature check failed: {problem}; the bundle was changed after signing, "
+                         "or signed with another key: do not use it")
+
+
+class InvalidKey(SignatureError):
+    def __init__(self, source: str, problem: str):
+        super().__init__(f"{source}: not a usable Ed25519 key: {problem}")
 
 
 # --- models, options and targets -----------------------------------------------------------------------

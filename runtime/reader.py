@@ -10,6 +10,7 @@ format's limits before anything is allocated or read (runtime/format.py, runtime
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from typing import Callable
@@ -17,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import manifest as manifest_mod
+from . import signature as signature_mod
 from .digest import sha256_for
 from .codecs import DECODERS, CodecError
 from .errors import (
@@ -30,6 +32,14 @@ from .format import (
 from .manifest import Blob, Frame, Manifest, TensorEntry
 
 FORMAT_NAME = "edgepack"
+# Blobs at least this large are decoded into an anonymous mapping, whose pages cost memory only once a
+# frame is written to them: a bundle that declares a 1 GiB graph and fails its first frame costs one frame.
+LAZY_BUFFER_BYTES = 1 << 20
+
+
+def zeroed(n: int) -> bytearray | mmap.mmap:
+    """A writable, zero-filled buffer of n bytes, allocated page by page as it is written if it is large."""
+    return bytearray(n) if n < LAZY_BUFFER_BYTES else mmap.mmap(-1, n)
 
 
 def run_parallel(jobs: list[Callable[[], None]], threads: int) -> None:
@@ -75,10 +85,14 @@ def default_threads() -> int:
 
 
 class Bundle:
-    """An open bundle. Thread-safe: reads use positional I/O on one file descriptor."""
+    """An open bundle. Thread-safe: reads use positional I/O on one file descriptor.
 
-    def __init__(self, path: str | os.PathLike):
+    With `public_key` (a PEM file, PEM bytes or 32 raw bytes), opening fails with a SignatureError unless
+    the bundle is signed by that key; the manifest is checked before it is parsed."""
+
+    def __init__(self, path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None):
         self.path = os.fspath(path)
+        self._key = None if public_key is None else signature_mod.public_key_bytes(public_key)
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as e:
@@ -94,11 +108,12 @@ class Bundle:
 
     def _read_header(self) -> None:
         size = os.fstat(self._fd).st_size
-        head = os.pread(self._fd, HEADER_SIZE, 0)
-        if len(head) < len(MAGIC) or head[:len(MAGIC)] != MAGIC:
+        start = os.pread(self._fd, DATA_START, 0)
+        if len(start) < len(MAGIC) or start[:len(MAGIC)] != MAGIC:
             raise BadMagic(self.path)
-        if len(head) < HEADER_SIZE:
-            raise TruncatedBundle(self.path, HEADER_SIZE, size)
+        if len(start) < DATA_START:
+            raise TruncatedBundle(self.path, DATA_START, size)
+        head = start[:HEADER_SIZE]
         _, version, flags, manifest_offset, manifest_len, signature_len = HEADER.unpack(head)
         if version not in SUPPORTED_VERSIONS:
             raise UnsupportedVersion(self.path, version, SUPPORTED_VERSIONS)
@@ -110,6 +125,9 @@ class Bundle:
             raise LimitExceeded(self.path, "signature length", signature_len, MAX_SIGNATURE_BYTES)
         if manifest_offset < DATA_START:
             raise InvalidManifest(self.path, f"manifest offset {manifest_offset} lies inside the header")
+        if any(start[HEADER_SIZE:]):
+            raise InvalidManifest(self.path, f"bytes {HEADER_SIZE} to {DATA_START} of the header are reserved "
+                                             "and must be zero")
         declared = manifest_offset + manifest_len + signature_len
         if declared > size:
             raise TruncatedBundle(self.path, declared, size)
@@ -119,13 +137,21 @@ class Bundle:
         self.file_size = size
         self.manifest_bytes = os.pread(self._fd, manifest_len, manifest_offset)
         self.signature = os.pread(self._fd, signature_len, manifest_offset + manifest_len)
+        self.signer = signature_mod.signer_key_id(self.signature)  # hex key id, or None if unsigned
+        self.header = head
+        self.manifest_offset = manifest_offset
         self.data_start = DATA_START
+        if self._key is not None:  # before parsing: with a key, an unsigned manifest is never parsed
+            signature_mod.check(self.path, head, self.manifest_bytes, self.signature, self._key)
         obj = manifest_mod.loads(self.manifest_bytes, self.path)
         self.manifest: Manifest = manifest_mod.parse(obj, self.path, FORMAT_NAME, version)
         self.sha256 = sha256_for(self.manifest.raw_bytes)
         if self.manifest.data_length != manifest_offset - DATA_START:
             raise InvalidManifest(self.path, f"data_length {self.manifest.data_length} disagrees with the header "
                                              f"({manifest_offset - DATA_START} bytes of data)")
+
+    def fileno(self) -> int:
+        return self._fd
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -180,16 +206,16 @@ class Bundle:
             raise CorruptTensor(self.path, blob.name,
                                 f"SHA-256 mismatch in the frame at raw offset {frame.raw_offset}")
 
-    def read_blob(self, blob: Blob, threads: int | None = None) -> bytearray:
+    def read_blob(self, blob: Blob, threads: int | None = None) -> bytearray | mmap.mmap:
         """A blob's raw bytes, every frame decoded (on several threads) and checked."""
-        out = bytearray(blob.raw_length)
+        out = zeroed(blob.raw_length)
         view = memoryview(out)
         jobs = [(f, view[f.raw_offset:f.raw_offset + f.raw_length]) for f in blob.frames]
         run_parallel([lambda f=f, dst=dst: self.decode_frame(blob, f, dst) for f, dst in jobs],
                      threads or default_threads())
         return out
 
-    def read_graph(self) -> bytearray:
+    def read_graph(self) -> bytearray | mmap.mmap:
         return self.read_blob(self.manifest.graph)
 
     def tensor(self, name: str) -> np.ndarray:
@@ -232,9 +258,10 @@ class Bundle:
         return []
 
 
-def open_bundle(path: str | os.PathLike) -> Bundle:
-    """Open a bundle and read its manifest only. Use as a context manager, or call close()."""
-    return Bundle(path)
+def open_bundle(path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None) -> Bundle:
+    """Open a bundle and read its manifest only. Use as a context manager, or call close().
+    With `public_key`, refuse it (SignatureError) unless that key signed it."""
+    return Bundle(path, public_key)
 
 
 def inspect(path: str | os.PathLike) -> Manifest:

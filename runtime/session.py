@@ -31,7 +31,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import profile as profile_mod
-from .errors import BundleError, InputError, InvalidGraph, SessionError
+from .errors import BundleError, InputError, InvalidGraph, SessionError, TooLargeForDevice
 from .format import BINDING_EXTERNAL, DTYPES, EXTERNAL_LOCATION_PREFIX, numpy_dtype
 from .malloc import pin_mmap_threshold
 from .manifest import TensorEntry
@@ -54,6 +54,7 @@ _NUMPY_NATIVE = {"float32", "float16", "float64", "int8", "int16", "int32", "int
                  "uint64", "bool"}
 _F_SETPIPE_SZ = 1031  # Linux fcntl: grow the FIFO's buffer so the feeder blocks less often
 _PIPE_BYTES = 1 << 20
+_DATA_LOCATION_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
 @dataclass(frozen=True)
@@ -177,28 +178,23 @@ def _short(e: BaseException) -> str:
 
 # --- building the session ----------------------------------------------------------------------------
 
-def _check_graph(bundle: Bundle, graph: bytes, inline: list[TensorEntry], external: list[TensorEntry]) -> None:
+def _check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], external: list[TensorEntry]) -> None:
     """The stored graph must take each inline tensor exactly where its splice says, with the manifest's dtype
-    and shape, and may refer to no data outside the bundle."""
+    and shape; hold no tensor bytes the manifest does not list; and refer to no data outside the bundle."""
     try:
-        records = scan_model(graph, [(t.splice, t.raw_length) for t in inline])
+        records = scan_model(memoryview(graph), [(t.splice, t.raw_length) for t in inline])
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None
     by_name = {t.name: t for t in external}
     used: set[str] = set()
     for r in records:
-        if r.splice is not None:
+        if r.external is not None or r.data_location == _DATA_LOCATION_EXTERNAL:
+            entry = _external_entry(bundle, r, by_name, used)
+        elif r.splice is not None:
             entry = inline[r.splice]
-        elif r.external is not None or r.data_location == 1:
-            location = (r.external or {}).get("location", "")
-            name = location[len(EXTERNAL_LOCATION_PREFIX):]
-            if not location.startswith(EXTERNAL_LOCATION_PREFIX) or name not in by_name or name != r.label:
-                raise InvalidGraph(bundle.path, f"tensor {r.label!r} refers to external data {location!r}; "
-                                                "a bundle must be self-contained")
-            if name in used:
-                raise InvalidGraph(bundle.path, f"tensor {name!r} is bound twice")
-            used.add(name)
-            entry = by_name[name]
+        elif r.raw_length:
+            raise InvalidGraph(bundle.path, f"tensor {r.label!r} holds {r.raw_length} bytes of raw data that no "
+                                            "manifest entry lists (the graph lacks a tensor, or hides one)")
         else:
             continue
         if DTYPES[entry.dtype][0] != r.data_type or tuple(r.dims) != entry.shape:
@@ -207,6 +203,23 @@ def _check_graph(bundle: Bundle, graph: bytes, inline: list[TensorEntry], extern
     unused = set(by_name) - used
     if unused:
         raise InvalidGraph(bundle.path, f"external tensors {sorted(unused)[:5]} are not used by the graph")
+
+
+def _external_entry(bundle: Bundle, r: Any, by_name: dict[str, TensorEntry], used: set[str]) -> TensorEntry:
+    """The manifest entry an externally bound TensorProto names. Its only external-data key is a location
+    `edgepack:<its own name>`, and it carries no data of its own: anything else would make onnxruntime read
+    a file beside the model, or mix two sources for one tensor."""
+    location = (r.external or {}).get("location", "")
+    name = location[len(EXTERNAL_LOCATION_PREFIX):]
+    if (not location.startswith(EXTERNAL_LOCATION_PREFIX) or name not in by_name or name != r.label
+            or set(r.external or {}) != {"location"} or r.data_location != _DATA_LOCATION_EXTERNAL
+            or r.splice is not None or r.inline_data):
+        raise InvalidGraph(bundle.path, f"tensor {r.label!r} refers to external data {location[:200]!r}; "
+                                        "a bundle must be self-contained")
+    if name in used:
+        raise InvalidGraph(bundle.path, f"tensor {name!r} is bound twice")
+    used.add(name)
+    return by_name[name]
 
 
 class _Feeder(threading.Thread):
@@ -227,7 +240,7 @@ class _Feeder(threading.Thread):
         try:
             fd = os.open(self.fifo, os.O_WRONLY)
         except OSError as e:
-            self.error = e
+            self.error = SessionError(f"{self.bundle.path}: cannot open the model stream: {e.strerror}")
             return
         try:
             if sys.platform.startswith("linux"):
@@ -352,7 +365,7 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
     manifest = bundle.manifest
     inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
-    graph = bytes(bundle.read_graph())
+    graph = bundle.read_graph()  # no copy: a graph may be up to 1 GiB
     _check_graph(bundle, graph, inline, external)
     owned: list[Any] = []
     if external:
@@ -403,20 +416,34 @@ def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], s
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
 
 
+def physical_memory() -> int | None:
+    """Bytes of RAM this machine has, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | None" = None, *,
-         threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True) -> Session:
+         threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True,
+         public_key: "str | os.PathLike | bytes | None" = None) -> Session:
     """Open a bundle and build a session on it.
 
     target: a profile name, a profile file, or a Profile; by default the profile the bundle was built for.
     threads: onnxruntime intra-op threads (default: the profile's). providers: override the profile's list.
     tune_malloc: pin glibc's mmap threshold so freed weights return to the system (runtime/malloc.py).
+    public_key: refuse the bundle (SignatureError) unless this key signed it (a PEM file, PEM bytes or the
+        32 raw bytes); checked before anything else is read.
     """
     t0 = time.perf_counter()
     if tune_malloc:
         pin_mmap_threshold()
-    bundle = Bundle(path)
+    bundle = Bundle(path, public_key)
     try:
         t1 = time.perf_counter()
+        memory = physical_memory()
+        if memory is not None and bundle.manifest.raw_bytes > memory:
+            raise TooLargeForDevice(bundle.path, bundle.manifest.raw_bytes, memory)
         if target is None:
             profile = profile_mod.profile_from_dict(bundle.manifest.target, f"{bundle.path} (recorded target)")
         else:

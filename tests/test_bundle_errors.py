@@ -100,7 +100,7 @@ def test_data_length_disagrees_with_header(tmp, good):
     (b'{"a": 1, "a": 2}', "duplicate key"),
     (b"[1, 2]", "not a JSON object"),
     (b'{"x": NaN}', "not valid JSON"),
-    (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
+    (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
     (b"\xff\xfe", "not valid JSON"),
 ])
 def test_bad_json(tmp, good, text, problem):
