@@ -113,7 +113,7 @@ def sign_bundle(path: str | os.PathLike, key: str | os.PathLike) -> Signed:
             raise BundleError(f"{problems[0]}; refusing to sign a bundle that fails verification")
         header = HEADER.pack(MAGIC, bundle.version, 0, bundle.manifest_offset, len(bundle.manifest_bytes),
                              SIGNATURE_BLOCK_SIZE)
-        prefix = block_prefix(public)
+        prefix = block_prefix(public, bundle.data_digest())
         block = prefix + private.sign(signed_message(header, bundle.manifest_bytes, prefix))
         mode = os.fstat(bundle.fileno()).st_mode & 0o777
         write_atomic(path, _signed_stream(bundle, header, block), mode=mode)

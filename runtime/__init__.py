@@ -11,7 +11,7 @@ standard library.
 from .errors import (
     BadMagic, BundleError, CorruptTensor, EdgepackError, InputError, InvalidGraph, InvalidManifest,
     InvalidKey, InvalidOffset, LimitExceeded, ManifestTooLarge, SessionError, SignatureError, TargetError,
-    TooLargeForDevice, TrailingBytes, TruncatedBundle, UnknownCodec, UnsupportedVersion, UnsignedBundle,
+    TooLargeForDevice, TrailingBytes, RunTimeout, TruncatedBundle, UnknownCodec, UnsupportedVersion, UnsignedBundle,
     BadSignature,
 )
 from .manifest import Manifest, TensorEntry
@@ -25,5 +25,5 @@ __all__ = [
     "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
     "InvalidGraph", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature", "InvalidKey",
-    "TargetError", "SessionError", "InputError",
+    "TargetError", "SessionError", "RunTimeout", "InputError",
 ]

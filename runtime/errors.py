@@ -136,5 +136,9 @@ class SessionError(EdgepackError):
     """onnxruntime refused the model or failed to run it."""
 
 
+class RunTimeout(SessionError):
+    """A run took longer than the timeout given to Session.run and was stopped."""
+
+
 class InputError(EdgepackError):
     """Feeds given to run() do not match the model's inputs."""

@@ -48,12 +48,16 @@ MANIFEST_FREE_VALUES = 10_000
 MAX_ZSTD_WINDOW = 1 << 24
 
 # The signature block that may follow the manifest (docs/FORMAT.md, "Signature"): an algorithm tag, the
-# signer's key id (the first bytes of the SHA-256 of its public key), then the Ed25519 signature of
-# SIGNATURE_CONTEXT + the 40-byte header + the manifest + the tag and key id.
+# signer's key id (the first bytes of the SHA-256 of its public key), the SHA-256 of the whole data section
+# as stored, then the Ed25519 signature of SIGNATURE_CONTEXT + the 40-byte header + the manifest + the
+# block's first 48 bytes. The manifest's hashes cover what decoding uses; the data digest covers every
+# stored byte (zstd frames have bits a decoder ignores), so that `verify` catches any changed byte.
 SIGNATURE_ALGORITHM = b"ed25519\0"
 SIGNATURE_KEY_ID_BYTES = 8
+SIGNATURE_DATA_DIGEST_BYTES = 32
 SIGNATURE_BYTES = 64
-SIGNATURE_BLOCK_SIZE = len(SIGNATURE_ALGORITHM) + SIGNATURE_KEY_ID_BYTES + SIGNATURE_BYTES  # 80
+SIGNATURE_SIGNED_PREFIX = len(SIGNATURE_ALGORITHM) + SIGNATURE_KEY_ID_BYTES + SIGNATURE_DATA_DIGEST_BYTES  # 48
+SIGNATURE_BLOCK_SIZE = SIGNATURE_SIGNED_PREFIX + SIGNATURE_BYTES  # 112
 SIGNATURE_CONTEXT = b"edgepack bundle signature v1\0"
 
 # Raw bytes per frame the writer uses by default: large tensors are split so frames decode on several

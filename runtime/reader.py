@@ -23,7 +23,7 @@ from .digest import sha256_for
 from .codecs import DECODERS, CodecError
 from .errors import (
     BadMagic, BundleError, CorruptTensor, ManifestTooLarge, TrailingBytes, TruncatedBundle, UnsupportedVersion,
-    InvalidManifest, LimitExceeded,
+    InvalidManifest, LimitExceeded, TooLargeForDevice, BadSignature,
 )
 from .format import (
     DATA_START, HEADER, HEADER_SIZE, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
@@ -35,6 +35,21 @@ FORMAT_NAME = "edgepack"
 # Blobs at least this large are decoded into an anonymous mapping, whose pages cost memory only once a
 # frame is written to them: a bundle that declares a 1 GiB graph and fails its first frame costs one frame.
 LAZY_BUFFER_BYTES = 1 << 20
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM this machine has, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(path: str, size: int) -> None:
+    """Refuse, before allocating, to decode more bytes than this machine has memory."""
+    memory = physical_memory()
+    if memory is not None and size > memory:
+        raise TooLargeForDevice(path, size, memory)
 
 
 def zeroed(n: int) -> bytearray | mmap.mmap:
@@ -138,11 +153,16 @@ class Bundle:
         self.manifest_bytes = os.pread(self._fd, manifest_len, manifest_offset)
         self.signature = os.pread(self._fd, signature_len, manifest_offset + manifest_len)
         self.signer = signature_mod.signer_key_id(self.signature)  # hex key id, or None if unsigned
+        if self.signature and self.signer is None:  # no room for anything but a well-formed block
+            raise BadSignature(self.path, f"the {signature_len} bytes after the manifest are not an edgepack "
+                                          "signature block")
         self.header = head
         self.manifest_offset = manifest_offset
         self.data_start = DATA_START
+        self.signed_data_digest: bytes | None = None
         if self._key is not None:  # before parsing: with a key, an unsigned manifest is never parsed
-            signature_mod.check(self.path, head, self.manifest_bytes, self.signature, self._key)
+            self.signed_data_digest = signature_mod.check(self.path, head, self.manifest_bytes, self.signature,
+                                                          self._key)
         obj = manifest_mod.loads(self.manifest_bytes, self.path)
         self.manifest: Manifest = manifest_mod.parse(obj, self.path, FORMAT_NAME, version)
         self.sha256 = sha256_for(self.manifest.raw_bytes)
@@ -208,6 +228,7 @@ class Bundle:
 
     def read_blob(self, blob: Blob, threads: int | None = None) -> bytearray | mmap.mmap:
         """A blob's raw bytes, every frame decoded (on several threads) and checked."""
+        check_fits(self.path, blob.raw_length)
         out = zeroed(blob.raw_length)
         view = memoryview(out)
         jobs = [(f, view[f.raw_offset:f.raw_offset + f.raw_length]) for f in blob.frames]
@@ -230,7 +251,8 @@ class Bundle:
         return np.frombuffer(data, numpy_dtype(entry.dtype)).reshape(entry.shape)
 
     def verify(self) -> list[str]:
-        """Check every hash (frames and whole blobs) and the zero padding. Returns the problems found."""
+        """Check every hash (frames and whole blobs), the zero padding and, for a bundle opened with a public
+        key, the signed digest of the data section. Returns the problems found."""
         problems: list[str] = []
         for blob in (self.manifest.graph, *self.manifest.tensors):
             try:
@@ -244,7 +266,16 @@ class Bundle:
             except CorruptTensor as e:
                 problems.append(str(e))
         problems.extend(self._check_padding())
+        if self.signed_data_digest is not None and self.data_digest() != self.signed_data_digest:
+            problems.append(f"{self.path}: the data section's bytes are not the ones signed (SHA-256 differs)")
         return problems
+
+    def data_digest(self) -> bytes:
+        """SHA-256 of the data section as stored, read a MiB at a time."""
+        digest = sha256_for(self.manifest.data_length)()
+        for pos in range(0, self.manifest.data_length, 1 << 20):
+            digest.update(self.read_stored(pos, min(1 << 20, self.manifest.data_length - pos)))
+        return digest.digest()
 
     def _check_padding(self) -> list[str]:
         padding = [os.pread(self._fd, DATA_START - HEADER_SIZE, HEADER_SIZE)]

@@ -31,13 +31,13 @@ import numpy as np
 import onnxruntime as ort
 
 from . import profile as profile_mod
-from .errors import BundleError, InputError, InvalidGraph, SessionError, TooLargeForDevice
+from .errors import BundleError, InputError, InvalidGraph, RunTimeout, SessionError
 from .format import BINDING_EXTERNAL, DTYPES, EXTERNAL_LOCATION_PREFIX, numpy_dtype
 from .malloc import pin_mmap_threshold
 from .manifest import TensorEntry
 from .profile import Profile
 from .protowire import ProtoError, scan_model
-from .reader import Bundle, default_threads
+from .reader import Bundle, check_fits, default_threads
 
 _ORT_TYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -134,17 +134,32 @@ class Session:
     def output_names(self) -> list[str]:
         return [o.name for o in self.outputs]
 
-    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Run the model: feeds maps input names to arrays; returns output name -> array."""
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None,
+            timeout: float | None = None) -> dict[str, np.ndarray]:
+        """Run the model: feeds maps input names to arrays; returns output name -> array.
+
+        timeout: seconds after which the run is stopped (RunTimeout). A model is a program: one from an
+        untrusted source can loop for ever (a Loop whose trip count is 2**63), and this bounds it."""
         names = list(outputs) if outputs is not None else self.output_names
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
             raise InputError(f"unknown outputs {unknown}; the model's outputs are {self.output_names}")
         prepared = self._prepare(feeds)
+        options = ort.RunOptions()  # one per call: setting `terminate` stops this call only
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, setattr, (options, "terminate", True))
+            timer.daemon = True
+            timer.start()
         try:
-            values = self._session.run(names, prepared)
+            values = self._session.run(names, prepared, options)
         except Exception as e:  # onnxruntime raises its own exception types for bad feeds
-            raise InputError(f"onnxruntime refused the inputs: {_short(e)}") from None
+            if options.terminate:
+                raise RunTimeout(f"{self.path}: the run took longer than {timeout} s and was stopped") from None
+            raise InputError(f"onnxruntime could not run the model on these inputs: {_short(e)}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         return dict(zip(names, values))
 
     def _prepare(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -242,6 +257,12 @@ class _Feeder(threading.Thread):
         except OSError as e:
             self.error = SessionError(f"{self.bundle.path}: cannot open the model stream: {e.strerror}")
             return
+        # Both ends are open: the name has served. Removing it now means a second open (onnxruntime's Python
+        # wrapper retries a failed session once on the same path) fails at once instead of waiting forever.
+        try:
+            os.unlink(self.fifo)
+        except OSError:
+            pass
         try:
             if sys.platform.startswith("linux"):
                 try:
@@ -383,7 +404,7 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
         ort_error: BaseException | None = None
         session = None
         try:
-            session = ort.InferenceSession(fifo, so, providers=providers)
+            session = ort.InferenceSession(fifo, so, providers=providers, enable_fallback=0)
         except Exception as e:
             ort_error = e
         finally:
@@ -411,17 +432,9 @@ def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], s
         pos = tensor.splice
     parts.append(graph[pos:])
     try:
-        return ort.InferenceSession(b"".join(parts), so, providers=providers)
+        return ort.InferenceSession(b"".join(parts), so, providers=providers, enable_fallback=0)
     except Exception as e:
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
-
-
-def physical_memory() -> int | None:
-    """Bytes of RAM this machine has, or None where the platform does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | None" = None, *,
@@ -441,9 +454,7 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
     bundle = Bundle(path, public_key)
     try:
         t1 = time.perf_counter()
-        memory = physical_memory()
-        if memory is not None and bundle.manifest.raw_bytes > memory:
-            raise TooLargeForDevice(bundle.path, bundle.manifest.raw_bytes, memory)
+        check_fits(bundle.path, bundle.manifest.raw_bytes)  # onnxruntime will hold all of it
         if target is None:
             profile = profile_mod.profile_from_dict(bundle.manifest.target, f"{bundle.path} (recorded target)")
         else:

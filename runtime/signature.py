@@ -4,13 +4,18 @@ The block (docs/FORMAT.md, "Signature") is the last SIGNATURE_BLOCK_SIZE bytes o
 
     offset 0   8 bytes   algorithm tag, b"ed25519\\0"
     offset 8   8 bytes   key id: the first 8 bytes of SHA-256(the signer's raw 32-byte public key)
-    offset 16 64 bytes   Ed25519 signature of  SIGNATURE_CONTEXT + header (40 bytes) + manifest + block[0:16]
+    offset 16 32 bytes   SHA-256 of the data section as stored (file bytes 64 to the manifest)
+    offset 48 64 bytes   Ed25519 signature of  SIGNATURE_CONTEXT + header (40 bytes) + manifest + block[0:48]
 
-The manifest holds the SHA-256 of the graph and of every frame, so the signature covers every byte that
-decoding uses. Key files are the standard ones (`edgepack keygen` writes them; so do `openssl genpkey
--algorithm ed25519` and `openssl pkey -pubout`): the private key is an unencrypted PKCS#8 PEM ("PRIVATE KEY"),
-the public key a SubjectPublicKeyInfo PEM ("PUBLIC KEY"). The runtime reads public keys only: such a PEM
-file, or its 32 raw bytes.
+The manifest holds the SHA-256 of the graph's and every tensor's decoded frames, so checking the signature
+vouches for every byte that loading uses, without reading the data: that is what load(public_key=...)
+does. The data digest vouches for the stored bytes themselves (padding, and bits of a zstd frame that a
+decoder ignores): Bundle.verify() checks it, so that one byte changed anywhere fails.
+
+Key files are the standard ones (`edgepack keygen` writes them; so do `openssl genpkey -algorithm ed25519`
+and `openssl pkey -pubout`): the private key is an unencrypted PKCS#8 PEM ("PRIVATE KEY"), the public key a
+SubjectPublicKeyInfo PEM ("PUBLIC KEY"). The runtime reads public keys only: such a PEM file, or the 32 raw
+bytes.
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ import os
 from . import ed25519
 from .digest import sha256_for
 from .errors import BadSignature, InvalidKey, UnsignedBundle
-from .format import SIGNATURE_ALGORITHM, SIGNATURE_BLOCK_SIZE, SIGNATURE_CONTEXT, SIGNATURE_KEY_ID_BYTES
+from .format import (
+    SIGNATURE_ALGORITHM, SIGNATURE_BLOCK_SIZE, SIGNATURE_CONTEXT, SIGNATURE_KEY_ID_BYTES, SIGNATURE_SIGNED_PREFIX,
+)
 
 # DER of SubjectPublicKeyInfo{ AlgorithmIdentifier{ id-Ed25519 (1.3.101.112) }, BIT STRING (32 bytes) }
 SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 _PEM_BEGIN, _PEM_END = "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----"
 _MAX_KEY_FILE = 64 * 1024
 _TAG_END = len(SIGNATURE_ALGORITHM)
-_PREFIX_END = _TAG_END + SIGNATURE_KEY_ID_BYTES
+_KEY_ID_END = _TAG_END + SIGNATURE_KEY_ID_BYTES
 
 
 def key_id(public_key: bytes) -> bytes:
@@ -70,9 +77,9 @@ def _from_pem(source: str, data: bytes) -> bytes:
     return der[len(SPKI_PREFIX):]
 
 
-def block_prefix(public_key: bytes) -> bytes:
-    """The signed first 16 bytes of a signature block: algorithm tag and key id."""
-    return SIGNATURE_ALGORITHM + key_id(public_key)
+def block_prefix(public_key: bytes, data_digest: bytes) -> bytes:
+    """The signed first 48 bytes of a signature block: algorithm tag, key id, data digest."""
+    return SIGNATURE_ALGORITHM + key_id(public_key) + data_digest
 
 
 def signed_message(header: bytes, manifest: bytes, prefix: bytes) -> bytes:
@@ -83,11 +90,12 @@ def signer_key_id(block: bytes) -> str | None:
     """The hex key id of a well-formed signature block, or None."""
     if len(block) != SIGNATURE_BLOCK_SIZE or block[:_TAG_END] != SIGNATURE_ALGORITHM:
         return None
-    return block[_TAG_END:_PREFIX_END].hex()
+    return block[_TAG_END:_KEY_ID_END].hex()
 
 
-def check(path: str, header: bytes, manifest: bytes, block: bytes, public_key: bytes) -> None:
-    """Raise unless `block` is a signature by `public_key` of this header and manifest."""
+def check(path: str, header: bytes, manifest: bytes, block: bytes, public_key: bytes) -> bytes:
+    """Raise unless `block` is a signature by `public_key` of this header and manifest; return the signed
+    digest of the data section."""
     if not block:
         raise UnsignedBundle(path)
     signer = signer_key_id(block)
@@ -96,5 +104,7 @@ def check(path: str, header: bytes, manifest: bytes, block: bytes, public_key: b
     expected = key_id(public_key).hex()
     if signer != expected:
         raise BadSignature(path, f"signed by key {signer}, not by the given key {expected}")
-    if not ed25519.verify(public_key, signed_message(header, manifest, block[:_PREFIX_END]), block[_PREFIX_END:]):
+    prefix, signature = block[:SIGNATURE_SIGNED_PREFIX], block[SIGNATURE_SIGNED_PREFIX:]
+    if not ed25519.verify(public_key, signed_message(header, manifest, prefix), signature):
         raise BadSignature(path, f"the signature by key {signer} does not match the header and manifest")
+    return prefix[_KEY_ID_END:]

@@ -1,0 +1,39 @@
+"""Fixtures for the attack tests: one small valid bundle to take apart, and a key pair."""
+
+import pytest
+
+import edgepack
+import graphs
+
+
+@pytest.fixture(scope="session")
+def mlp_bundle(tmp_path_factory):
+    """(bytes, feeds) of a small valid bundle: three MatMul + Add layers, zstd and raw tensors."""
+    model, feeds = graphs.mlp(hidden=(64, 64))
+    path = tmp_path_factory.mktemp("attack") / "mlp.edgepack"
+    edgepack.package(model, output=path)
+    return path.read_bytes(), feeds
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory):
+    from edgepack.packager.sign import keygen
+
+    return keygen(tmp_path_factory.mktemp("keys") / "key")
+
+
+def write(folder, data: bytes, name: str = "attack.edgepack"):
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def child_peak_mb(code: str) -> float:
+    """Run `code` in a fresh interpreter (it prints nothing); return the child's peak RSS in MB."""
+    import subprocess
+    import sys
+
+    wrapper = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return float(out.stdout.strip().splitlines()[-1])
