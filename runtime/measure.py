@@ -13,7 +13,7 @@ import subprocess
 import sys
 from typing import Any
 
-from .errors import SessionError
+from .errors import OptionError, SessionError
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -80,7 +80,7 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
     pin_malloc: for kind "onnx", apply the allocator setting edgepack's load() applies, to compare like for
     like (bundles always get it)."""
     if kind not in ("bundle", "onnx"):
-        raise ValueError(kind)
+        raise OptionError(f"kind must be 'bundle' or 'onnx', got {kind!r}")
     cmd = [sys.executable, "-c", _CHILD, kind, os.fspath(path), os.fspath(feeds) if feeds else "-", str(runs),
            "1" if pin_malloc else "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

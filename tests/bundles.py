@@ -100,3 +100,56 @@ def with_frames(data: bytes, index: int, frames, codec: str = "zstd") -> bytes:
             out.extend(p)
     m["data_length"] = len(out)
     return assemble(bytes(out), m, sig)
+
+
+def joined(manifest, graph: bytes, tensors) -> bytes:
+    """The serialized model onnxruntime reads: the graph with its inline tensors spliced back in."""
+    parts_, pos = [], 0
+    inline = [(t, raw) for t, raw in zip(manifest["tensors"], tensors) if "splice" in t]
+    for entry, raw in sorted(inline, key=lambda item: item[0]["splice"]):
+        parts_ += [graph[pos:entry["splice"]], raw]
+        pos = entry["splice"]
+    return b"".join(parts_) + graph[pos:]
+
+
+def cut(serialized: bytes, manifest, external=()):
+    """(manifest, graph, tensors) for a serialized model, every raw_data payload cut out as the packager
+    does (without its checks), plus `external` (entry, raw bytes) pairs; for build()."""
+    from edgepack.runtime.format import ONNX_TO_DTYPE
+    from edgepack.runtime.protowire import ProtoError, scan_model
+
+    view = memoryview(serialized)
+    graph, entries, raws, pos, removed, names = [], [], [], 0, 0, set()
+    try:
+        records = scan_model(serialized)
+    except ProtoError:  # too deep, say: leave every payload in the graph, for the runtime to refuse
+        records = []
+    for r in records:
+        if r.raw_offset is None or r.raw_length == 0:
+            continue
+        graph.append(view[pos:r.raw_offset])
+        name = r.label or "t"
+        while name in names:
+            name += "#"
+        names.add(name)
+        entries.append({"name": name, "dtype": ONNX_TO_DTYPE.get(r.data_type, "uint8"), "shape": r.dims,
+                        "binding": "inline", "splice": r.raw_offset - removed})
+        raws.append(bytes(view[r.raw_offset:r.raw_offset + r.raw_length]))
+        pos, removed = r.raw_offset + r.raw_length, removed + r.raw_length
+    graph.append(view[pos:])
+    for entry, raw in external:
+        entries.append(entry)
+        raws.append(raw)
+    return dict(manifest, tensors=entries), b"".join(graph), raws
+
+
+def rewritten(path, edit, codec: str = "zstd") -> bytes:
+    """The bundle at `path` with edit(onnx.ModelProto) applied to its model, cut and built again with fresh
+    hashes (a hostile writer's bundle)."""
+    import onnx
+
+    manifest, graph, tensors = decoded(path)
+    model = onnx.load_from_string(joined(manifest, graph, tensors))
+    edit(model)
+    external = [(e, raw) for e, raw in zip(manifest["tensors"], tensors) if e["binding"] == "external"]
+    return build(*cut(model.SerializeToString(), manifest, external), codec=codec)

@@ -33,7 +33,9 @@ def child_peak_mb(code: str) -> float:
     import subprocess
     import sys
 
-    wrapper = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    from rss import PEAK_MB_CODE
+
+    wrapper = code + "\nimport resource\n" + PEAK_MB_CODE + "\nprint(peak_mb())"
     out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return float(out.stdout.strip().splitlines()[-1])

@@ -13,21 +13,10 @@ import random
 import onnx
 from onnx import TensorProto, helper
 
-from edgepack.runtime.format import ONNX_TO_DTYPE
-from edgepack.runtime.protowire import ProtoError, scan_model
+import bundles
 
 LOCATIONS = ["../../../../etc/passwd", "/etc/passwd", "weights.bin", "edgepack:", "edgepack:nope", "",
              "edgepack:../x", "\u0000"]
-
-
-def _joined(seed) -> bytes:
-    """The seed's model as onnxruntime would read it (inline tensors spliced back into the graph)."""
-    parts, pos = [], 0
-    inline = [(t, raw) for t, raw in zip(seed.manifest["tensors"], seed.tensors) if "splice" in t]
-    for entry, raw in sorted(inline, key=lambda item: item[0]["splice"]):
-        parts += [seed.graph[pos:entry["splice"]], raw]
-        pos = entry["splice"]
-    return b"".join(parts) + seed.graph[pos:]
 
 
 def _all_graphs(g: onnx.GraphProto) -> list[onnx.GraphProto]:
@@ -111,39 +100,10 @@ def _nest(m: onnx.ModelProto, depth: int) -> None:
     g.node.extend(body)
 
 
-def _cut(serialized: bytes, seed) -> tuple[dict, bytes, list[bytes]]:
-    """Cut every raw_data payload out of a serialized model, as the packager does, keeping the seed's
-    external tensors."""
-    view = memoryview(serialized)
-    graph, entries, raws, pos, removed, names = [], [], [], 0, 0, set()
-    try:
-        records = scan_model(serialized)
-    except ProtoError:  # too deep, say: leave every payload in the graph, for the runtime to refuse
-        records = []
-    for r in records:
-        if r.raw_offset is None or r.raw_length == 0:
-            continue
-        graph.append(view[pos:r.raw_offset])
-        name = r.label or "t"
-        while name in names:
-            name += "#"
-        names.add(name)
-        entries.append({"name": name, "dtype": ONNX_TO_DTYPE.get(r.data_type, "uint8"), "shape": r.dims,
-                        "binding": "inline", "splice": r.raw_offset - removed})
-        raws.append(bytes(view[r.raw_offset:r.raw_offset + r.raw_length]))
-        pos, removed = r.raw_offset + r.raw_length, removed + r.raw_length
-    graph.append(view[pos:])
-    for entry, raw in zip(seed.manifest["tensors"], seed.tensors):
-        if entry["binding"] == "external":
-            entries.append(entry)
-            raws.append(raw)
-    return dict(seed.manifest, tensors=entries), b"".join(graph), raws
-
-
 def edit(seed, rng: random.Random) -> tuple[dict, bytes, list[bytes]] | None:
     """(manifest, graph, tensors) of an edited copy of the seed's model, or None if onnx cannot read it."""
     try:
-        model = onnx.load_from_string(_joined(seed))
+        model = onnx.load_from_string(bundles.joined(seed.manifest, seed.graph, seed.tensors))
     except Exception:
         return None
     try:
@@ -151,4 +111,5 @@ def edit(seed, rng: random.Random) -> tuple[dict, bytes, list[bytes]] | None:
         serialized = model.SerializeToString()
     except Exception:  # onnx or protobuf refusing an edit (too deep, say): not a mutant
         return None
-    return _cut(serialized, seed)
+    external = [(e, raw) for e, raw in zip(seed.manifest["tensors"], seed.tensors) if e["binding"] == "external"]
+    return bundles.cut(serialized, seed.manifest, external)

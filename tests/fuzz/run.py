@@ -18,7 +18,6 @@ import faulthandler
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from collections import Counter
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # tests/: bundles, graphs and this package
 
+import rss  # noqa: E402
 from fuzz import harness, mutate, seeds as seeds_mod  # noqa: E402
 
 
@@ -82,7 +82,7 @@ def worker(args: argparse.Namespace) -> None:
         if r["finding"]:
             findings.append({k: r[k] for k in ("case", "seed", "mutation", "finding")})
         i += args.jobs
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = rss.peak_mb()
     with open(os.path.join(args.out, f"w{args.worker}.json"), "w") as f:
         json.dump({"cases": cases, "outcomes": outcomes, "mutations": mutations, "findings": findings,
                    "slowest_s": slowest[0], "slowest_case": slowest[1], "peak_rss_mb": peak}, f)
