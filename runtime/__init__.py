@@ -10,7 +10,7 @@ standard library.
 
 from .errors import (
     BadMagic, BundleError, CorruptTensor, EdgepackError, InputError, InvalidGraph, InvalidManifest,
-    InvalidKey, InvalidOffset, LimitExceeded, ManifestTooLarge, SessionError, SignatureError, TargetError,
+    InvalidKey, InvalidOffset, LimitExceeded, NoSuchTensor, ManifestTooLarge, SessionError, SignatureError, TargetError,
     TooLargeForDevice, TrailingBytes, RunTimeout, TruncatedBundle, UnknownCodec, UnsupportedVersion, UnsignedBundle,
     BadSignature,
 )
@@ -24,6 +24,6 @@ __all__ = [
     "TensorEntry", "Profile", "load_profile", "builtin_names",
     "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
-    "InvalidGraph", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature", "InvalidKey",
+    "InvalidGraph", "NoSuchTensor", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature", "InvalidKey",
     "TargetError", "SessionError", "RunTimeout", "InputError",
 ]

@@ -4,11 +4,13 @@ The runtime may not depend on `cryptography` (devices get numpy, onnxruntime and
 checks signatures with this module; the packager signs with `cryptography`. Verification handles only
 public data, so Python's variable-time integer arithmetic leaks nothing secret.
 
-Rules, chosen to match OpenSSL (and so `cryptography`) on every input, which tests/test_ed25519.py checks
-against the RFC's test vectors and against `cryptography` on random and malformed signatures:
+Rules (RFC 8032, 5.1.7, checked against the RFC's test vectors and verdict for verdict against OpenSSL,
+through `cryptography`, in tests/test_ed25519.py):
   - S must be below the group order L (no malleable signatures);
-  - the public key must be a canonical point encoding (y < p; x = 0 only with a zero sign bit);
-  - the check is [S]B - [k]A == R, compared as canonical encodings, so a non-canonical R fails.
+  - the public key must be a valid point encoding, y < p: here alone this differs from OpenSSL, which
+    reduces y modulo p; no key generator makes such a key, and signature.public_key_bytes() refuses one
+    before any check, with keys of small order (which "verify" forged signatures);
+  - the check is [S]B - [k]A == R compared as canonical encodings, so a non-canonical R fails (as in OpenSSL).
 """
 
 from __future__ import annotations
@@ -97,6 +99,13 @@ def _double_scalar_mult(s: int, p: Point, k: int, q: Point) -> Point:
         elif bits == (0, 1):
             acc = _add(acc, q)
     return acc
+
+
+def has_small_order(point: Point) -> bool:
+    """Whether [8]point is the identity: such a key "verifies" signatures made without its secret."""
+    for _ in range(3):
+        point = _double(point)
+    return point[0] % P == 0 and (point[1] - point[2]) % P == 0
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:

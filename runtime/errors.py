@@ -82,6 +82,16 @@ class CorruptTensor(BundleError):
         super().__init__(f"{path}: tensor {name!r} is corrupt: {problem}")
 
 
+class NoSuchTensor(BundleError, KeyError):
+    """A tensor name the bundle does not have (a KeyError too, for code that looks names up)."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the message
+
+    def __init__(self, name: str, path: str = "bundle"):
+        self.tensor = name
+        super().__init__(f"{path}: no tensor named {name!r}; the manifest lists the ones it has")
+
+
 class InvalidGraph(BundleError):
     def __init__(self, path: str, problem: str):
         super().__init__(f"{path}: invalid graph: {problem}")

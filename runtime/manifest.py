@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codecs import DECODERS
-from .errors import InvalidManifest, InvalidOffset, LimitExceeded, UnknownCodec
+from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, UnknownCodec
 from .format import (
     ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, DTYPES, MANIFEST_BYTES_PER_VALUE, MANIFEST_FREE_VALUES,
     MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP, MAX_GRAPH_BYTES, MAX_MANIFEST_DEPTH, MAX_NAME_BYTES, MAX_RANK,
@@ -74,7 +74,7 @@ class Manifest:
         for t in self.tensors:
             if t.name == name:
                 return t
-        raise KeyError(name)
+        raise NoSuchTensor(name)
 
     @property
     def stored_bytes(self) -> int:

@@ -23,7 +23,7 @@ from .digest import sha256_for
 from .codecs import DECODERS, CodecError
 from .errors import (
     BadMagic, BundleError, CorruptTensor, ManifestTooLarge, TrailingBytes, TruncatedBundle, UnsupportedVersion,
-    InvalidManifest, LimitExceeded, TooLargeForDevice, BadSignature,
+    InvalidManifest, LimitExceeded, NoSuchTensor, TooLargeForDevice, BadSignature,
 )
 from .format import (
     DATA_START, HEADER, HEADER_SIZE, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
@@ -90,13 +90,17 @@ def run_parallel(jobs: list[Callable[[], None]], threads: int) -> None:
         raise min(errors, key=lambda e: e[0])[1]
 
 
-def default_threads() -> int:
-    """Decode threads: the CPUs this process may use (affinity-aware), at most 8."""
+def usable_cpus() -> int:
+    """The CPUs this process may use (affinity-aware)."""
     try:
-        n = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, min(8, n))
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Decode threads: the CPUs this process may use, at most 8."""
+    return min(8, usable_cpus())
 
 
 class Bundle:
@@ -243,8 +247,8 @@ class Bundle:
         """One tensor as a numpy array (bfloat16, float8 and 4-bit types come back as their raw bytes)."""
         try:
             entry = self.manifest.tensor(name)
-        except KeyError:
-            raise BundleError(f"{self.path}: no tensor named {name!r}") from None
+        except NoSuchTensor:
+            raise NoSuchTensor(name, self.path) from None
         data = self.read_blob(entry)
         if entry.dtype in ("uint4", "int4"):
             return np.frombuffer(data, np.uint8)

@@ -54,8 +54,11 @@ def public_key_bytes(key: "str | os.PathLike | bytes") -> bytes:
         except OSError as e:
             raise InvalidKey(source, f"cannot read it ({e.strerror})") from None
     raw = data if len(data) == 32 else _from_pem(source, data)
-    if ed25519.decode_point(raw) is None:
+    point = ed25519.decode_point(raw)
+    if point is None:
         raise InvalidKey(source, "the 32 key bytes are not a point on the curve")
+    if ed25519.has_small_order(point):
+        raise InvalidKey(source, "a key of small order accepts signatures made without its secret")
     return raw
 
 

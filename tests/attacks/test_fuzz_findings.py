@@ -99,3 +99,15 @@ def test_the_reserved_header_bytes_must_be_zero(tmp, mlp_bundle):
     data[50] = 1
     with pytest.raises(E.InvalidManifest, match="reserved"):
         open_bundle(write(tmp, bytes(data)))
+
+
+def test_a_recorded_target_gets_no_more_threads_than_there_are_cpus(tmp, mlp_bundle):
+    """256 intra-op threads (allowed) on two cores made one load take 10 s: threads only waited."""
+    from edgepack.runtime.reader import usable_cpus
+
+    bad = bundles.edit_manifest(mlp_bundle[0], lambda m: m["target"]["session"].update(
+        intra_op_threads=256, inter_op_threads=256))
+    session = load(write(tmp, bad))
+    options = session._session.get_session_options()
+    assert options.intra_op_num_threads == min(256, usable_cpus())
+    assert options.inter_op_num_threads == min(256, usable_cpus())

@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    os.makedirs(args.out, exist_ok=True)
     if not args.seeds:
         args.seeds = os.path.join(args.out, "seeds")
         seeds_mod.build(args.seeds)
@@ -175,7 +176,8 @@ def replay(args: argparse.Namespace) -> int:
     with open(path, "wb") as f:
         f.write(data)
     print(f"case {args.case}: seed {seed.name}, mutation {name}, written to {path}")
-    print(harness.exercise(path, seed))
+    t0 = time.perf_counter()
+    print(harness.exercise(path, seed), f"{time.perf_counter() - t0:.2f} s")
     return 0
 
 
