@@ -9,10 +9,10 @@ standard library.
 """
 
 from .errors import (
-    BadMagic, BundleError, CorruptTensor, EdgepackError, InputError, InvalidGraph, InvalidManifest,
-    InvalidKey, InvalidOffset, LimitExceeded, NoSuchTensor, ManifestTooLarge, SessionError, SignatureError, TargetError,
-    TooLargeForDevice, TrailingBytes, RunTimeout, TruncatedBundle, UnknownCodec, UnsupportedVersion, UnsignedBundle,
-    BadSignature,
+    BadMagic, BadSignature, BundleError, CorruptTensor, EdgepackError, InputError, InvalidGraph, InvalidKey,
+    InvalidManifest, InvalidOffset, LimitExceeded, ManifestTooLarge, NoSuchTensor, RunTimeout, SessionError,
+    SignatureError, TargetError, TooLargeForDevice, TrailingBytes, TruncatedBundle, UnknownCodec, UnsignedBundle,
+    UnsupportedVersion,
 )
 from .manifest import Manifest, TensorEntry
 from .profile import Profile, builtin_names, load_profile
@@ -24,6 +24,6 @@ __all__ = [
     "TensorEntry", "Profile", "load_profile", "builtin_names",
     "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
-    "InvalidGraph", "NoSuchTensor", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature", "InvalidKey",
-    "TargetError", "SessionError", "RunTimeout", "InputError",
+    "InvalidGraph", "NoSuchTensor", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature",
+    "InvalidKey", "TargetError", "SessionError", "RunTimeout", "InputError",
 ]

@@ -154,8 +154,8 @@ def test_the_public_key_may_be_given_as_bytes(tmp, small, keys):
 @pytest.mark.parametrize("what", ["private as public", "garbage", "missing"])
 def test_bad_public_keys_are_refused(tmp, small, keys, what):
     path = signed_copy(tmp, small[0], keys)
-    key = {"private as public": keys.private_path, "garbage": b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----",
-           "missing": tmp / "nope.pub"}[what]
+    key = {"private as public": keys.private_path, "missing": tmp / "nope.pub",
+           "garbage": b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----"}[what]
     with pytest.raises(E.InvalidKey):
         load(path, public_key=key)
 

@@ -30,8 +30,8 @@ CASES = {
     # the bytes are spliced in as usual, and the tensor also points at a file: which one wins is
     # onnxruntime's choice, so neither is allowed
     "inline bytes and a path": lambda m: _refer(m.graph.initializer[0], "/etc/passwd", keep_data=True),
-    "inline bytes and its own binding": lambda m: _refer(m.graph.initializer[0], f"edgepack:{m.graph.initializer[0].name}",
-                                                         keep_data=True),
+    "inline bytes and its own binding": lambda m: _refer(
+        m.graph.initializer[0], f"edgepack:{m.graph.initializer[0].name}", keep_data=True),
     "another tensor's binding": lambda m: _refer(m.graph.initializer[0], f"edgepack:{m.graph.initializer[1].name}"),
     "offset and length keys": lambda m: _refer(m.graph.initializer[0], "/etc/passwd",
                                                extra=[("offset", "0"), ("length", "16")]),

@@ -39,7 +39,8 @@ def _edit_model(m: onnx.ModelProto, rng: random.Random) -> None:
     elif kind == 1 and g.node:
         node = rng.choice(g.node)
         if node.input:
-            node.input[rng.randrange(len(node.input))] = rng.choice(["missing", "", node.output[0] if node.output else "x"])
+            other = node.output[0] if node.output else "x"
+            node.input[rng.randrange(len(node.input))] = rng.choice(["missing", "", other])
     elif kind == 2 and inits:
         t = rng.choice(inits)
         t.data_location = TensorProto.EXTERNAL
