@@ -205,7 +205,8 @@ def verify_cmd(bundle: str, public_key: str | None) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise EdgepackError(problems[0] + more)
-    signed = f", signed by key {signer}" if public_key else ""
+    signed = (f", signed by key {signer}" if public_key else
+              f" (signed by key {signer}: pass --public-key to check the signature)" if signer else "")
     click.echo(f"ok: {bundle}: graph and {n} tensors, {raw:,} bytes, every SHA-256 matches{signed}")
 
 

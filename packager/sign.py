@@ -17,12 +17,11 @@ from typing import Any, Iterator
 from edgepack.runtime.errors import BundleError, InvalidKey, MissingExtra, OptionError
 from edgepack.runtime.format import DATA_START, HEADER, HEADER_SIZE, MAGIC, SIGNATURE_BLOCK_SIZE
 from edgepack.runtime.reader import Bundle, open_bundle
-from edgepack.runtime.signature import block_prefix, key_id, signed_message
+from edgepack.runtime.signature import block_prefix, key_id, read_key_file, signed_message
 
 from .writer import write_atomic
 
 _COPY_BYTES = 1 << 20
-_MAX_KEY_FILE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,12 +68,7 @@ def keygen(path: str | os.PathLike, overwrite: bool = False) -> KeyPair:
 def load_private_key(path: str | os.PathLike) -> Any:
     """The Ed25519 private key in a PEM file (unencrypted PKCS#8, as keygen and openssl write it)."""
     ed25519, serialization = _crypto()
-    source = os.fspath(path)
-    try:
-        with open(source, "rb") as f:
-            data = f.read(_MAX_KEY_FILE + 1)
-    except OSError as e:
-        raise InvalidKey(source, f"cannot read it ({e.strerror})") from None
+    source, data = read_key_file(path)
     if b"PUBLIC KEY" in data:
         raise InvalidKey(source, "this is a public key; sign with the private one (keygen's PATH, not PATH.pub)")
     try:

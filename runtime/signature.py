@@ -47,12 +47,7 @@ def public_key_bytes(key: "str | os.PathLike | bytes") -> bytes:
     if isinstance(key, (bytes, bytearray, memoryview)):
         source, data = "public key", bytes(key)
     else:
-        source = os.fspath(key)
-        try:
-            with open(source, "rb") as f:
-                data = f.read(_MAX_KEY_FILE + 1)
-        except OSError as e:
-            raise InvalidKey(source, f"cannot read it ({e.strerror})") from None
+        source, data = read_key_file(key)
     raw = data if len(data) == 32 else _from_pem(source, data)
     point = ed25519.decode_point(raw)
     if point is None:
@@ -62,9 +57,22 @@ def public_key_bytes(key: "str | os.PathLike | bytes") -> bytes:
     return raw
 
 
-def _from_pem(source: str, data: bytes) -> bytes:
+def read_key_file(path: "str | os.PathLike") -> tuple[str, bytes]:
+    """(the path as text, the bytes) of a key file, which is small."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            data = f.read(_MAX_KEY_FILE + 1)
+    except OSError as e:
+        raise InvalidKey(source, f"cannot read it ({e.strerror})") from None
     if len(data) > _MAX_KEY_FILE:
         raise InvalidKey(source, f"the file is over {_MAX_KEY_FILE} bytes")
+    return source, data
+
+
+def _from_pem(source: str, data: bytes) -> bytes:
+    if len(data) > _MAX_KEY_FILE:
+        raise InvalidKey(source, f"over {_MAX_KEY_FILE} bytes")
     text = data.decode("ascii", "replace")
     if "PRIVATE KEY" in text:
         raise InvalidKey(source, "this is a private key; give the public one (the .pub file keygen wrote)")

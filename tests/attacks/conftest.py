@@ -39,3 +39,16 @@ def child_peak_mb(code: str) -> float:
     out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def peak_mb_refusing(call: str, error: str) -> float:
+    """Peak RSS (MB) of a fresh process in which `call` (code) raises the edgepack error named `error`."""
+    return child_peak_mb(f"""
+import edgepack.runtime as rt
+try:
+    {call}
+except rt.{error}:
+    pass
+else:
+    raise SystemExit("no {error}")
+""")
