@@ -113,7 +113,7 @@ def value_weight(data: bytes) -> int:
 
 def loads(data: bytes, path: str) -> dict[str, Any]:
     """Parse manifest bytes: strict UTF-8 JSON, no duplicate keys, no NaN, bounded nesting, and a bounded
-    number of values for its size (so that parsing costs at most about 8 times its bytes in memory)."""
+    number of values for its size (so that parsing costs at most about 10 times its bytes in memory)."""
     limit = len(data) // MANIFEST_BYTES_PER_VALUE + MANIFEST_FREE_VALUES
     weight = value_weight(data)
     if weight > limit:
