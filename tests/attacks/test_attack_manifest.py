@@ -10,7 +10,7 @@ from edgepack.runtime import open_bundle
 from edgepack.runtime.format import MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH
 
 import bundles
-from conftest import peak_mb_refusing, write
+from conftest import child_peak_mb, peak_mb_refusing, write
 
 
 def test_a_manifest_over_the_cap_is_refused_without_reading_it(tmp, mlp_bundle):
@@ -74,3 +74,16 @@ def test_inspect_prints_the_deepest_report_allowed(tmp, mlp_bundle):
     for args in (["inspect", str(path)], ["inspect", "--json", str(path)]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_the_costliest_manifest_that_passes_the_count_costs_about_ten_times_its_size(tmp, mlp_bundle):
+    """Short strings are the most memory per counted value: 60 MiB of them parse, in a free-form report,
+    into about 10 times the manifest (the claim in runtime/format.py)."""
+    data, _ = mlp_bundle
+    _, section, manifest, _ = bundles.parts(data)
+    filler = b"[" + b",".join([b'"abcdefg"'] * ((60 * 2 ** 20) // 10)) + b"]"
+    text = json.dumps(dict(manifest, report={"x": "@"})).encode().replace(b'"@"', filler)
+    path = write(tmp, bundles.assemble(section, None, manifest_bytes=text))
+    peak = child_peak_mb(f"import edgepack.runtime as rt\nrt.open_bundle({str(path)!r}).close()")
+    assert peak < 60 + 11 * len(text) / 2 ** 20
