@@ -62,9 +62,11 @@ class LimitExceeded(BundleError):
 
 
 class TooLargeForDevice(BundleError):
-    def __init__(self, path: str, size: int, memory: int):
-        super().__init__(f"{path}: the model decodes to {size} bytes, more than the {memory} bytes of memory this "
-                         "machine has; package a smaller model for this device (quantize or prune it)")
+    def __init__(self, path: str, size: int, memory: int | None = None):
+        have = (f"more than the {memory} bytes of memory this machine has" if memory is not None else
+                "more than this process can allocate")
+        super().__init__(f"{path}: decoding it takes {size} bytes, {have}; package a smaller model for this "
+                         "device (quantize or prune it)")
 
 
 class UnknownCodec(BundleError):

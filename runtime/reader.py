@@ -233,7 +233,10 @@ class Bundle:
     def read_blob(self, blob: Blob, threads: int | None = None) -> bytearray | mmap.mmap:
         """A blob's raw bytes, every frame decoded (on several threads) and checked."""
         check_fits(self.path, blob.raw_length)
-        out = zeroed(blob.raw_length)
+        try:
+            out = zeroed(blob.raw_length)
+        except (MemoryError, OSError):  # mmap fails with ENOMEM under a memory limit (ulimit -v, cgroups)
+            raise TooLargeForDevice(self.path, blob.raw_length) from None
         view = memoryview(out)
         jobs = [(f, view[f.raw_offset:f.raw_offset + f.raw_length]) for f in blob.frames]
         run_parallel([lambda f=f, dst=dst: self.decode_frame(blob, f, dst) for f, dst in jobs],

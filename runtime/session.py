@@ -127,8 +127,12 @@ class Session:
         self.profile = profile
         self.stats = stats
         self.providers = ort_session.get_providers()
-        self.inputs = tuple(_spec(a) for a in ort_session.get_inputs())
-        self.outputs = tuple(_spec(a) for a in ort_session.get_outputs())
+        try:
+            self.inputs = tuple(_spec(a) for a in ort_session.get_inputs())
+            self.outputs = tuple(_spec(a) for a in ort_session.get_outputs())
+        except UnicodeDecodeError as e:  # onnxruntime hands back the graph's bytes; Python wants UTF-8
+            raise SessionError(f"{bundle_path}: the model's inputs or outputs have names or dimensions that are "
+                               f"not UTF-8 text ({e.reason})") from None
 
     @property
     def input_names(self) -> list[str]:

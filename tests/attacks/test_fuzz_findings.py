@@ -111,3 +111,43 @@ def test_a_recorded_target_gets_no_more_threads_than_there_are_cpus(tmp, mlp_bun
     options = session._session.get_session_options()
     assert options.intra_op_num_threads == min(256, usable_cpus())
     assert options.inter_op_num_threads == min(256, usable_cpus())
+
+
+@pytest.mark.parametrize("field, old", [("dimension", b"\x12\x01N"), ("input name", b"\n\x01x")])
+def test_model_metadata_that_is_not_utf8_is_a_session_error(tmp, mlp_bundle, field, old):
+    """onnxruntime accepts a graph input named, or a dimension called, with bytes that are not UTF-8; its
+    Python binding then raised UnicodeDecodeError when edgepack asked for the inputs (7 findings in a
+    30-minute run)."""
+    src = write(tmp, mlp_bundle[0], "src.edgepack")
+    manifest, graph, tensors = bundles.decoded(src)
+    assert old in graph
+    bad = write(tmp, bundles.build(manifest, graph.replace(old, old[:-1] + b"\xff"), tensors))
+    with pytest.raises(E.SessionError, match="not UTF-8"):
+        load(bad)
+
+
+def test_a_model_asking_for_more_memory_than_the_process_may_have_fails_cleanly(tmp):
+    """A Tile repeat of 8388609 (one byte changed) makes a valid model that needs 11 GB at run time; no check
+    of the bundle can refuse it. Under an OS memory limit, the allocation fails as an InputError."""
+    import edgepack
+    from conftest import child_peak_mb
+
+    model, feeds = graphs.shape_inputs()
+    reps = next(t for t in model.graph.initializer if t.name == "reps")
+    reps.raw_data = np.array([8388609, 1, 2, 1], np.int64).tobytes()
+    edgepack.package(model, output=tmp / "tile.edgepack")
+    np.savez(tmp / "feeds.npz", **feeds)
+    peak = child_peak_mb(f"""
+import resource
+import numpy as np
+import edgepack.runtime as rt
+resource.setrlimit(resource.RLIMIT_AS, (3 * 2 ** 30, 3 * 2 ** 30))
+session = rt.load({str(tmp / 'tile.edgepack')!r})
+try:
+    session.run(dict(np.load({str(tmp / 'feeds.npz')!r})))
+except rt.InputError:
+    pass
+else:
+    raise SystemExit("ran")
+""")
+    assert peak < 3 * 1024

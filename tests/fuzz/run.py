@@ -8,7 +8,9 @@ Case i of a run with seed K is drawn from random.Random(f"{K}:{i}") alone, so an
 the ones before it. Worker processes (--jobs) take cases i = w, w + jobs, ...; each writes the case it is
 running to OUT/wN.edgepack first, so a crash or a hang (no case may take longer than --case-timeout)
 leaves the culprit behind. Findings (an exception that is not an EdgepackError, a broken oracle, a
-crashed or hung worker, peak RSS over --max-rss-mb) are saved in OUT and make the exit status 1.
+crashed or hung worker, peak RSS over --max-rss-mb) are saved in OUT and make the exit status 1; the
+report names the case that set each worker's peak RSS. Workers run with their address space capped
+(--max-vm-mb): a valid model can ask onnxruntime for any amount of memory at run time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import faulthandler
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,12 +67,17 @@ def one_case(k: int, i: int, seeds: list, out: str, worker: int) -> dict:
 def worker(args: argparse.Namespace) -> None:
     import onnxruntime
 
+    # A resealed mutant is a valid model that may ask onnxruntime for any amount of memory at run time (a
+    # Tile repeat of 8388609 asked for 11 GB): cap the address space so that it fails instead of taking the
+    # machine. Allocations over the cap fail, and must fail as EdgepackErrors like any other.
+    limit = int(args.max_vm_mb) * 2 ** 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     warnings.simplefilter("ignore")
     onnxruntime.set_default_logger_severity(4)  # mutants make it log every oddity they carry
     seeds = seeds_mod.read(args.seeds)
     deadline = time.monotonic() + args.seconds if args.seconds else None
     outcomes, mutations, findings = Counter(), Counter(), []
-    slowest, cases = (0.0, -1), 0
+    slowest, cases, peak = (0.0, -1), 0, (rss.peak_mb(), -1)
     i = args.worker
     while (args.count is None or i < args.count) and (deadline is None or time.monotonic() < deadline):
         faulthandler.dump_traceback_later(args.case_timeout, exit=True)
@@ -79,18 +87,20 @@ def worker(args: argparse.Namespace) -> None:
         outcomes[" ".join(r["outcome"])] += 1
         mutations[r["mutation"]] += 1
         slowest = max(slowest, (r["seconds"], i))
+        if rss.peak_mb() > peak[0]:  # the case that raised the high-water mark last is the peak's culprit
+            peak = (rss.peak_mb(), i)
         if r["finding"]:
             findings.append({k: r[k] for k in ("case", "seed", "mutation", "finding")})
         i += args.jobs
-    peak = rss.peak_mb()
     with open(os.path.join(args.out, f"w{args.worker}.json"), "w") as f:
         json.dump({"cases": cases, "outcomes": outcomes, "mutations": mutations, "findings": findings,
-                   "slowest_s": slowest[0], "slowest_case": slowest[1], "peak_rss_mb": peak}, f)
+                   "slowest_s": slowest[0], "slowest_case": slowest[1], "peak_rss_mb": peak[0],
+                   "peak_case": peak[1]}, f)
 
 
 def _merge(results: list[dict]) -> dict:
     total: dict = {"cases": 0, "outcomes": Counter(), "mutations": Counter(), "findings": [], "slowest_s": 0.0,
-                   "slowest_case": -1, "peak_rss_mb": 0.0}
+                   "slowest_case": -1, "peak_rss_mb": 0.0, "peak_case": -1}
     for r in results:
         total["cases"] += r["cases"]
         total["outcomes"].update(r["outcomes"])
@@ -98,7 +108,8 @@ def _merge(results: list[dict]) -> dict:
         total["findings"] += r["findings"]
         if r["slowest_s"] > total["slowest_s"]:
             total["slowest_s"], total["slowest_case"] = r["slowest_s"], r["slowest_case"]
-        total["peak_rss_mb"] = max(total["peak_rss_mb"], r["peak_rss_mb"])
+        if r["peak_rss_mb"] > total["peak_rss_mb"]:
+            total["peak_rss_mb"], total["peak_case"] = r["peak_rss_mb"], r["peak_case"]
     return total
 
 
@@ -110,7 +121,8 @@ def drive(args: argparse.Namespace) -> dict:
         seeds_mod.build(args.seeds)
     t0 = time.monotonic()
     base = [sys.executable, os.path.abspath(__file__), "--seeds", args.seeds, "--out", args.out,
-            "--seed", str(args.seed), "--jobs", str(args.jobs), "--case-timeout", str(args.case_timeout)]
+            "--seed", str(args.seed), "--jobs", str(args.jobs), "--case-timeout", str(args.case_timeout),
+            "--max-vm-mb", str(args.max_vm_mb)]
     base += ["--count", str(args.count)] if args.count is not None else []
     base += ["--seconds", str(args.seconds)] if args.seconds else []
     procs = [subprocess.Popen(base + ["--worker", str(w)]) for w in range(args.jobs)]
@@ -140,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="run for this long instead")
     p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="worker processes")
     p.add_argument("--case-timeout", type=float, default=60.0, help="seconds one case may take (a hang)")
-    p.add_argument("--max-rss-mb", type=float, default=1500.0, help="peak RSS a worker may reach")
+    p.add_argument("--max-rss-mb", type=float, default=1500.0, help="peak RSS a worker may reach (a finding)")
+    p.add_argument("--max-vm-mb", type=int, default=8192, help="address space a worker gets (RLIMIT_AS)")
     p.add_argument("--out", default=None, help="folder for seeds, findings and reports (default: a temp dir)")
     p.add_argument("--seeds", default=None, help="a folder of seeds built before (default: build them)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -165,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
+    limit = int(args.max_vm_mb) * 2 ** 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if not args.seeds:
         args.seeds = os.path.join(args.out, "seeds")
         seeds_mod.build(args.seeds)
@@ -184,7 +199,8 @@ def replay(args: argparse.Namespace) -> int:
 def summary(total: dict, out: str) -> str:
     lines = [f"{total['cases']} mutated bundles in {total['seconds']:.1f} s ({total['jobs']} workers, seed "
              f"{total['seed']}): {len(total['findings'])} foreign exceptions or broken oracles, "
-             f"{len(total['crashes'])} crashed or hung workers; peak RSS {total['peak_rss_mb']:.0f} MB per worker; "
+             f"{len(total['crashes'])} crashed or hung workers; peak RSS {total['peak_rss_mb']:.0f} MB per worker "
+             f"(case {total['peak_case']}); "
              f"slowest case {total['slowest_s']:.2f} s (case {total['slowest_case']})"]
     lines += [f"  finding: {f}" for f in total["findings"][:20]]
     lines += [f"  crash/hang: {c}" for c in total["crashes"]]
