@@ -9,8 +9,8 @@ the ones before it. Worker processes (--jobs) take cases i = w, w + jobs, ...; e
 running to OUT/wN.edgepack first, so a crash or a hang (no case may take longer than --case-timeout)
 leaves the culprit behind. Findings (an exception that is not an EdgepackError, a broken oracle, a
 crashed or hung worker, peak RSS over --max-rss-mb) are saved in OUT and make the exit status 1; the
-report names the case that set each worker's peak RSS. Workers run with their address space capped
-(--max-vm-mb): a valid model can ask onnxruntime for any amount of memory at run time.
+report names the case that set each worker's peak RSS. Workers run with their data size capped
+(--max-data-mb): a valid model can ask onnxruntime for any amount of memory at run time.
 """
 
 from __future__ import annotations
@@ -34,6 +34,15 @@ sys.path.insert(0, os.path.dirname(HERE))  # tests/: bundles, graphs and this pa
 
 import rss  # noqa: E402
 from fuzz import harness, mutate, seeds as seeds_mod  # noqa: E402
+
+
+def _limit_memory(mb: int) -> None:
+    """A resealed mutant is a valid model that may ask onnxruntime for any amount of memory at run time (a
+    Tile repeat of 8388609 asked for 11 GB): cap the process's data (heap and private mappings; unlike the
+    address space, this leaves reservations alone) so that such a run fails instead of taking the machine.
+    Allocations over the cap fail, and must fail as EdgepackErrors like any other."""
+    limit = int(mb) * 2 ** 20
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def _note(out: str, worker: int, what: dict) -> None:
@@ -67,11 +76,7 @@ def one_case(k: int, i: int, seeds: list, out: str, worker: int) -> dict:
 def worker(args: argparse.Namespace) -> None:
     import onnxruntime
 
-    # A resealed mutant is a valid model that may ask onnxruntime for any amount of memory at run time (a
-    # Tile repeat of 8388609 asked for 11 GB): cap the address space so that it fails instead of taking the
-    # machine. Allocations over the cap fail, and must fail as EdgepackErrors like any other.
-    limit = int(args.max_vm_mb) * 2 ** 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _limit_memory(args.max_data_mb)
     warnings.simplefilter("ignore")
     onnxruntime.set_default_logger_severity(4)  # mutants make it log every oddity they carry
     seeds = seeds_mod.read(args.seeds)
@@ -122,7 +127,7 @@ def drive(args: argparse.Namespace) -> dict:
     t0 = time.monotonic()
     base = [sys.executable, os.path.abspath(__file__), "--seeds", args.seeds, "--out", args.out,
             "--seed", str(args.seed), "--jobs", str(args.jobs), "--case-timeout", str(args.case_timeout),
-            "--max-vm-mb", str(args.max_vm_mb)]
+            "--max-data-mb", str(args.max_data_mb)]
     base += ["--count", str(args.count)] if args.count is not None else []
     base += ["--seconds", str(args.seconds)] if args.seconds else []
     procs = [subprocess.Popen(base + ["--worker", str(w)]) for w in range(args.jobs)]
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="worker processes")
     p.add_argument("--case-timeout", type=float, default=60.0, help="seconds one case may take (a hang)")
     p.add_argument("--max-rss-mb", type=float, default=1500.0, help="peak RSS a worker may reach (a finding)")
-    p.add_argument("--max-vm-mb", type=int, default=8192, help="address space a worker gets (RLIMIT_AS)")
+    p.add_argument("--max-data-mb", type=int, default=2048, help="memory a worker may allocate (RLIMIT_DATA)")
     p.add_argument("--out", default=None, help="folder for seeds, findings and reports (default: a temp dir)")
     p.add_argument("--seeds", default=None, help="a folder of seeds built before (default: build them)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -178,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
-    limit = int(args.max_vm_mb) * 2 ** 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _limit_memory(args.max_data_mb)
     if not args.seeds:
         args.seeds = os.path.join(args.out, "seeds")
         seeds_mod.build(args.seeds)
