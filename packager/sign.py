@@ -105,7 +105,7 @@ def sign_bundle(path: str | os.PathLike, key: str | os.PathLike) -> Signed:
         problems = bundle.verify()
         if problems:
             raise BundleError(f"{problems[0]}; refusing to sign a bundle that fails verification")
-        header = HEADER.pack(MAGIC, bundle.version, 0, bundle.manifest_offset, len(bundle.manifest_bytes),
+        header = HEADER.pack(MAGIC, bundle.version, bundle.flags, bundle.manifest_offset, len(bundle.manifest_bytes),
                              SIGNATURE_BLOCK_SIZE)
         prefix = block_prefix(public, bundle.data_digest())
         block = prefix + private.sign(signed_message(header, bundle.manifest_bytes, prefix))

@@ -161,6 +161,7 @@ class Bundle:
             raise BadSignature(self.path, f"the {signature_len} bytes after the manifest are not an edgepack "
                                           "signature block")
         self.header = head
+        self.flags = flags
         self.manifest_offset = manifest_offset
         self.data_start = DATA_START
         self.signed_data_digest: bytes | None = None

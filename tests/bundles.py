@@ -31,7 +31,7 @@ def decoded(path):
     from edgepack.runtime import open_bundle
 
     with open_bundle(path) as b:
-        return (json.loads(b.manifest_bytes), bytes(b.read_graph()),
+        return (json.loads(json.dumps(b.manifest.raw)), bytes(b.read_graph()),
                 [bytes(b.read_blob(t)) for t in b.manifest.tensors])
 
 
