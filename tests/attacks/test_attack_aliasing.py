@@ -53,8 +53,9 @@ def test_a_tensor_listed_after_one_it_precedes_is_refused(tmp, mlp_bundle):
 
 
 def test_a_tensor_reaching_into_the_next_one_is_refused(tmp, mlp_bundle):
-    """A last frame grown by 64 bytes, so that its tail is the next tensor's head."""
-    data, _ = mlp_bundle
+    """A last frame grown by 64 bytes, so that its tail is the next tensor's head (every tensor stored as
+    zstd, which has no codec-specific fields to disagree first)."""
+    data = bundles.build(*bundles.decoded(write(tmp, mlp_bundle[0], "src.edgepack")), codec="zstd")
 
     def edit(m):
         t = m["tensors"][0]
