@@ -44,11 +44,12 @@ def stored_manifest(text: bytes) -> tuple[bytes, int]:
     return (packed, FLAG_MANIFEST_ZSTD) if len(packed) < len(text) else (text, 0)
 
 
-def write_atomic(path: str | os.PathLike, chunks: Any) -> None:
-    """Write the byte chunks to `path` through a temporary file in the same folder, fsync, rename."""
+def write_atomic(path: str | os.PathLike, chunks: Any, mode: int | None = None) -> None:
+    """Write the byte chunks to `path` through a temporary file in the same folder, fsync, rename.
+    `mode`: the file's permissions (default: what open() would give under the umask)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _mkstemp_like_open(path)
+    fd, tmp = _mkstemp_like_open(path, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
@@ -62,12 +63,13 @@ def write_atomic(path: str | os.PathLike, chunks: Any) -> None:
         raise
 
 
-def _mkstemp_like_open(path: str) -> tuple[int, str]:
-    """A temporary file beside `path`, with the permissions open() would give `path` (mkstemp uses 0600)."""
+def _mkstemp_like_open(path: str, mode: int | None = None) -> tuple[int, str]:
+    """A temporary file beside `path`, with the permissions open() would give `path` (mkstemp uses 0600),
+    or `mode`. Its name (`.NAME.XXXXXXXX.tmp`) is hidden, and a bundle's has a zero header until the end."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~_umask() if mode is None else mode)
     except OSError:
         pass
     return fd, tmp

@@ -11,9 +11,10 @@ standard library.
 from .compat import TargetWarning
 from .device import DeviceInfo, detect
 from .errors import (
-    BadMagic, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, InputError, InvalidGraph, InvalidManifest,
-    InvalidOffset, LimitExceeded, ManifestTooLarge, SessionError, SignatureError, TargetError, TrailingBytes,
-    TruncatedBundle, UnknownCodec, UnsupportedVersion,
+    BadMagic, BadSignature, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, InputError, InvalidGraph,
+    InvalidKey, InvalidManifest, InvalidOffset, LimitExceeded, ManifestTooLarge, NoSuchTensor, RunTimeout,
+    SessionError, SignatureError, TargetError, TooLargeForDevice, TrailingBytes, TruncatedBundle, UnknownCodec,
+    UnsignedBundle, UnsupportedVersion,
 )
 from .manifest import Manifest, TensorEntry
 from .profile import Profile, builtin_names, load_profile
@@ -25,5 +26,6 @@ __all__ = [
     "TensorEntry", "Profile", "load_profile", "builtin_names", "DeviceInfo", "detect", "TargetWarning",
     "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
-    "InvalidGraph", "SignatureError", "TargetError", "DeviceMismatch", "SessionError", "InputError",
+    "InvalidGraph", "NoSuchTensor", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature",
+    "InvalidKey", "TargetError", "DeviceMismatch", "SessionError", "RunTimeout", "InputError",
 ]

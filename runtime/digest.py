@@ -13,10 +13,10 @@ from typing import Any, Callable
 SMALL_BYTES = 8 * 1024 * 1024
 
 
-def _builtin() -> Callable[..., Any] | None:
-    for module in ("_sha2", "_sha256"):  # CPython 3.12+, then 3.10-3.11
+def _builtin(name: str = "sha256") -> Callable[..., Any] | None:
+    for module in ("_sha2", f"_{name}"):  # CPython 3.12+, then 3.10-3.11
         try:
-            return __import__(module).sha256
+            return getattr(__import__(module), name)
         except (ImportError, AttributeError):
             continue
     return None
@@ -31,3 +31,13 @@ def sha256_for(total_bytes: int) -> Callable[..., Any]:
     import hashlib
 
     return hashlib.sha256
+
+
+def sha512(data: bytes) -> bytes:
+    """SHA-512 of a few kilobytes (Ed25519 signatures), without loading OpenSSL when avoidable."""
+    builtin = _builtin("sha512")
+    if builtin is None:
+        import hashlib
+
+        builtin = hashlib.sha512
+    return builtin(data).digest()

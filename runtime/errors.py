@@ -61,6 +61,14 @@ class LimitExceeded(BundleError):
         super().__init__(f"{path}: {what} is {value}, over the limit of {limit}")
 
 
+class TooLargeForDevice(BundleError):
+    def __init__(self, path: str, size: int, memory: int | None = None):
+        have = (f"more than the {memory} bytes of memory this machine has" if memory is not None else
+                "more than this process can allocate")
+        super().__init__(f"{path}: decoding it takes {size} bytes, {have}; package a smaller model for this "
+                         "device (quantize or prune it)")
+
+
 class UnknownCodec(BundleError):
     def __init__(self, path: str, name: str, codec: str):
         self.tensor = name
@@ -76,6 +84,16 @@ class CorruptTensor(BundleError):
         super().__init__(f"{path}: tensor {name!r} is corrupt: {problem}")
 
 
+class NoSuchTensor(BundleError, KeyError):
+    """A tensor name the bundle does not have (a KeyError too, for code that looks names up)."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the message
+
+    def __init__(self, name: str, path: str = "bundle"):
+        self.tensor = name
+        super().__init__(f"{path}: no tensor named {name!r}; the manifest lists the ones it has")
+
+
 class InvalidGraph(BundleError):
     def __init__(self, path: str, problem: str):
         super().__init__(f"{path}: invalid graph: {problem}")
@@ -85,6 +103,23 @@ class InvalidGraph(BundleError):
 
 class SignatureError(EdgepackError):
     """A signature is missing, malformed, or does not match the bundle."""
+
+
+class UnsignedBundle(SignatureError):
+    def __init__(self, path: str):
+        super().__init__(f"{path}: the bundle is not signed, and a public key was given; sign it with "
+                         "`edgepack sign`, or load it without a public key if you trust its source")
+
+
+class BadSignature(SignatureError):
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: signature check failed: {problem}; the bundle was changed after signing, "
+                         "or signed with another key: do not use it")
+
+
+class InvalidKey(SignatureError):
+    def __init__(self, source: str, problem: str):
+        super().__init__(f"{source}: not a usable Ed25519 key: {problem}")
 
 
 # --- models, options and targets -----------------------------------------------------------------------
@@ -127,6 +162,10 @@ class MissingExtra(EdgepackError):
 
 class SessionError(EdgepackError):
     """onnxruntime refused the model or failed to run it."""
+
+
+class RunTimeout(SessionError):
+    """A run took longer than the timeout given to Session.run and was stopped."""
 
 
 class InputError(EdgepackError):

@@ -39,8 +39,29 @@ MAX_GRAPH_BYTES = 1024 * 1024 * 1024
 MAX_TOTAL_RAW_BYTES = 256 * 1024 ** 3
 MAX_NAME_BYTES = 4096
 MAX_RANK = 32
+# JSON nesting of the manifest (the schema needs 5 levels; free-form objects get the rest), and how many
+# JSON values it may hold for its size. Parsing makes a Python object of up to ~200 bytes per value, so
+# 60 MiB of `[[],[],...]` would otherwise become 1.4 GB; counting `,` `:` `[` and `{` (a dict weighs 3)
+# before parsing bounds a parse to about 10 times the manifest (measured: 600 MB for 60 MiB of 9-byte
+# strings, the costliest shape that passes). Written manifests use one value per 9 to 13 bytes.
+MAX_MANIFEST_DEPTH = 32
+MANIFEST_BYTES_PER_VALUE = 8
+MANIFEST_FREE_VALUES = 10_000
 # zstd frames may not ask for a window larger than this (a bomb can ask for gigabytes).
 MAX_ZSTD_WINDOW = 1 << 24
+
+# The signature block that may follow the manifest (docs/FORMAT.md, "Signature"): an algorithm tag, the
+# signer's key id (the first bytes of the SHA-256 of its public key), the SHA-256 of the whole data section
+# as stored, then the Ed25519 signature of SIGNATURE_CONTEXT + the 40-byte header + the manifest + the
+# block's first 48 bytes. The manifest's hashes cover what decoding uses; the data digest covers every
+# stored byte (zstd frames have bits a decoder ignores), so that `verify` catches any changed byte.
+SIGNATURE_ALGORITHM = b"ed25519\0"
+SIGNATURE_KEY_ID_BYTES = 8
+SIGNATURE_DATA_DIGEST_BYTES = 32
+SIGNATURE_BYTES = 64
+SIGNATURE_SIGNED_PREFIX = len(SIGNATURE_ALGORITHM) + SIGNATURE_KEY_ID_BYTES + SIGNATURE_DATA_DIGEST_BYTES  # 48
+SIGNATURE_BLOCK_SIZE = SIGNATURE_SIGNED_PREFIX + SIGNATURE_BYTES  # 112
+SIGNATURE_CONTEXT = b"edgepack bundle signature v1\0"
 
 # Raw bytes per frame the writer uses by default: large tensors are split so frames decode on several
 # threads, and the runtime holds only a few frames in flight (benchmarks/codec.py measures the trade-off).

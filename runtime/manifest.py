@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codecs import DECODERS
-from .errors import InvalidManifest, InvalidOffset, LimitExceeded, UnknownCodec
+from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, UnknownCodec
 from .format import (
-    ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, DTYPES, MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP,
-    MAX_GRAPH_BYTES, MAX_NAME_BYTES, MAX_RANK, MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
+    ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, DTYPES, MANIFEST_BYTES_PER_VALUE, MANIFEST_FREE_VALUES,
+    MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP, MAX_GRAPH_BYTES, MAX_MANIFEST_DEPTH, MAX_NAME_BYTES, MAX_RANK,
+    MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
 )
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -73,7 +74,7 @@ class Manifest:
         for t in self.tensors:
             if t.name == name:
                 return t
-        raise KeyError(name)
+        raise NoSuchTensor(name)
 
     @property
     def stored_bytes(self) -> int:
@@ -82,6 +83,14 @@ class Manifest:
     @property
     def raw_bytes(self) -> int:
         return self.graph.raw_length + sum(t.raw_length for t in self.tensors)
+
+
+def show(value: Any) -> str:
+    """A short, safe rendering of an untrusted JSON value for an error message (never the repr of a
+    container, which could be huge or too deeply nested to print)."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    return repr(value)[:40]
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -97,8 +106,19 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def value_weight(data: bytes) -> int:
+    """An upper bound on the JSON values in `data`, dicts counted thrice (they cost about that much more)."""
+    return data.count(b",") + data.count(b":") + data.count(b"[") + 3 * data.count(b"{")
+
+
 def loads(data: bytes, path: str) -> dict[str, Any]:
-    """Parse manifest bytes: strict UTF-8 JSON, no duplicate keys, no NaN, bounded nesting."""
+    """Parse manifest bytes: strict UTF-8 JSON, no duplicate keys, no NaN, bounded nesting, and a bounded
+    number of values for its size (so that parsing costs at most about 10 times its bytes in memory)."""
+    limit = len(data) // MANIFEST_BYTES_PER_VALUE + MANIFEST_FREE_VALUES
+    weight = value_weight(data)
+    if weight > limit:
+        raise LimitExceeded(path, f"the weighted count of JSON values in the {len(data)}-byte manifest", weight,
+                            limit)
     try:
         text = data.decode("utf-8")
         obj = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
@@ -129,7 +149,7 @@ class _Checker:
 
     def int(self, value: Any, where: str, low: int = 0, high: int = _MAX_INT) -> int:
         if type(value) is not int or not low <= value <= high:
-            raise self.fail(f"{where} must be an integer in [{low}, {high}], got {str(value)[:40]}")
+            raise self.fail(f"{where} must be an integer in [{low}, {high}], got {show(value)}")
         return value
 
     def str(self, value: Any, where: str, limit: int = MAX_NAME_BYTES) -> str:
@@ -153,7 +173,7 @@ def _blob(c: _Checker, value: Any, name: str, where: str, keys: set[str], option
     d = c.obj(value, where, keys, optional)
     codec = d["codec"]
     if not isinstance(codec, str) or codec not in DECODERS:
-        raise UnknownCodec(c.path, name, str(codec)[:40])
+        raise UnknownCodec(c.path, name, codec[:40] if isinstance(codec, str) else show(codec))
     decoder = DECODERS[codec]
     offset = c.int(d["offset"], f"{where}.offset")
     length = c.int(d["length"], f"{where}.length")
@@ -191,8 +211,8 @@ def _tensor(c: _Checker, value: Any, index: int) -> TensorEntry:
     d = c.obj(value, where, _TENSOR_KEYS, {"splice"})
     name = c.str(d["name"], f"{where}.name")
     dtype = d["dtype"]
-    if dtype not in DTYPES:
-        raise c.fail(f"tensor {name!r}: unknown dtype {str(dtype)[:40]!r}")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise c.fail(f"tensor {name!r}: unknown dtype {show(dtype)}")
     shape = d["shape"]
     if not isinstance(shape, list) or len(shape) > MAX_RANK:
         raise c.fail(f"tensor {name!r}: shape must be a list of at most {MAX_RANK} dimensions")
@@ -212,7 +232,7 @@ def _tensor(c: _Checker, value: Any, index: int) -> TensorEntry:
         if splice is not None:
             raise c.fail(f"tensor {name!r}: an external tensor has no splice")
     else:
-        raise c.fail(f"tensor {name!r}: unknown binding {str(binding)[:40]!r}")
+        raise c.fail(f"tensor {name!r}: unknown binding {show(binding)}")
     return TensorEntry(name=name, dtype=dtype, shape=shape, binding=binding, splice=splice, **blob)
 
 
@@ -222,11 +242,13 @@ def parse(obj: dict[str, Any], path: str, format_name: str, version: int) -> Man
     c.obj(obj, "manifest", {"format", "version", "graph", "tensors", "data_length", "target", "provenance",
                             "report"})
     if obj["format"] != format_name or obj["version"] != version:
-        raise c.fail(f"format/version fields say {str(obj['format'])[:40]!r} {str(obj['version'])[:10]}, "
+        raise c.fail(f"format/version fields say {show(obj['format'])} {show(obj['version'])}, "
                      f"the header says {format_name!r} {version}")
     for key in ("target", "provenance", "report"):
         if not isinstance(obj[key], dict):
             raise c.fail(f"{key} is not an object")
+        if _depth(obj[key]) > MAX_MANIFEST_DEPTH - 1:
+            raise c.fail(f"{key} nests deeper than {MAX_MANIFEST_DEPTH - 1} levels")
     data_length = c.int(obj["data_length"], "data_length")
     graph = Blob(name=GRAPH_NAME, **_blob(c, obj["graph"], GRAPH_NAME, "graph", _BLOB_KEYS, set(), 1))
     if graph.raw_length > MAX_GRAPH_BYTES:
@@ -239,6 +261,18 @@ def parse(obj: dict[str, Any], path: str, format_name: str, version: int) -> Man
     tensors = tuple(_tensor(c, t, i) for i, t in enumerate(tensors_in))
     _check_layout(path, graph, tensors, data_length)
     return Manifest(graph, tensors, data_length, obj["target"], obj["provenance"], obj["report"], obj)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is not None:
+            deepest = max(deepest, d)
+            stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _check_layout(path: str, graph: Blob, tensors: tuple[TensorEntry, ...], data_length: int) -> None:

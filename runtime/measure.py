@@ -29,7 +29,7 @@ import threading
 from typing import Any, Callable
 
 from . import errors
-from .errors import SessionError
+from .errors import OptionError, SessionError
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -127,7 +127,7 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
     first run's outputs to this .npz. progress: called with the child's progress reports, one every
     `progress_s` seconds at most."""
     if kind not in ("bundle", "onnx"):
-        raise ValueError(kind)
+        raise OptionError(f"kind must be 'bundle' or 'onnx', got {kind!r}")
     cfg = {"kind": kind, "path": os.fspath(path), "feeds": os.fspath(feeds) if feeds else None, "runs": runs,
            "pin_malloc": pin_malloc, "target": target, "force": force, "lean": lean, "outputs": outputs,
            "progress_s": progress_s}

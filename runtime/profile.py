@@ -16,6 +16,8 @@ from typing import Any, Literal, Optional
 
 from .errors import TargetError
 
+MAX_THREADS = 256
+
 
 def _f(default: Any, doc: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
@@ -185,6 +187,11 @@ def _check_rules(profile: Profile, source: str) -> None:
         raise TargetError(f"{source}: codec.level must be between 1 and 22")
     if not 4096 <= profile.codec.frame_bytes <= 16 * 1024 * 1024:
         raise TargetError(f"{source}: codec.frame_bytes must be between 4096 and 16777216")
+    threads = {"session.intra_op_threads": profile.session.intra_op_threads,
+               "session.inter_op_threads": profile.session.inter_op_threads, "codec.threads": profile.codec.threads}
+    for key, value in threads.items():
+        if value > MAX_THREADS:  # a bundle records its target: it must not make load() start a million threads
+            raise TargetError(f"{source}: {key} must be at most {MAX_THREADS}, got {value}")
     return profile
 
 

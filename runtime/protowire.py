@@ -67,7 +67,8 @@ class _Context:
 
 
 class _Walker:
-    def __init__(self, data: bytes | memoryview, splices: list[tuple[int, int]]):
+    def __init__(self, data: bytes | memoryview, splices: list[tuple[int, int]], spliced_only: bool = False):
+        self.spliced_only = spliced_only
         self.data = memoryview(data)
         self.pos = 0
         self.spliced = 0          # payload bytes spliced in before self.pos
@@ -219,6 +220,10 @@ class _Walker:
             if number == _TENSOR_RAW_DATA or number in _TENSOR_TYPED_DATA:
                 record.inline_data = record.inline_data or length > 0
                 if number == _TENSOR_RAW_DATA:
+                    if length and self.spliced_only:
+                        label = record.label or ctx.node_output or ctx.node_name or ctx.attribute
+                        raise ProtoError(f"tensor {label!r} holds {length} bytes of raw data that no manifest "
+                                         "entry lists (the graph lacks a tensor, or hides one)")
                     record.raw_offset, record.raw_length = self.virt(), length
         elif kind == NODE and number == 2 and not ctx.node_output:
             ctx.node_output = self.text(length)
@@ -232,15 +237,17 @@ class _Walker:
         self.skip(length)
 
 
-def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None) -> list[TensorRecord]:
+def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None,
+               spliced_only: bool = False) -> list[TensorRecord]:
     """Every TensorProto of a serialized ModelProto, in stream order.
 
     `splices` lists (offset in `data`, payload length) of raw_data payloads that are absent from `data` and
     supplied separately; offsets must be strictly increasing. Raises ProtoError on malformed input, or when a
-    splice does not sit exactly on a TensorProto's raw_data payload of the stated length.
+    splice does not sit exactly on a TensorProto's raw_data payload of the stated length. With
+    `spliced_only`, every non-empty raw_data must be spliced in (a bundle's graph holds no tensor bytes).
     """
     splices = splices or []
-    walker = _Walker(data, splices)
+    walker = _Walker(data, splices, spliced_only)
     total = len(walker.data) + sum(length for _, length in splices)
     walker.message(MODEL, total, 0, _Context())
     if walker.pos != len(walker.data):

@@ -10,6 +10,7 @@ format's limits before anything is allocated or read (runtime/format.py, runtime
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from typing import Callable
@@ -17,13 +18,14 @@ from typing import Callable
 import numpy as np
 
 from . import manifest as manifest_mod
+from . import signature as signature_mod
 from .digest import sha256_for
 import zstandard
 
 from .codecs import DECODERS, CodecError, zstd_decode_into
 from .errors import (
     BadMagic, BundleError, CorruptTensor, ManifestTooLarge, TrailingBytes, TruncatedBundle, UnsupportedVersion,
-    InvalidManifest, LimitExceeded,
+    InvalidManifest, LimitExceeded, NoSuchTensor, TooLargeForDevice, BadSignature,
 )
 from .format import (
     DATA_START, FLAG_MANIFEST_ZSTD, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
@@ -32,6 +34,29 @@ from .format import (
 from .manifest import Blob, Frame, Manifest, TensorEntry
 
 FORMAT_NAME = "edgepack"
+# Blobs at least this large are decoded into an anonymous mapping, whose pages cost memory only once a
+# frame is written to them: a bundle that declares a 1 GiB graph and fails its first frame costs one frame.
+LAZY_BUFFER_BYTES = 1 << 20
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM this machine has, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(path: str, size: int) -> None:
+    """Refuse, before allocating, to decode more bytes than this machine has memory."""
+    memory = physical_memory()
+    if memory is not None and size > memory:
+        raise TooLargeForDevice(path, size, memory)
+
+
+def zeroed(n: int) -> bytearray | mmap.mmap:
+    """A writable, zero-filled buffer of n bytes, allocated page by page as it is written if it is large."""
+    return bytearray(n) if n < LAZY_BUFFER_BYTES else mmap.mmap(-1, n)
 
 
 def run_parallel(jobs: list[Callable[[], None]], threads: int) -> None:
@@ -67,20 +92,28 @@ def run_parallel(jobs: list[Callable[[], None]], threads: int) -> None:
         raise min(errors, key=lambda e: e[0])[1]
 
 
-def default_threads() -> int:
-    """Decode threads: the CPUs this process may use (affinity-aware), at most 8."""
+def usable_cpus() -> int:
+    """The CPUs this process may use (affinity-aware)."""
     try:
-        n = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, min(8, n))
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Decode threads: the CPUs this process may use, at most 8."""
+    return min(8, usable_cpus())
 
 
 class Bundle:
-    """An open bundle. Thread-safe: reads use positional I/O on one file descriptor."""
+    """An open bundle. Thread-safe: reads use positional I/O on one file descriptor.
 
-    def __init__(self, path: str | os.PathLike):
+    With `public_key` (a PEM file, PEM bytes or 32 raw bytes), opening fails with a SignatureError unless
+    the bundle is signed by that key; the manifest is checked before it is parsed."""
+
+    def __init__(self, path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None):
         self.path = os.fspath(path)
+        self._key = None if public_key is None else signature_mod.public_key_bytes(public_key)
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as e:
@@ -96,11 +129,12 @@ class Bundle:
 
     def _read_header(self) -> None:
         size = os.fstat(self._fd).st_size
-        head = os.pread(self._fd, HEADER_SIZE, 0)
-        if len(head) < len(MAGIC) or head[:len(MAGIC)] != MAGIC:
+        start = os.pread(self._fd, DATA_START, 0)
+        if len(start) < len(MAGIC) or start[:len(MAGIC)] != MAGIC:
             raise BadMagic(self.path)
-        if len(head) < HEADER_SIZE:
-            raise TruncatedBundle(self.path, HEADER_SIZE, size)
+        if len(start) < DATA_START:
+            raise TruncatedBundle(self.path, DATA_START, size)
+        head = start[:HEADER_SIZE]
         _, version, flags, manifest_offset, manifest_len, signature_len = HEADER.unpack(head)
         if version not in SUPPORTED_VERSIONS:
             raise UnsupportedVersion(self.path, version, SUPPORTED_VERSIONS)
@@ -112,6 +146,9 @@ class Bundle:
             raise LimitExceeded(self.path, "signature length", signature_len, MAX_SIGNATURE_BYTES)
         if manifest_offset < DATA_START:
             raise InvalidManifest(self.path, f"manifest offset {manifest_offset} lies inside the header")
+        if any(start[HEADER_SIZE:]):
+            raise InvalidManifest(self.path, f"bytes {HEADER_SIZE} to {DATA_START} of the header are reserved "
+                                             "and must be zero")
         declared = manifest_offset + manifest_len + signature_len
         if declared > size:
             raise TruncatedBundle(self.path, declared, size)
@@ -121,13 +158,27 @@ class Bundle:
         self.file_size = size
         self.manifest_bytes = os.pread(self._fd, manifest_len, manifest_offset)
         self.signature = os.pread(self._fd, signature_len, manifest_offset + manifest_len)
+        self.signer = signature_mod.signer_key_id(self.signature)  # hex key id, or None if unsigned
+        if self.signature and self.signer is None:  # no room for anything but a well-formed block
+            raise BadSignature(self.path, f"the {signature_len} bytes after the manifest are not an edgepack "
+                                          "signature block")
+        self.header = head
+        self.flags = flags
+        self.manifest_offset = manifest_offset
         self.data_start = DATA_START
+        self.signed_data_digest: bytes | None = None
+        if self._key is not None:  # before parsing: with a key, an unsigned manifest is never parsed
+            self.signed_data_digest = signature_mod.check(self.path, head, self.manifest_bytes, self.signature,
+                                                          self._key)
         obj = manifest_mod.loads(self._manifest_json(flags), self.path)
         self.manifest: Manifest = manifest_mod.parse(obj, self.path, FORMAT_NAME, version)
         self.sha256 = sha256_for(self.manifest.raw_bytes)
         if self.manifest.data_length != manifest_offset - DATA_START:
             raise InvalidManifest(self.path, f"data_length {self.manifest.data_length} disagrees with the header "
                                              f"({manifest_offset - DATA_START} bytes of data)")
+
+    def fileno(self) -> int:
+        return self._fd
 
     def _manifest_json(self, flags: int) -> bytes:
         """The manifest's JSON bytes: stored as is, or as one zstd frame of at most MAX_MANIFEST_BYTES."""
@@ -201,9 +252,13 @@ class Bundle:
             raise CorruptTensor(self.path, blob.name,
                                 f"SHA-256 mismatch in the frame at raw offset {frame.raw_offset}")
 
-    def read_blob(self, blob: Blob, threads: int | None = None) -> bytearray:
+    def read_blob(self, blob: Blob, threads: int | None = None) -> bytearray | mmap.mmap:
         """A blob's raw bytes, every frame decoded (on several threads) and checked."""
-        out = bytearray(blob.raw_length)
+        check_fits(self.path, blob.raw_length)
+        try:
+            out = zeroed(blob.raw_length)
+        except (MemoryError, OSError):  # mmap fails with ENOMEM under a memory limit (ulimit -v, cgroups)
+            raise TooLargeForDevice(self.path, blob.raw_length) from None
         view = memoryview(out)
         local = threading.local()  # one stored-bytes buffer per thread, reused: no allocation per frame
         largest = max((f.length for f in blob.frames), default=0)
@@ -217,22 +272,23 @@ class Bundle:
         run_parallel([lambda f=f: job(f) for f in blob.frames], threads or default_threads())
         return out
 
-    def read_graph(self) -> bytearray:
+    def read_graph(self) -> bytearray | mmap.mmap:
         return self.read_blob(self.manifest.graph)
 
     def tensor(self, name: str) -> np.ndarray:
         """One tensor as a numpy array (bfloat16, float8 and 4-bit types come back as their raw bytes)."""
         try:
             entry = self.manifest.tensor(name)
-        except KeyError:
-            raise BundleError(f"{self.path}: no tensor named {name!r}") from None
+        except NoSuchTensor:
+            raise NoSuchTensor(name, self.path) from None
         data = self.read_blob(entry)
         if entry.dtype in ("uint4", "int4"):
             return np.frombuffer(data, np.uint8)
         return np.frombuffer(data, numpy_dtype(entry.dtype)).reshape(entry.shape)
 
     def verify(self) -> list[str]:
-        """Check every hash (frames and whole blobs) and the zero padding. Returns the problems found."""
+        """Check every hash (frames and whole blobs), the zero padding and, for a bundle opened with a public
+        key, the signed digest of the data section. Returns the problems found."""
         problems: list[str] = []
         for blob in (self.manifest.graph, *self.manifest.tensors):
             try:
@@ -246,7 +302,16 @@ class Bundle:
             except CorruptTensor as e:
                 problems.append(str(e))
         problems.extend(self._check_padding())
+        if self.signed_data_digest is not None and self.data_digest() != self.signed_data_digest:
+            problems.append(f"{self.path}: the data section's bytes are not the ones signed (SHA-256 differs)")
         return problems
+
+    def data_digest(self) -> bytes:
+        """SHA-256 of the data section as stored, read a MiB at a time."""
+        digest = sha256_for(self.manifest.data_length)()
+        for pos in range(0, self.manifest.data_length, 1 << 20):
+            digest.update(self.read_stored(pos, min(1 << 20, self.manifest.data_length - pos)))
+        return digest.digest()
 
     def _check_padding(self) -> list[str]:
         padding = [os.pread(self._fd, DATA_START - HEADER_SIZE, HEADER_SIZE)]
@@ -260,9 +325,10 @@ class Bundle:
         return []
 
 
-def open_bundle(path: str | os.PathLike) -> Bundle:
-    """Open a bundle and read its manifest only. Use as a context manager, or call close()."""
-    return Bundle(path)
+def open_bundle(path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None) -> Bundle:
+    """Open a bundle and read its manifest only. Use as a context manager, or call close().
+    With `public_key`, refuse it (SignatureError) unless that key signed it."""
+    return Bundle(path, public_key)
 
 
 def inspect(path: str | os.PathLike) -> Manifest:

@@ -33,13 +33,13 @@ import onnxruntime as ort
 from . import profile as profile_mod
 from .compat import TargetWarning, compare, enforce
 from .device import DeviceInfo, detect
-from .errors import BundleError, InputError, InvalidGraph, SessionError
+from .errors import BundleError, InputError, InvalidGraph, RunTimeout, SessionError
 from .format import BINDING_EXTERNAL, DTYPES, EXTERNAL_LOCATION_PREFIX, numpy_dtype
 from .malloc import pin_mmap_threshold
 from .manifest import TensorEntry
 from .profile import Profile
 from .protowire import ProtoError, scan_model
-from .reader import Bundle, default_threads
+from .reader import Bundle, check_fits, default_threads, usable_cpus
 
 _ORT_TYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -56,6 +56,7 @@ _NUMPY_NATIVE = {"float32", "float16", "float64", "int8", "int16", "int32", "int
                  "uint64", "bool"}
 _F_SETPIPE_SZ = 1031  # Linux fcntl: grow the FIFO's buffer so the feeder blocks less often
 _PIPE_BYTES = 1 << 20
+_DATA_LOCATION_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,15 @@ def session_options(profile: Profile, threads: int | None = None, lean: bool | N
     """onnxruntime SessionOptions for a profile (the same a plain onnxruntime user would set).
 
     lean (default: the profile's memory.lean) trades speed for memory: no weight prepacking, no memory
-    arena, no memory pattern (docs/TARGETS.md gives its measured cost)."""
+    arena, no memory pattern (docs/TARGETS.md gives its measured cost). The profile's thread counts are
+    capped at the CPUs this process may use: more only makes threads wait for each other (a bundle that asks
+    for 256 on two cores took 10 s to load); `threads` is taken as given."""
     s = profile.session
     lean = profile.memory.lean if lean is None else lean
+    cpus = usable_cpus()
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads if threads is not None else s.intra_op_threads
-    so.inter_op_num_threads = s.inter_op_threads
+    so.intra_op_num_threads = threads if threads is not None else min(s.intra_op_threads, cpus)
+    so.inter_op_num_threads = min(s.inter_op_threads, cpus)
     so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if s.execution_mode == "parallel"
                          else ort.ExecutionMode.ORT_SEQUENTIAL)
     so.graph_optimization_level = _OPT_LEVELS[s.graph_optimization_level]
@@ -132,8 +136,12 @@ class Session:
         self.device = device      # what load() detected
         self.notes = tuple(notes)  # what the one warning load() gave said, if any
         self.providers = ort_session.get_providers()
-        self.inputs = tuple(_spec(a) for a in ort_session.get_inputs())
-        self.outputs = tuple(_spec(a) for a in ort_session.get_outputs())
+        try:
+            self.inputs = tuple(_spec(a) for a in ort_session.get_inputs())
+            self.outputs = tuple(_spec(a) for a in ort_session.get_outputs())
+        except UnicodeDecodeError as e:  # onnxruntime hands back the graph's bytes; Python wants UTF-8
+            raise SessionError(f"{bundle_path}: the model's inputs or outputs have names or dimensions that are "
+                               f"not UTF-8 text ({e.reason})") from None
 
     @property
     def input_names(self) -> list[str]:
@@ -143,17 +151,32 @@ class Session:
     def output_names(self) -> list[str]:
         return [o.name for o in self.outputs]
 
-    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Run the model: feeds maps input names to arrays; returns output name -> array."""
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None,
+            timeout: float | None = None) -> dict[str, np.ndarray]:
+        """Run the model: feeds maps input names to arrays; returns output name -> array.
+
+        timeout: seconds after which the run is stopped (RunTimeout). A model is a program: one from an
+        untrusted source can loop for ever (a Loop whose trip count is 2**63), and this bounds it."""
         names = list(outputs) if outputs is not None else self.output_names
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
             raise InputError(f"unknown outputs {unknown}; the model's outputs are {self.output_names}")
         prepared = self._prepare(feeds)
+        options = ort.RunOptions()  # one per call: setting `terminate` stops this call only
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, setattr, (options, "terminate", True))
+            timer.daemon = True
+            timer.start()
         try:
-            values = self._session.run(names, prepared)
+            values = self._session.run(names, prepared, options)
         except Exception as e:  # onnxruntime raises its own exception types for bad feeds
-            raise InputError(f"onnxruntime refused the inputs: {_short(e)}") from None
+            if options.terminate:
+                raise RunTimeout(f"{self.path}: the run took longer than {timeout} s and was stopped") from None
+            raise InputError(f"onnxruntime could not run the model on these inputs: {_short(e)}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         return dict(zip(names, values))
 
     def _prepare(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -187,28 +210,20 @@ def _short(e: BaseException) -> str:
 
 # --- building the session ----------------------------------------------------------------------------
 
-def _check_graph(bundle: Bundle, graph: bytes, inline: list[TensorEntry], external: list[TensorEntry]) -> None:
+def _check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], external: list[TensorEntry]) -> None:
     """The stored graph must take each inline tensor exactly where its splice says, with the manifest's dtype
-    and shape, and may refer to no data outside the bundle."""
+    and shape; hold no tensor bytes the manifest does not list; and refer to no data outside the bundle."""
     try:
-        records = scan_model(graph, [(t.splice, t.raw_length) for t in inline])
+        records = scan_model(memoryview(graph), [(t.splice, t.raw_length) for t in inline], spliced_only=True)
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None
     by_name = {t.name: t for t in external}
     used: set[str] = set()
     for r in records:
-        if r.splice is not None:
+        if r.external is not None or r.data_location == _DATA_LOCATION_EXTERNAL:
+            entry = _external_entry(bundle, r, by_name, used)
+        elif r.splice is not None:
             entry = inline[r.splice]
-        elif r.external is not None or r.data_location == 1:
-            location = (r.external or {}).get("location", "")
-            name = location[len(EXTERNAL_LOCATION_PREFIX):]
-            if not location.startswith(EXTERNAL_LOCATION_PREFIX) or name not in by_name or name != r.label:
-                raise InvalidGraph(bundle.path, f"tensor {r.label!r} refers to external data {location!r}; "
-                                                "a bundle must be self-contained")
-            if name in used:
-                raise InvalidGraph(bundle.path, f"tensor {name!r} is bound twice")
-            used.add(name)
-            entry = by_name[name]
         else:
             continue
         if DTYPES[entry.dtype][0] != r.data_type or tuple(r.dims) != entry.shape:
@@ -217,6 +232,23 @@ def _check_graph(bundle: Bundle, graph: bytes, inline: list[TensorEntry], extern
     unused = set(by_name) - used
     if unused:
         raise InvalidGraph(bundle.path, f"external tensors {sorted(unused)[:5]} are not used by the graph")
+
+
+def _external_entry(bundle: Bundle, r: Any, by_name: dict[str, TensorEntry], used: set[str]) -> TensorEntry:
+    """The manifest entry an externally bound TensorProto names. Its only external-data key is a location
+    `edgepack:<its own name>`, and it carries no data of its own: anything else would make onnxruntime read
+    a file beside the model, or mix two sources for one tensor."""
+    location = (r.external or {}).get("location", "")
+    name = location[len(EXTERNAL_LOCATION_PREFIX):]
+    if (not location.startswith(EXTERNAL_LOCATION_PREFIX) or name not in by_name or name != r.label
+            or set(r.external or {}) != {"location"} or r.data_location != _DATA_LOCATION_EXTERNAL
+            or r.splice is not None or r.inline_data):
+        raise InvalidGraph(bundle.path, f"tensor {r.label!r} refers to external data {location[:200]!r}; "
+                                        "a bundle must be self-contained")
+    if name in used:
+        raise InvalidGraph(bundle.path, f"tensor {name!r} is bound twice")
+    used.add(name)
+    return by_name[name]
 
 
 class _Feeder(threading.Thread):
@@ -237,8 +269,14 @@ class _Feeder(threading.Thread):
         try:
             fd = os.open(self.fifo, os.O_WRONLY)
         except OSError as e:
-            self.error = e
+            self.error = SessionError(f"{self.bundle.path}: cannot open the model stream: {e.strerror}")
             return
+        # Both ends are open: the name has served. Removing it now means a second open (onnxruntime's Python
+        # wrapper retries a failed session once on the same path) fails at once instead of waiting forever.
+        try:
+            os.unlink(self.fifo)
+        except OSError:
+            pass
         try:
             if sys.platform.startswith("linux"):
                 try:
@@ -362,7 +400,7 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
     manifest = bundle.manifest
     inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
-    graph = bytes(bundle.read_graph())
+    graph = bundle.read_graph()  # no copy: a graph may be up to 1 GiB
     _check_graph(bundle, graph, inline, external)
     owned: list[Any] = []
     if external:
@@ -380,7 +418,7 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
         ort_error: BaseException | None = None
         session = None
         try:
-            session = ort.InferenceSession(fifo, so, providers=providers)
+            session = ort.InferenceSession(fifo, so, providers=providers, enable_fallback=0)
         except Exception as e:
             ort_error = e
         finally:
@@ -408,14 +446,15 @@ def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], s
         pos = tensor.splice
     parts.append(graph[pos:])
     try:
-        return ort.InferenceSession(b"".join(parts), so, providers=providers)
+        return ort.InferenceSession(b"".join(parts), so, providers=providers, enable_fallback=0)
     except Exception as e:
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
 
 
 def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | None" = None, *,
          threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True,
-         force: bool = False, lean: bool | None = None, device: DeviceInfo | None = None) -> Session:
+         force: bool = False, lean: bool | None = None, device: DeviceInfo | None = None,
+         public_key: "str | os.PathLike | bytes | None" = None) -> Session:
     """Open a bundle and build a session on it.
 
     target: a profile name, a profile file, or a Profile; by default the profile the bundle was built for.
@@ -425,6 +464,8 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
     lean: memory-lean mode (default: the profile's memory.lean): no prepacking, arena or memory pattern, and
         one decode thread; slower, smaller peak. device: the detected device (default: runtime.device.detect).
     tune_malloc: pin glibc's mmap threshold so freed weights return to the system (runtime/malloc.py).
+    public_key: refuse the bundle (SignatureError) unless this key signed it (a PEM file, PEM bytes or the
+        32 raw bytes); checked before anything else is read.
 
     How this device differs from the profile, and a fallback to another execution provider, are reported
     together in one TargetWarning (and kept in Session.notes).
@@ -432,8 +473,9 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
     t0 = time.perf_counter()
     if tune_malloc:
         pin_mmap_threshold()
-    bundle = Bundle(path)
+    bundle = Bundle(path, public_key)
     try:
+        check_fits(bundle.path, bundle.manifest.raw_bytes)  # onnxruntime will hold all of it
         profile = _profile(bundle, target)
         available = ort.get_available_providers()
         device = device or detect(available)

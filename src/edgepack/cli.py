@@ -245,15 +245,17 @@ def _load_npz(path: str, what: str) -> dict[str, Any]:
               help="Write the outputs to this .npz, keyed by output name.")
 @click.option("--target", default=None, help="Run with this profile instead of the one the bundle records.")
 @click.option("--force", is_flag=True, help="Run even where this device lacks what the profile requires.")
+@click.option("--public-key", "public_key", type=click.Path(dir_okay=False), default=None,
+              help="Refuse the bundle unless this key (a .pub file from keygen) signed it.")
 def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, target: str | None,
-            force: bool) -> None:
+            force: bool, public_key: str | None) -> None:
     """Run BUNDLE once and print its outputs' shapes and first values."""
     import numpy as np
 
     from edgepack.packager.writer import write_atomic
     from edgepack.runtime import load
 
-    session = load(bundle, target=target, force=force)
+    session = load(bundle, target=target, force=force, public_key=public_key)
     if inputs_path:
         feeds = _load_npz(inputs_path, "inputs")
         feeds.pop("labels", None)
@@ -322,7 +324,7 @@ def summary(path: str) -> dict[str, Any]:
         return {
             "path": path, "bundle_bytes": b.file_size, "stored_bytes": m.stored_bytes, "raw_bytes": m.raw_bytes,
             "compression_ratio": (m.stored_bytes / m.raw_bytes) if m.raw_bytes else 1.0,
-            "signed": bool(b.signature), "tensor_count": len(m.tensors), "manifest": m.raw,
+            "signed": bool(b.signature), "signer": b.signer, "tensor_count": len(m.tensors), "manifest": m.raw,
         }
 
 
@@ -340,7 +342,7 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
     prov = m["provenance"]
     src = prov.get("source", {})
     click.echo(f"{bundle}: edgepack bundle v{m['version']}, {s['bundle_bytes']:,} bytes"
-               f"{', signed' if s['signed'] else ''}")
+               f"{(', signed by key ' + str(s['signer'])) if s['signed'] else ''}")
     click.echo(f"  target      {m['target'].get('name', '?')}")
     click.echo(f"  source      {src.get('name', '?')} ({src.get('kind', '?')}, {src.get('bytes', 0):,} bytes, "
                f"sha256 {str(src.get('sha256', ''))[:16]}...)")
@@ -408,17 +410,46 @@ def report_cmd(bundle: str, output: str, fmt: str | None, measure: bool, runs: i
 
 @cli.command("verify")
 @click.argument("bundle", type=click.Path(dir_okay=False))
-def verify_cmd(bundle: str) -> None:
-    """Check every tensor's SHA-256 and the file's structure."""
+@click.option("--public-key", "public_key", type=click.Path(dir_okay=False), default=None,
+              help="Also require a valid signature by this key (a .pub file from keygen).")
+def verify_cmd(bundle: str, public_key: str | None) -> None:
+    """Check every tensor's SHA-256, the padding and the file's structure (and the signature, with a key)."""
     from edgepack.runtime import open_bundle
 
-    with open_bundle(bundle) as b:
+    with open_bundle(bundle, public_key=public_key) as b:
         problems = b.verify()
-        n, raw = len(b.manifest.tensors), b.manifest.raw_bytes
+        n, raw, signer = len(b.manifest.tensors), b.manifest.raw_bytes, b.signer
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise EdgepackError(problems[0] + more)
-    click.echo(f"ok: {bundle}: graph and {n} tensors, {raw:,} bytes, every SHA-256 matches")
+    signed = (f", signed by key {signer}" if public_key else
+              f" (signed by key {signer}: pass --public-key to check the signature)" if signer else "")
+    click.echo(f"ok: {bundle}: graph and {n} tensors, {raw:,} bytes, every SHA-256 matches{signed}")
+
+
+# --- keys and signatures -------------------------------------------------------------------------------
+
+@cli.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace PATH and PATH.pub if they exist.")
+def keygen_cmd(path: str, force: bool) -> None:
+    """Write a new Ed25519 key pair: PATH (private, PEM, mode 0600) and PATH.pub (public, PEM)."""
+    from edgepack.packager.sign import keygen
+
+    pair = keygen(path, overwrite=force)
+    click.echo(f"wrote {pair.private_path} (private: keep it secret) and {pair.public_path} "
+               f"(public: ship it with the runtime); key id {pair.key_id}")
+
+
+@cli.command("sign")
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("--key", "key", required=True, type=click.Path(dir_okay=False), help="Private key file (from keygen).")
+def sign_cmd(bundle: str, key: str) -> None:
+    """Verify BUNDLE, then sign it with KEY (rewrites the file atomically)."""
+    from edgepack.packager.sign import sign_bundle
+
+    signed = sign_bundle(bundle, key)
+    click.echo(f"signed {signed.path} with key {signed.key_id} ({signed.bundle_bytes:,} bytes)")
 
 
 # --- targets -------------------------------------------------------------------------------------------
