@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 
 import graphs
@@ -19,24 +18,21 @@ def cli(*args, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cli")
-    model, feeds = graphs.mlp()
-    onnx.save(model, d / "m.onnx")
-    np.savez(d / "feeds.npz", **feeds)
-    return d
+def model_file(mlp_files):
+    """The folder holding m.onnx (graphs.mlp()) and feeds.npz, shared with other test modules."""
+    return mlp_files[0]
 
 
 @pytest.fixture(scope="module")
 def bundle(model_file):
-    r = cli("package", model_file / "m.onnx", "-o", model_file / "m.edgepack")
+    r = cli("package", model_file / "m.onnx", "-o", model_file / "cli.edgepack")
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout
-    return model_file / "m.edgepack"
+    return model_file / "cli.edgepack"
 
 
-def test_run_with_inputs_writes_outputs(bundle, model_file):
-    out = model_file / "out.npz"
+def test_run_with_inputs_writes_outputs(bundle, model_file, tmp):
+    out = tmp / "out.npz"
     r = cli("run", bundle, "--inputs", model_file / "feeds.npz", "--output", out)
     assert r.returncode == 0, r.stderr
     import onnxruntime as ort
