@@ -23,7 +23,6 @@ from __future__ import annotations
 import binascii
 import os
 
-from . import ed25519
 from .digest import sha256_for
 from .errors import BadSignature, InvalidKey, UnsignedBundle
 from .format import (
@@ -49,6 +48,8 @@ def public_key_bytes(key: "str | os.PathLike | bytes") -> bytes:
     else:
         source, data = read_key_file(key)
     raw = data if len(data) == 32 else _from_pem(source, data)
+    from . import ed25519  # imported only when a key is given: most processes never check a signature
+
     point = ed25519.decode_point(raw)
     if point is None:
         raise InvalidKey(source, "the 32 key bytes are not a point on the curve")
@@ -116,6 +117,8 @@ def check(path: str, header: bytes, manifest: bytes, block: bytes, public_key: b
     if signer != expected:
         raise BadSignature(path, f"signed by key {signer}, not by the given key {expected}")
     prefix, signature = block[:SIGNATURE_SIGNED_PREFIX], block[SIGNATURE_SIGNED_PREFIX:]
+    from . import ed25519
+
     if not ed25519.verify(public_key, signed_message(header, manifest, prefix), signature):
         raise BadSignature(path, f"the signature by key {signer} does not match the header and manifest")
     return prefix[_KEY_ID_END:]
