@@ -13,6 +13,7 @@ The steps run in order, and each one it applies is recorded in the bundle's prov
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import warnings
 from collections import deque
@@ -212,6 +213,12 @@ class _Job:
         self.model, self.packaged_profile, self.calibration_samples = source.model, profile, None
         self.quantized = False
 
+    @functools.cached_property
+    def named_source(self) -> onnx.ModelProto:
+        """The source model with every node named (layers.named_copy), made once: the prune and quantize steps,
+        the search and the per-layer record all read it, and none modifies it."""
+        return named_copy(self.source.model)
+
     def write(self, model: onnx.ModelProto, steps: list, report: dict, path: str) -> int:
         """A bundle of `model` with the import step and report plus these, for sizing a search's trial."""
         level, frame_bytes, threads = self.encoding
@@ -220,7 +227,7 @@ class _Job:
 
     def transform(self, prune_options: Any, qopts: Any, calibration: Any, plan: Any = None) -> None:
         """Prune and quantize as asked, or as the search `plan` chose (its model pruned and prepared once)."""
-        named = named_copy(self.source.model) if prune_options is not None or qopts.active or plan else None
+        named = self.named_source if prune_options is not None or qopts.active or plan else None
         packaged = named
         if plan is not None:
             packaged = plan.bench.model
@@ -255,7 +262,7 @@ class _Job:
             self.report["fidelity"] = fidelity
             self.report["warnings"] = self.report.get("warnings", []) + warned
         if self.model is not self.source.model:
-            self.report["layers"] = layer_sizes(named_copy(self.source.model), self.model)
+            self.report["layers"] = layer_sizes(self.named_source, self.model)
         level, frame_bytes, threads = self.encoding
         result = write_bundle(self.source, self.model, output, self.packaged_profile, self.steps, self.report,
                               level, frame_bytes, threads)
@@ -279,7 +286,7 @@ def _to_budget(job: _Job, budget: Any, qopts: Any, widen: bool, prune_options: A
     from .search.evaluate import summarize
 
     samples: Samples = load_for(job.source.model, os.fspath(eval_data), "eval data")
-    inputs = Inputs(named_copy(job.source.model), budget, qopts if qopts.active else None, widen, prune_options,
+    inputs = Inputs(job.named_source, budget, qopts if qopts.active else None, widen, prune_options,
                     os.fspath(calibration) if calibration is not None else None, samples, job.profile, job.write,
                     job.progress)
     try:
