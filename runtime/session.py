@@ -3,7 +3,8 @@
 How the bytes reach onnxruntime. The bundle stores the graph without its weights, plus, for each tensor,
 the offset in the graph where its raw bytes belong (its *splice*). load() hands onnxruntime the path of a
 private FIFO and a feeder thread writes the model into it: graph bytes, then each tensor's frames as they
-are decoded and hash-checked (on several threads), then more graph bytes. onnxruntime parses the stream
+are decoded (on several threads), then more graph bytes; every frame's hash is checked before load()
+returns, a weight's while onnxruntime builds the session (_Feeder). onnxruntime parses the stream
 exactly as it would parse the original .onnx file, so its optimizers see every initializer (outputs are
 bit-identical to plain onnxruntime) and it owns every buffer it builds: an initializer it prepacks is freed,
 as it is for a plain load. Peak memory stays at plain onnxruntime's plus a few decoded frames in flight.
@@ -18,6 +19,7 @@ buffers this session owns and hands to onnxruntime.
 
 from __future__ import annotations
 
+import array
 import errno
 import os
 import sys
@@ -39,7 +41,7 @@ from .malloc import pin_mmap_threshold
 from .manifest import TensorEntry
 from .profile import Profile
 from .protowire import ProtoError, scan_model
-from .reader import Bundle, check_fits, default_threads, usable_cpus
+from .reader import Bundle, check_fits, default_threads, run_parallel, usable_cpus
 
 _ORT_TYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -54,8 +56,10 @@ _OPT_LEVELS = {
 # dtypes numpy holds natively, so an OrtValue can wrap them without conversion
 _NUMPY_NATIVE = {"float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                  "uint64", "bool"}
-_F_SETPIPE_SZ = 1031  # Linux fcntl: grow the FIFO's buffer so the feeder blocks less often
-_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031  # Linux fcntl: set the FIFO's buffer size
+_F_GETPIPE_SZ = 1032
+_PIPE_BYTES = 1 << 20  # the most an unprivileged process may ask for by default (/proc/sys/fs/pipe-max-size)
+_PACE_SLEEP_S = 0.0002  # while waiting for room: onnxruntime reads about 200 KB in this time
 _DATA_LOCATION_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
@@ -257,11 +261,21 @@ class _Feeder(threading.Thread):
     The stream is the stored graph with each inline tensor's frames spliced in. `threads` workers decode
     frames round-robin, each into buffers of its own, and write each frame (with the graph bytes before it)
     as soon as its turn comes, so memory in flight is two frames per worker, whatever the model's size.
+
+    With `defer`, the frames of weights (_deferrable) are written as soon as they are decoded, and their
+    hashes are checked once the stream is complete, by decoding them again while onnxruntime builds the
+    session (its single-threaded part, which leaves the other cores idle). load() waits for that check and
+    returns no session if it fails, so a session is still only ever built from bytes that match the
+    manifest; what changes is that onnxruntime may already have read a corrupt weight when the check fails.
+    Everything else (the graph, small and integer tensors, which can steer shapes) is checked before it is
+    written.
     """
 
-    def __init__(self, fifo: str, bundle: Bundle, graph: bytes, inline: list[TensorEntry], threads: int):
+    def __init__(self, fifo: str, bundle: Bundle, graph: bytes, inline: list[TensorEntry], threads: int,
+                 defer: bool = False):
         super().__init__(name="edgepack-feeder", daemon=True)
         self.fifo, self.bundle, self.graph, self.inline, self.threads = fifo, bundle, graph, inline, threads
+        self.deferred = [(t, f) for t in inline if defer and _deferrable(t) for f in t.frames]
         self.error: BaseException | None = None
         self.finished = False
 
@@ -278,33 +292,52 @@ class _Feeder(threading.Thread):
         except OSError:
             pass
         try:
-            if sys.platform.startswith("linux"):
-                try:
-                    import fcntl
-                    fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
-                except OSError:
-                    pass
-            self._write_model(fd)
-            self.finished = True
+            try:
+                self._write_model(_Pipe(fd))
+                self.finished = True
+            finally:
+                os.close(fd)  # the end of the stream: onnxruntime stops parsing here
         except BrokenPipeError:
-            pass  # onnxruntime stopped reading: its error is the one to report
+            pass  # onnxruntime stopped reading: its error is the one to report, unless a frame is corrupt
         except BaseException as e:  # a corrupt tensor: reported in preference to onnxruntime's error
             self.error = e
-        finally:
-            os.close(fd)
+            return
+        try:
+            self._check_deferred()
+        except BaseException as e:
+            self.error = e
 
-    def _units(self) -> list[tuple[TensorEntry, Any, memoryview]]:
-        """(tensor, frame, graph bytes to write before the frame), in stream order."""
+    def _check_deferred(self) -> None:
+        """Decode the deferred frames again and check their hashes, on up to `threads` threads (one core is
+        left to onnxruntime)."""
+        if not self.deferred:
+            return
+        local = threading.local()
+        largest_raw = max(f.raw_length for _, f in self.deferred)
+        largest = max(f.length for _, f in self.deferred)
+
+        def check(tensor: TensorEntry, frame: Any) -> None:
+            if not hasattr(local, "out"):
+                local.out, local.payload = memoryview(bytearray(largest_raw)), bytearray(largest)
+            self.bundle.decode_frame(tensor, frame, local.out[:frame.raw_length], local.payload)
+
+        threads = max(1, min(self.threads, usable_cpus() - 1))
+        run_parallel([lambda t=t, f=f: check(t, f) for t, f in self.deferred], threads)
+
+    def _units(self) -> list[tuple[TensorEntry, Any, memoryview, bool]]:
+        """(tensor, frame, graph bytes to write before the frame, check its hash now), in stream order."""
         graph = memoryview(self.graph)
+        later = {id(f) for _, f in self.deferred}
         units, pos = [], 0
         for tensor in self.inline:
             for i, frame in enumerate(tensor.frames):
-                units.append((tensor, frame, graph[pos:tensor.splice] if i == 0 else graph[0:0]))
+                units.append((tensor, frame, graph[pos:tensor.splice] if i == 0 else graph[0:0],
+                              id(frame) not in later))
                 pos = tensor.splice
         self.tail = graph[pos:]
         return units
 
-    def _write_model(self, fd: int) -> None:
+    def _write_model(self, pipe: "_Pipe") -> None:
         units = self._units()
         n = max(1, min(self.threads, len(units)))
         cond = threading.Condition()
@@ -320,12 +353,12 @@ class _Feeder(threading.Thread):
             mine = units[k::n]
             if not mine:
                 return
-            payload = bytearray(max(f.length for _, f, _ in mine))
-            out = memoryview(bytearray(max(f.raw_length for _, f, _ in mine)))
+            payload = bytearray(max(f.length for _, f, _, _ in mine))
+            out = memoryview(bytearray(max(f.raw_length for _, f, _, _ in mine)))
             for i in range(k, len(units), n):
-                tensor, frame, prefix = units[i]
+                tensor, frame, prefix, check = units[i]
                 try:
-                    self.bundle.decode_frame(tensor, frame, out[:frame.raw_length], payload)
+                    self.bundle.decode_frame(tensor, frame, out[:frame.raw_length], payload, check)
                 except BaseException as e:
                     return fail(e)
                 with cond:
@@ -334,8 +367,8 @@ class _Feeder(threading.Thread):
                     if errors:
                         return
                 try:
-                    _write_all(fd, prefix)
-                    _write_all(fd, out[:frame.raw_length])
+                    pipe.write(prefix)
+                    pipe.write(out[:frame.raw_length])
                 except BaseException as e:
                     return fail(e)
                 with cond:
@@ -349,25 +382,90 @@ class _Feeder(threading.Thread):
             w.join()
         if errors:
             raise next((e for e in errors if not isinstance(e, BrokenPipeError)), errors[0])
-        _write_all(fd, self.tail)
+        pipe.write(self.tail)
 
 
-def _write_all(fd: int, data: memoryview) -> None:
-    while len(data):
-        n = os.write(fd, data)
-        data = data[n:]
+class _Pipe:
+    """The feeder's end of the FIFO, written so that neither side sleeps often.
+
+    onnxruntime reads a FIFO 8 KiB at a time (it sizes its reads by the file's length, and a FIFO has none).
+    A writer blocked on a full pipe is woken by each of those reads, to write 8 KiB more: about 6,000
+    context switches for a 50 MB model, which cost more than the decoding (docs/PERFORMANCE.md). So on Linux
+    the pipe is grown to 1 MiB and a piece of at most half that is written only once it fits whole: the
+    writer waits by polling how full the pipe is, and the pipe never runs dry while pieces are ready.
+    Elsewhere, or if the pipe cannot be measured, writes simply block.
+    """
+
+    def __init__(self, fd: int):
+        self.fd, self.capacity, self.piece = fd, 0, _PIPE_BYTES
+        if not sys.platform.startswith("linux"):
+            return
+        try:
+            import fcntl
+            import termios
+            try:
+                self.capacity = fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+            except OSError:  # over the per-user pipe allowance: keep the size it has
+                self.capacity = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+            self._queued = array.array("i", [0])
+            self._ioctl, self._fionread = fcntl.ioctl, termios.FIONREAD
+            self._ioctl(fd, self._fionread, self._queued, True)
+        except (ImportError, OSError, AttributeError):
+            self.capacity = 0
+            return
+        self.piece = max(4096, self.capacity // 2)
+
+    def write(self, data: memoryview) -> None:
+        while len(data):
+            piece = data[:self.piece]
+            if self.capacity:
+                self._wait_for_room(len(piece))
+            n = os.write(self.fd, piece)
+            data = data[n:]
+
+    def _wait_for_room(self, n: int) -> None:
+        while True:
+            self._ioctl(self.fd, self._fionread, self._queued, True)
+            if self.capacity - self._queued[0] >= n:
+                return
+            if _reader_gone(self.fd):
+                raise BrokenPipeError(errno.EPIPE, "onnxruntime closed the model stream")
+            time.sleep(_PACE_SLEEP_S)
+
+
+def _reader_gone(fd: int) -> bool:
+    """Whether the read end of the pipe `fd` writes to has been closed (poll reports POLLERR)."""
+    import select
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+# Tensors whose hash may be checked while onnxruntime builds the session: weights. Integer tensors wider than
+# a byte, booleans and strings can be shapes, indices or axes, and small tensors can be scalars that steer a
+# shape (Range, Resize): onnxruntime folds constants while it builds the session, so those are checked
+# before it reads them.
+DEFER_MIN_BYTES = 64 * 1024
+_DEFERRABLE_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int4", "uint4",
+                                "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz"})
+
+
+def _deferrable(tensor: TensorEntry) -> bool:
+    return tensor.raw_length >= DEFER_MIN_BYTES and tensor.dtype in _DEFERRABLE_DTYPES
 
 
 def _release(fifo: str, feeder: _Feeder) -> None:
-    """Unblock a feeder still waiting for a reader (onnxruntime failed before opening the FIFO)."""
-    deadline = time.monotonic() + 30
-    while feeder.is_alive() and time.monotonic() < deadline:
+    """Wait for the feeder: first unblock it if it still waits for a reader (onnxruntime failed before
+    opening the FIFO), then let it finish its checks. It always ends: once onnxruntime has closed the FIFO
+    its writes fail at once."""
+    while feeder.is_alive():
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             os.close(fd)
         except OSError:
-            pass
+            break  # the feeder has opened and unlinked the FIFO: it is writing or checking
         feeder.join(0.05)
+    feeder.join()
 
 
 def _decode_external(bundle: Bundle, external: list[TensorEntry], threads: int) -> tuple[list[str], list[Any], list]:
@@ -396,7 +494,8 @@ def _private_dir() -> str:
     raise SessionError(f"cannot create a private folder in {base}")
 
 
-def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int) -> tuple[Any, list]:
+def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int,
+            defer: bool = False) -> tuple[Any, list]:
     manifest = bundle.manifest
     inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
@@ -413,7 +512,7 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
     fifo = os.path.join(tmp, "model.onnx")
     try:
         os.mkfifo(fifo, 0o600)
-        feeder = _Feeder(fifo, bundle, graph, inline, threads)
+        feeder = _Feeder(fifo, bundle, graph, inline, threads, defer)
         feeder.start()
         ort_error: BaseException | None = None
         session = None
@@ -488,8 +587,11 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         else:
             chosen, fallback = choose_providers(profile, available)
         decode_threads = 1 if lean else min(profile.codec.threads or default_threads(), device.cores)
+        # Check weights' hashes while onnxruntime builds the session, where a core is free for it; a signed
+        # bundle's bytes are all checked before onnxruntime reads them (_Feeder).
+        defer = public_key is None and not lean and usable_cpus() > 1
         t1 = time.perf_counter()
-        session, owned = _create(bundle, so, chosen, decode_threads)
+        session, owned = _create(bundle, so, chosen, decode_threads, defer)
         t2 = time.perf_counter()
         wanted = profile.providers[0] if providers is None else chosen[0]
         differences = _differences(wanted, session.get_providers(), chosen, fallback, notes)

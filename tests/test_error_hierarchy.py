@@ -30,6 +30,8 @@ BUILTIN_RAISES = {
     ("edgepack.packager.encode", "trials"): "an unknown codec or dtype from edgepack's own candidate lists: a bug",
     ("edgepack.packager.prune.importance", "scores"): "the caller forgot the activation means: a bug",
     ("edgepack.packager.prune.labels", "union"): "a pruning rule paired channel lists of unequal length: a bug",
+    ("edgepack.runtime.session", "_wait_for_room"): "onnxruntime closed the FIFO: _Feeder.run catches it and "
+                                                    "reports onnxruntime's own error",
 }
 
 # Functions whose result is raised, and why that is an EdgepackError.
