@@ -389,8 +389,9 @@ class _Pipe:
     """The feeder's end of the FIFO, written so that neither side sleeps often.
 
     onnxruntime reads a FIFO 8 KiB at a time (it sizes its reads by the file's length, and a FIFO has none).
-    A writer blocked on a full pipe is woken by each of those reads, to write 8 KiB more: about 6,000
-    context switches for a 50 MB model, which cost more than the decoding (docs/PERFORMANCE.md). So on Linux
+    A writer blocked on a full pipe is woken by each of those reads, to write 8 KiB more: for a 50 MB model,
+    about 10,000 context switches when the bytes are ready, 2,100-2,700 in a whole load() against about
+    300 paced (docs/PERFORMANCE.md). So on Linux
     the pipe is grown to 1 MiB and a piece of at most half that is written only once it fits whole: the
     writer waits by polling how full the pipe is, and the pipe never runs dry while pieces are ready.
     Elsewhere, or if the pipe cannot be measured, writes simply block.
