@@ -275,7 +275,8 @@ class _Feeder(threading.Thread):
                  defer: bool = False):
         super().__init__(name="edgepack-feeder", daemon=True)
         self.fifo, self.bundle, self.graph, self.inline, self.threads = fifo, bundle, graph, inline, threads
-        self.deferred = [(t, f) for t in inline if defer and _deferrable(t) for f in t.frames]
+        self.defer = defer
+        self.deferred = [(t, f) for t in inline if self._checked_late(t) for f in t.frames]
         self.error: BaseException | None = None
         self.finished = False
 
@@ -307,6 +308,9 @@ class _Feeder(threading.Thread):
         except BaseException as e:
             self.error = e
 
+    def _checked_late(self, tensor: TensorEntry) -> bool:
+        return self.defer and _deferrable(tensor)
+
     def _check_deferred(self) -> None:
         """Decode the deferred frames again and check their hashes, on up to `threads` threads (one core is
         left to onnxruntime)."""
@@ -327,12 +331,11 @@ class _Feeder(threading.Thread):
     def _units(self) -> list[tuple[TensorEntry, Any, memoryview, bool]]:
         """(tensor, frame, graph bytes to write before the frame, check its hash now), in stream order."""
         graph = memoryview(self.graph)
-        later = {id(f) for _, f in self.deferred}
         units, pos = [], 0
         for tensor in self.inline:
+            check = not self._checked_late(tensor)
             for i, frame in enumerate(tensor.frames):
-                units.append((tensor, frame, graph[pos:tensor.splice] if i == 0 else graph[0:0],
-                              id(frame) not in later))
+                units.append((tensor, frame, graph[pos:tensor.splice] if i == 0 else graph[0:0], check))
                 pos = tensor.splice
         self.tail = graph[pos:]
         return units
@@ -403,6 +406,7 @@ class _Pipe:
             return
         try:
             import fcntl
+            import select
             import termios
             try:
                 self.capacity = fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
@@ -411,6 +415,9 @@ class _Pipe:
             self._queued = array.array("i", [0])
             self._ioctl, self._fionread = fcntl.ioctl, termios.FIONREAD
             self._ioctl(fd, self._fionread, self._queued, True)
+            # poll reports POLLERR on a pipe whose read end is closed: onnxruntime has stopped reading
+            self._poller, self._gone = select.poll(), select.POLLERR | select.POLLHUP
+            self._poller.register(fd, select.POLLOUT)
         except (ImportError, OSError, AttributeError):
             self.capacity = 0
             return
@@ -429,17 +436,9 @@ class _Pipe:
             self._ioctl(self.fd, self._fionread, self._queued, True)
             if self.capacity - self._queued[0] >= n:
                 return
-            if _reader_gone(self.fd):
+            if any(events & self._gone for _, events in self._poller.poll(0)):
                 raise BrokenPipeError(errno.EPIPE, "onnxruntime closed the model stream")
             time.sleep(_PACE_SLEEP_S)
-
-
-def _reader_gone(fd: int) -> bool:
-    """Whether the read end of the pipe `fd` writes to has been closed (poll reports POLLERR)."""
-    import select
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 # Tensors whose hash may be checked while onnxruntime builds the session: weights. Integer tensors wider than
