@@ -136,8 +136,8 @@ def test_unsigned_weights_are_written_first_and_checked_while_the_session_is_bui
     if reader_mod.usable_cpus() < 2:
         pytest.skip("one CPU: every frame is checked before it is written")
     # each frame of w: once written unchecked, once decoded again and checked; the rest checked once
-    assert sorted(c for n, c in checked if n == "w") == [False] * len(_frames(path, "w")) + [True] * len(
-        _frames(path, "w"))
+    frames = len(_frames(path, "w"))
+    assert sorted(c for n, c in checked if n == "w") == [False] * frames + [True] * frames
     assert all(c for n, c in checked if n != "w")
     np.testing.assert_array_equal(got, _plain(model, feeds))
 
