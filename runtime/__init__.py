@@ -12,9 +12,9 @@ from .compat import TargetWarning
 from .device import DeviceInfo, detect
 from .errors import (
     BadMagic, BadSignature, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, InputError, InvalidGraph,
-    InvalidKey, InvalidManifest, InvalidOffset, LimitExceeded, ManifestTooLarge, NoSuchTensor, RunTimeout,
-    SessionError, SignatureError, TargetError, TooLargeForDevice, TrailingBytes, TruncatedBundle, UnknownCodec,
-    UnsignedBundle, UnsupportedVersion,
+    InvalidKey, InvalidManifest, InvalidOffset, LimitExceeded, ManifestTooLarge, NoSuchTensor, NotARegularFile,
+    RunTimeout, SessionError, SignatureError, TargetError, TooLargeForDevice, TrailingBytes, TruncatedBundle,
+    UnknownCodec, UnsignedBundle, UnsupportedVersion,
 )
 from .manifest import Manifest, TensorEntry
 from .profile import Profile, builtin_names, load_profile
@@ -26,6 +26,6 @@ __all__ = [
     "TensorEntry", "Profile", "load_profile", "builtin_names", "DeviceInfo", "detect", "TargetWarning",
     "EdgepackError", "BundleError", "BadMagic", "UnsupportedVersion", "TruncatedBundle", "TrailingBytes",
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
-    "InvalidGraph", "NoSuchTensor", "TooLargeForDevice", "SignatureError", "UnsignedBundle", "BadSignature",
-    "InvalidKey", "TargetError", "DeviceMismatch", "SessionError", "RunTimeout", "InputError",
+    "InvalidGraph", "NoSuchTensor", "NotARegularFile", "TooLargeForDevice", "SignatureError", "UnsignedBundle",
+    "BadSignature", "InvalidKey", "TargetError", "DeviceMismatch", "SessionError", "RunTimeout", "InputError",
 ]

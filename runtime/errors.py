@@ -17,6 +17,13 @@ class BundleError(EdgepackError):
     """The file is not a valid edgepack bundle."""
 
 
+class NotARegularFile(BundleError):
+    """The path is a directory, FIFO, device, socket or a /proc or /sys file: nothing a bundle can be."""
+
+    def __init__(self, path: str, what: str):
+        super().__init__(f"{path}: not a bundle file: it is {what}; give the path of a regular .edgepack file")
+
+
 class BadMagic(BundleError):
     def __init__(self, path: str):
         super().__init__(f"{path}: not an edgepack bundle (wrong magic bytes)")
@@ -92,6 +99,15 @@ class NoSuchTensor(BundleError, KeyError):
     def __init__(self, name: str, path: str = "bundle"):
         self.tensor = name
         super().__init__(f"{path}: no tensor named {name!r}; the manifest lists the ones it has")
+
+
+class MalformedRecord(BundleError):
+    """The manifest's free-form `target`, `provenance` or `report` is not in the form edgepack writes, so a
+    command that lays it out for people cannot show it (the bundle itself may still load and run)."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: the manifest's target, provenance or report is not in the form edgepack "
+                         f"writes ({problem}); the bundle was not made by edgepack, or was edited")
 
 
 class InvalidGraph(BundleError):

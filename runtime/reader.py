@@ -32,6 +32,7 @@ from .format import (
     numpy_dtype,
 )
 from .manifest import Blob, Frame, Manifest, TensorEntry
+from .regular import open_regular
 
 FORMAT_NAME = "edgepack"
 # Blobs at least this large are decoded into an anonymous mapping, whose pages cost memory only once a
@@ -115,7 +116,7 @@ class Bundle:
         self.path = os.fspath(path)
         self._key = None if public_key is None else signature_mod.public_key_bytes(public_key)
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._fd = open_regular(self.path)
         except OSError as e:
             raise BundleError(f"{self.path}: cannot open: {e.strerror}") from None
         try:
