@@ -15,6 +15,7 @@ import numpy as np
 import zstandard
 
 from .format import MAX_ZSTD_WINDOW, PLANE_CODECS, PLANE_WIDTHS, Codec
+from .zstdframe import FrameShapeError, frame_shape
 
 
 class CodecError(ValueError):
@@ -44,11 +45,12 @@ def zstd_decompressor() -> zstandard.ZstdDecompressor:
 
 
 def zstd_decode_into(payload: memoryview, out: memoryview) -> None:
-    """Decode exactly one zstd frame whose header declares len(out) bytes of content, into `out`."""
+    """Decode exactly one zstd frame whose header declares len(out) bytes of content, into `out`. The frame's
+    shape (one frame, nothing after it, a window within the limit) is checked first (runtime/zstdframe.py)."""
     try:
-        declared = zstandard.frame_content_size(payload)
-    except zstandard.ZstdError as e:
-        raise CodecError(f"not a zstd frame ({e})") from None
+        declared, _ = frame_shape(payload, MAX_ZSTD_WINDOW)
+    except FrameShapeError as e:
+        raise CodecError(f"not exactly one zstd frame: {e}") from None
     if declared != len(out):
         raise CodecError(f"zstd frame declares {declared} bytes of content, expected {len(out)}")
     if not len(out):

@@ -147,8 +147,13 @@ def test_the_public_key_may_be_given_as_bytes(tmp, small, keys):
     path = signed_copy(tmp, small[0], keys)
     pem = open(keys.public_path, "rb").read()
     raw = load_pem_public_key(pem).public_bytes_raw()
+    other = load_pem_public_key(open(keygen(tmp / "other").public_path, "rb").read()).public_bytes_raw()
     for key in (pem, raw):
-        open_bundle(path, public_key=key).close()
+        with open_bundle(path, public_key=key) as b:
+            assert b.signer == keys.key_id and b.signed_data_digest == b.data_digest()
+            assert b.verify() == []
+    with pytest.raises(E.BadSignature):  # the bytes are the key checked against, not ignored
+        open_bundle(path, public_key=other)
 
 
 @pytest.mark.parametrize("what", ["private as public", "garbage", "missing"])
