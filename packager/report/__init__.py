@@ -47,6 +47,7 @@ def write_report(bundle: str | os.PathLike, output: str | os.PathLike, fmt: str 
                  measure: bool = True, runs: int = 50, inputs: str | os.PathLike | None = None,
                  plot: str = "auto") -> str:
     """Write the report on `bundle` to `output` (atomically; "-": return it only) and return its text."""
+    from ..untrusted import printable_document, recorded_fields
     from ..writer import write_atomic
     from .collect import collect
 
@@ -56,7 +57,8 @@ def write_report(bundle: str | os.PathLike, output: str | os.PathLike, fmt: str 
         raise OptionError(f"--runs must be at least 1, got {runs}")
     if plot not in PLOTS:
         raise OptionError(f"plot must be one of {', '.join(PLOTS)}, got {plot!r}")
-    text = render(collect(bundle, measure=measure, runs=runs, inputs=inputs), fmt, plot)
+    with recorded_fields(bundle):  # the manifest's report and provenance may hold anything
+        text = printable_document(render(collect(bundle, measure=measure, runs=runs, inputs=inputs), fmt, plot))
     if output != "-":
         write_atomic(output, [text.encode("utf-8")])
     return text

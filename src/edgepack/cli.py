@@ -17,8 +17,10 @@ import click
 from edgepack.runtime.errors import EdgepackError
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: object) -> str:
+    from edgepack.packager.untrusted import printable  # escapes lone surrogates and terminal controls
+
+    return printable(" ".join(str(text).split()))
 
 
 class _Group(click.Group):
@@ -45,14 +47,6 @@ class _Group(click.Group):
 @click.version_option(package_name="edgepack")
 def cli() -> None:
     """Package neural networks for edge devices, and run them there."""
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 # --- package -------------------------------------------------------------------------------------------
@@ -315,67 +309,16 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
 
 # --- inspect -------------------------------------------------------------------------------------------
 
-def summary(path: str) -> dict[str, Any]:
-    """What `inspect --json` prints: the manifest plus sizes; decodes nothing."""
-    from edgepack.runtime import open_bundle
-
-    with open_bundle(path) as b:
-        m = b.manifest
-        return {
-            "path": path, "bundle_bytes": b.file_size, "stored_bytes": m.stored_bytes, "raw_bytes": m.raw_bytes,
-            "compression_ratio": (m.stored_bytes / m.raw_bytes) if m.raw_bytes else 1.0,
-            "signed": bool(b.signature), "signer": b.signer, "tensor_count": len(m.tensors), "manifest": m.raw,
-        }
-
-
 @cli.command("inspect")
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every tensor (default: the 20 largest).")
 def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
     """Show BUNDLE's manifest: target, provenance, tensors and sizes. Decodes no tensor."""
-    s = summary(bundle)
-    if as_json:
-        click.echo(json.dumps(s, indent=1))
-        return
-    m = s["manifest"]
-    prov = m["provenance"]
-    src = prov.get("source", {})
-    click.echo(f"{bundle}: edgepack bundle v{m['version']}, {s['bundle_bytes']:,} bytes"
-               f"{(', signed by key ' + str(s['signer'])) if s['signed'] else ''}")
-    click.echo(f"  target      {m['target'].get('name', '?')}")
-    click.echo(f"  source      {src.get('name', '?')} ({src.get('kind', '?')}, {src.get('bytes', 0):,} bytes, "
-               f"sha256 {str(src.get('sha256', ''))[:16]}...)")
-    click.echo(f"  steps       {', '.join(step['name'] for step in prov.get('steps', []))}")
-    click.echo(f"  tensors     {s['tensor_count']}: {_human(s['raw_bytes'])} raw, {_human(s['stored_bytes'])} "
-               f"stored ({s['compression_ratio']:.3f}x)")
-    tensors = sorted(m["tensors"], key=lambda t: -t["raw_length"])
-    shown = tensors if show_all else tensors[:20]
-    width = max([len(t["name"]) for t in shown] + [4])
-    click.echo(f"  {'name':<{width}}  {'dtype':<8} {'shape':<18} {'codec':<14} {'raw':>10} {'stored':>10}  ratio")
-    for t in shown:
-        ratio = t["length"] / t["raw_length"] if t["raw_length"] else 1.0
-        click.echo(f"  {t['name']:<{width}}  {t['dtype']:<8} {str(t['shape']):<18} {t['codec']:<14} "
-                   f"{_human(t['raw_length']):>10} {_human(t['length']):>10}  {ratio:.3f}")
-    if len(shown) < len(tensors):
-        click.echo(f"  ... {len(tensors) - len(shown)} smaller tensors (--all lists them)")
-    report = m.get("report") or {}
-    for line in prune_summary(report.get("prune"), layers=None if show_all else 20):
-        click.echo("  " + line)
-    from edgepack.packager.quantize.describe import report_lines
+    from edgepack.packager.show import inspect_lines, summary_json
 
-    for line in report_lines(report):
+    for line in [summary_json(bundle)] if as_json else inspect_lines(bundle, show_all):
         click.echo(line)
-    from edgepack.packager.search.describe import search_lines
-
-    for line in search_lines(report.get("search")):
-        click.echo("  " + line)
-    for warning in report.get("warnings", []):
-        click.echo(f"  warning     {warning}")
-    extra = {k: v for k, v in report.items()
-             if k not in ("lossless", "prune", "quantization", "fidelity", "warnings", "search", "layers")}
-    if extra:
-        click.echo("  report      " + json.dumps(extra)[:2000])
 
 
 # --- report --------------------------------------------------------------------------------------------
