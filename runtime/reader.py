@@ -231,7 +231,7 @@ class Bundle:
         filled = 0
         while filled < len(buf):
             n = os.preadv(self._fd, [buf[filled:]], self.data_start + offset + filled)
-            if n <= 0:
+            if not n:  # the file shrank after it was opened: preadv returns 0 at its end, for ever
                 raise TruncatedBundle(self.path, self.data_start + offset + len(buf), os.fstat(self._fd).st_size)
             filled += n
 

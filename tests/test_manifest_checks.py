@@ -1,0 +1,140 @@
+"""The manifest checks of runtime/manifest.py, each shown to refuse what it exists for, and its limits tried at
+the limit itself as well as one past it (issue 19: these survived a mutation test; scripts/mutation)."""
+
+import pathlib
+
+import pytest
+
+from edgepack.runtime import errors as E
+from edgepack.runtime import manifest as manifest_mod
+from edgepack.runtime import open_bundle
+from edgepack.runtime.format import ALIGNMENT, MAX_GAP, MAX_NAME_BYTES, MAX_RANK
+
+import bundles
+import prebuilt
+
+
+@pytest.fixture(scope="module")
+def good(cases):
+    return pathlib.Path(cases[prebuilt.ERRORS_CASE].bundle).read_bytes()
+
+
+def opened(tmp, data: bytes):
+    path = tmp / "x.edgepack"
+    path.write_bytes(data)
+    with open_bundle(path) as b:
+        return b.manifest, b.verify()
+
+
+def relaid(data: bytes, before: int | None = None, extra: int = 0, tail: int = 0) -> bytes:
+    """The bundle with `extra` zero bytes more before blob `before` (0: the graph) and `tail` after the last."""
+    _, section, m, sig = bundles.parts(data)
+    blobs = [m["graph"], *m["tensors"]]
+    out = bytearray()
+    for i, blob in enumerate(blobs):
+        stored = section[blob["offset"]:blob["offset"] + blob["length"]]
+        start = -(-len(out) // ALIGNMENT) * ALIGNMENT + (extra if i == before else 0)
+        out.extend(bytes(start - len(out)))
+        blob["offset"] = start
+        out.extend(stored)
+    out.extend(bytes(tail))
+    m["data_length"] = len(out)
+    return bundles.assemble(bytes(out), m, sig)
+
+
+def test_the_good_bundle_is_laid_out_tightly(tmp, good):
+    m, problems = opened(tmp, relaid(good))
+    assert problems == [] and len(m.tensors) == 6
+
+
+def test_an_entry_whose_length_disagrees_with_its_frames_is_refused(tmp, good):
+    """64 bytes short: the blob still lies inside the data section, so only this check sees it."""
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][1].update(length=m["tensors"][1]["length"] - 64))
+    with pytest.raises(E.InvalidOffset, match="frames store .* bytes but the entry says"):
+        opened(tmp, bad)
+
+
+def test_a_gap_before_a_blob_is_allowed_up_to_the_limit(tmp, good):
+    _, section, m, _ = bundles.parts(good)
+    index = 2
+    prev = [m["graph"], *m["tensors"]][index - 1]
+    end = prev["offset"] + prev["length"]
+    natural = -(-end // ALIGNMENT) * ALIGNMENT - end
+    widest = (MAX_GAP - 1 - natural) // ALIGNMENT * ALIGNMENT  # the largest aligned gap under MAX_GAP
+    m_ok, problems = opened(tmp, relaid(good, index, widest))
+    assert problems == [] and m_ok.tensors[index - 1].offset - end == natural + widest
+    with pytest.raises(E.InvalidOffset, match="gap of"):
+        opened(tmp, relaid(good, index, widest + ALIGNMENT))
+
+
+def test_trailing_bytes_in_the_data_section_are_allowed_up_to_the_limit(tmp, good):
+    m, problems = opened(tmp, relaid(good, tail=MAX_GAP - 1))
+    assert problems == []
+    with pytest.raises(E.InvalidManifest, match=f"{MAX_GAP} bytes after its last blob"):
+        opened(tmp, relaid(good, tail=MAX_GAP))
+
+
+@pytest.mark.parametrize("frames", [{}, "frames", 3, None])
+def test_frames_must_be_a_list(tmp, good, frames):
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][0].update(frames=frames))
+    with pytest.raises(E.InvalidManifest, match="frames must be a list"):
+        opened(tmp, bad)
+
+
+def test_the_frame_count_is_limited_at_the_limit(tmp, good, monkeypatch):
+    """MAX_FRAMES (2,000,000) frames do not fit under the manifest cap; a lower limit shows the check."""
+    m, _ = opened(tmp, good)
+    count = max(len(b.frames) for b in (m.graph, *m.tensors))
+    monkeypatch.setattr(manifest_mod, "MAX_FRAMES", count)
+    opened(tmp, good)
+    monkeypatch.setattr(manifest_mod, "MAX_FRAMES", count - 1)
+    with pytest.raises(E.InvalidManifest, match=f"at most {count - 1} frames"):
+        opened(tmp, good)
+
+
+def test_raw_bytes_without_frames_are_refused(tmp, good):
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][0].update(frames=[], length=0))
+    with pytest.raises(E.InvalidManifest, match="raw bytes but no frames"):
+        opened(tmp, bad)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "bool", "float8e4m3fn", "uint4", "int4"])
+def test_planes_on_one_byte_and_four_bit_elements_are_refused(tmp, good, dtype):
+    """A planes frame of two planes on elements of one byte (or half a byte): refused as 1-byte elements."""
+    def edit(m):
+        t = next(t for t in m["tensors"] if t["codec"] == "planes")
+        count = t["raw_length"] if dtype not in ("uint4", "int4") else 2 * t["raw_length"]
+        t.update(dtype=dtype, shape=[count])
+        for f in t["frames"]:
+            f["planes"] = f["planes"][:2]
+    with pytest.raises(E.InvalidOffset, match="elements of 2/4/8 bytes, not 1"):
+        opened(tmp, bundles.edit_manifest(good, edit))
+
+
+def test_names_of_the_longest_length_are_allowed(tmp, good):
+    name = "n" * MAX_NAME_BYTES
+    m, _ = opened(tmp, bundles.edit_manifest(good, lambda m: m["tensors"][0].update(name=name)))
+    assert m.tensors[0].name == name
+    with pytest.raises(E.InvalidManifest, match=f"at most {MAX_NAME_BYTES} bytes"):
+        opened(tmp, bundles.edit_manifest(good, lambda m: m["tensors"][0].update(name=name + "n")))
+    wide = "\u00e9" * (MAX_NAME_BYTES // 2)  # counted in UTF-8 bytes, not characters
+    opened(tmp, bundles.edit_manifest(good, lambda m: m["tensors"][0].update(name=wide)))
+    with pytest.raises(E.InvalidManifest, match="at most"):
+        opened(tmp, bundles.edit_manifest(good, lambda m: m["tensors"][0].update(name=wide + "n")))
+
+
+def test_rank_is_allowed_up_to_the_limit(tmp, good):
+    def reshape(rank):
+        def edit(m):
+            t = m["tensors"][0]
+            t["shape"] = [1] * (rank - 1) + [t["raw_length"] // 4]
+        return edit
+    m, _ = opened(tmp, bundles.edit_manifest(good, reshape(MAX_RANK)))
+    assert len(m.tensors[0].shape) == MAX_RANK
+    with pytest.raises(E.InvalidManifest, match=f"at most {MAX_RANK} dimensions"):
+        opened(tmp, bundles.edit_manifest(good, reshape(MAX_RANK + 1)))
+
+
+def test_an_empty_name_is_refused(tmp, good):
+    with pytest.raises(E.InvalidManifest, match="non-empty string"):
+        opened(tmp, bundles.edit_manifest(good, lambda m: m["tensors"][0].update(name="")))
