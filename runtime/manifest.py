@@ -17,8 +17,8 @@ from .codecs import DECODERS
 from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, UnknownCodec
 from .format import (
     ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, DTYPES, MANIFEST_BYTES_PER_VALUE, MANIFEST_FREE_VALUES,
-    MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP, MAX_GRAPH_BYTES, MAX_MANIFEST_DEPTH, MAX_NAME_BYTES, MAX_RANK,
-    MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
+    MAX_ASTRAL_MANIFEST_BYTES, MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP, MAX_GRAPH_BYTES, MAX_MANIFEST_DEPTH,
+    MAX_NAME_BYTES, MAX_RANK, MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
 )
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -111,14 +111,36 @@ def value_weight(data: bytes) -> int:
     return data.count(b",") + data.count(b":") + data.count(b"[") + 3 * data.count(b"{")
 
 
-def loads(data: bytes, path: str) -> dict[str, Any]:
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")
+_WIDE_ESCAPE = re.compile(rb"\\u(?!00)")
+
+
+def char_width(data: bytes | bytearray) -> int:
+    """An upper bound on the bytes per character of the strings parsing `data` makes (CPython stores a string
+    in 1, 2 or 4 bytes per character, by its widest one): 4 with any 4-byte UTF-8 sequence or escaped
+    surrogate, 2 with characters past U+00FF, else 1."""
+    if data.isascii():
+        if b"\\u" not in data:
+            return 1
+        return 4 if _SURROGATE_ESCAPE.search(data) else 2 if _WIDE_ESCAPE.search(data) else 1
+    top = max(data)
+    if top >= 0xF0 or _SURROGATE_ESCAPE.search(data):
+        return 4
+    return 2 if top >= 0xC4 or _WIDE_ESCAPE.search(data) else 1
+
+
+def loads(data: bytes | bytearray, path: str) -> dict[str, Any]:
     """Parse manifest bytes: strict UTF-8 JSON, no duplicate keys, no NaN, bounded nesting, and a bounded
-    number of values for its size (so that parsing costs at most about 10 times its bytes in memory)."""
-    limit = len(data) // MANIFEST_BYTES_PER_VALUE + MANIFEST_FREE_VALUES
+    number of values for its size and character width (docs/FORMAT.md, "Manifest": what parsing costs)."""
+    width = char_width(data)
+    if width == 4 and len(data) > MAX_ASTRAL_MANIFEST_BYTES:  # its text, and a string in it, cost 4 bytes a byte
+        raise LimitExceeded(path, "the size of a manifest with characters past U+FFFF", len(data),
+                            MAX_ASTRAL_MANIFEST_BYTES)
+    limit = len(data) // (MANIFEST_BYTES_PER_VALUE * width) + MANIFEST_FREE_VALUES
     weight = value_weight(data)
     if weight > limit:
-        raise LimitExceeded(path, f"the weighted count of JSON values in the {len(data)}-byte manifest", weight,
-                            limit)
+        raise LimitExceeded(path, f"the weighted count of JSON values in the {len(data)}-byte manifest"
+                                  f"{'' if width == 1 else f' of {width}-byte characters'}", weight, limit)
     try:
         text = data.decode("utf-8")
         obj = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)

@@ -181,7 +181,7 @@ class Bundle:
     def fileno(self) -> int:
         return self._fd
 
-    def _manifest_json(self, flags: int) -> bytes:
+    def _manifest_json(self, flags: int) -> bytes | bytearray:
         """The manifest's JSON bytes: stored as is, or as one zstd frame of at most MAX_MANIFEST_BYTES."""
         if not flags & FLAG_MANIFEST_ZSTD:
             return self.manifest_bytes
@@ -198,7 +198,7 @@ class Bundle:
             zstd_decode_into(memoryview(self.manifest_bytes), memoryview(out))
         except CodecError as e:
             raise InvalidManifest(self.path, f"the compressed manifest is corrupt: {e}") from None
-        return bytes(out)
+        return out  # decoded as it is: a copy would cost the manifest's size again
 
     def close(self) -> None:
         if self._fd >= 0:
