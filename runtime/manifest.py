@@ -302,7 +302,7 @@ def _check_layout(path: str, graph: Blob, tensors: tuple[TensorEntry, ...], data
     splices distinct and inside the graph; totals within limits."""
     names: set[str] = set()
     splices: set[int] = set()
-    total_raw = graph.raw_length
+    total_raw = 0  # the loop counts the graph too
     end = 0
     for blob in (graph, *tensors):
         if blob.name in names:

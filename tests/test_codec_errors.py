@@ -229,3 +229,20 @@ def test_raw_plane_of_the_wrong_size_when_called_directly():
     frame["length"] = sum(map(len, stored))
     with pytest.raises(CodecError, match="raw plane 3"):
         PLANES.decode_into(memoryview(b"".join(stored)), frame, memoryview(bytearray(frame["raw_length"])))
+
+
+@pytest.mark.parametrize("rotate, shown", [(32, "32"), ("x" * 50, "x" * 40)])
+def test_the_rotate_message_names_the_range_and_a_short_value(rotate, shown):
+    _, frame = planes_frame()
+    frame["rotate"] = rotate
+    assert PLANES.check(frame, 4) == f"rotate must be an integer in [0, 31], got {shown}"
+
+
+def test_one_element_frames_have_planes_of_one_byte():
+    value = np.array([0x11223344], "<u4")
+    planes = [[Codec.RAW, 1]] * 4
+    frame = {"length": 4, "raw_length": 4, "sha256": "0" * 64, "rotate": 0, "planes": planes}
+    assert PLANES.check(frame, 4) is None
+    out = bytearray(4)
+    PLANES.decode_into(memoryview(bytes([0x44, 0x33, 0x22, 0x11])), frame, memoryview(out))
+    assert bytes(out) == value.tobytes()

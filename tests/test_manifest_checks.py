@@ -138,3 +138,97 @@ def test_rank_is_allowed_up_to_the_limit(tmp, good):
 def test_an_empty_name_is_refused(tmp, good):
     with pytest.raises(E.InvalidManifest, match="non-empty string"):
         opened(tmp, bundles.edit_manifest(good, lambda m: m["tensors"][0].update(name="")))
+
+
+def test_a_gap_before_the_graph_is_allowed_up_to_the_limit(tmp, good):
+    m, problems = opened(tmp, relaid(good, 0, MAX_GAP - ALIGNMENT))
+    assert problems == [] and m.graph.offset == MAX_GAP - ALIGNMENT
+    with pytest.raises(E.InvalidOffset, match=f"gap of {MAX_GAP} bytes"):
+        opened(tmp, relaid(good, 0, MAX_GAP))
+
+
+def test_an_external_tensor_has_no_splice(tmp, good):
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][0].update(binding="external"))
+    with pytest.raises(E.InvalidManifest, match="an external tensor has no splice"):
+        opened(tmp, bad)
+
+
+def test_a_splice_is_used_once(tmp, good):
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][1].update(splice=m["tensors"][0]["splice"]))
+    with pytest.raises(E.InvalidOffset, match="outside the graph or reused"):
+        opened(tmp, bad)
+
+
+@pytest.mark.parametrize("where, match", [("tensors", "tensors is not a list"),
+                                          ("tensor", r"tensors\[0\] is not an object"),
+                                          ("manifest", "the manifest is not a JSON object")])
+def test_containers_of_the_wrong_kind(tmp, good, where, match):
+    _, section, m, _ = bundles.parts(good)
+    if where == "tensors":
+        data = bundles.assemble(section, dict(m, tensors={}))
+    elif where == "tensor":
+        data = bundles.assemble(section, dict(m, tensors=[5]))
+    else:
+        data = bundles.assemble(section, None, manifest_bytes=b"[]")
+    with pytest.raises(E.InvalidManifest, match=match):
+        opened(tmp, data)
+
+
+def test_a_tensor_lacking_a_key_is_named(tmp, good):
+    with pytest.raises(E.InvalidManifest, match=r"tensors\[0\] lacks dtype"):
+        opened(tmp, bundles.edit_manifest(good, lambda m: m["tensors"][0].pop("dtype")))
+
+
+def test_hashes_must_be_lowercase_hex(tmp, good):
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][0].update(sha256=m["tensors"][0]["sha256"].upper()))
+    with pytest.raises(E.InvalidManifest, match="lowercase hex SHA-256"):
+        opened(tmp, bad)
+
+
+def test_the_tensor_count_is_allowed_up_to_the_limit(tmp, good, monkeypatch):
+    monkeypatch.setattr(manifest_mod, "MAX_TENSORS", 6)
+    opened(tmp, good)
+    monkeypatch.setattr(manifest_mod, "MAX_TENSORS", 5)
+    with pytest.raises(E.LimitExceeded, match="tensor count is 6, over the limit of 5"):
+        opened(tmp, good)
+
+
+def test_the_total_raw_size_is_allowed_up_to_the_limit(tmp, good, monkeypatch):
+    m, _ = opened(tmp, good)
+    monkeypatch.setattr(manifest_mod, "MAX_TOTAL_RAW_BYTES", m.raw_bytes)
+    opened(tmp, good)
+    monkeypatch.setattr(manifest_mod, "MAX_TOTAL_RAW_BYTES", m.raw_bytes - 1)
+    with pytest.raises(E.LimitExceeded):
+        opened(tmp, good)
+
+
+@pytest.mark.parametrize("where", ["target", "report"])
+def test_free_form_objects_nest_up_to_the_limit(tmp, good, where):
+    from edgepack.runtime.format import MAX_MANIFEST_DEPTH
+
+    def nested(depth):
+        value: object = 1
+        for _ in range(depth - 1):
+            value = [value]
+        return value
+    ok = bundles.edit_manifest(good, lambda m: m.update({where: {"deep": nested(MAX_MANIFEST_DEPTH - 1)}}))
+    opened(tmp, ok)
+    bad = bundles.edit_manifest(good, lambda m: m.update({where: {"deep": nested(MAX_MANIFEST_DEPTH)}}))
+    with pytest.raises(E.InvalidManifest, match=f"{where} nests deeper than {MAX_MANIFEST_DEPTH - 1} levels"):
+        opened(tmp, bad)
+
+
+def test_a_planes_graph_is_refused(tmp, good):
+    def edit(m):
+        t = next(t for t in m["tensors"] if t["codec"] == "planes")
+        m["graph"]["codec"] = "planes"
+        m["graph"]["frames"][0].update(rotate=0, planes=t["frames"][0]["planes"][:1])
+    with pytest.raises(E.InvalidOffset, match="not 1"):
+        opened(tmp, bundles.edit_manifest(good, edit))
+
+
+def test_a_tensor_can_be_found_by_name(tmp, good):
+    m, _ = opened(tmp, good)
+    assert m.tensor(m.tensors[3].name) is m.tensors[3]
+    with pytest.raises(E.NoSuchTensor):
+        m.tensor("no such tensor")

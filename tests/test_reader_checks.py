@@ -116,3 +116,132 @@ def test_the_signature_length_is_allowed_up_to_the_limit(tmp, good):
     over = bundles.assemble(section, manifest, signature=bytes(MAX_SIGNATURE_BYTES + 1))
     with pytest.raises(E.LimitExceeded, match="signature length"):
         open_bundle(bundles_path(tmp, over))
+
+
+def test_a_blob_of_several_frames_is_read_whole_on_one_thread_or_several(large):
+    raw = bytes(bundles.parts(large.read_bytes())[1])
+    with open_bundle(large) as b:
+        graph = b.manifest.graph
+        assert len(graph.frames) == 4 and graph.frames[-1].raw_length < graph.frames[0].raw_length
+        for threads in (1, 2, 3):
+            assert bytes(b.read_blob(graph, threads=threads)) == raw[:graph.raw_length]
+
+
+def test_the_first_failing_frame_is_the_one_reported(tmp, large):
+    data = bytearray(large.read_bytes())
+    with open_bundle(large) as b:
+        frames = b.manifest.graph.frames
+        for f in frames[1:3]:
+            data[DATA_START + f.offset + 3] ^= 1
+    path = bundles_path(tmp, bytes(data))
+    with open_bundle(path) as b:
+        with pytest.raises(E.CorruptTensor, match=f"raw offset {frames[1].raw_offset}\\b"):
+            b.read_blob(b.manifest.graph, threads=2)
+
+
+def test_the_header_fields_are_kept(tmp, good):
+    with open_bundle(bundles_path(tmp, good)) as b:
+        assert b.version == 1 and b.header == good[:40] and b.flags == good[12]
+        assert os.fstat(b.fileno()).st_size == len(good) == b.file_size
+        assert b.manifest.raw_bytes == b.manifest.graph.raw_length + sum(t.raw_length for t in b.manifest.tensors)
+        assert b.manifest.stored_bytes == b.manifest.graph.length + sum(t.length for t in b.manifest.tensors)
+        with pytest.raises(AttributeError):
+            b.manifest.data_length = 0  # the parsed manifest is immutable
+
+
+def test_closing_twice_and_a_failed_open_close_only_their_own_descriptor(tmp, good):
+    import gc
+
+    b = open_bundle(bundles_path(tmp, good))
+    b.close()
+    b.close()
+    try:
+        open_bundle(bundles_path(tmp, b"\x89EDGEPK\n" + bytes(10)))
+    except E.TruncatedBundle as e:
+        kept = e  # its traceback keeps the failed Bundle alive
+    other = os.open(bundles_path(tmp, good), os.O_RDONLY)  # reuses the number the failed open closed
+    try:
+        del kept
+        gc.collect()
+        assert os.fstat(other).st_size == len(good)
+    finally:
+        os.close(other)
+
+
+def test_a_path_that_cannot_be_opened(tmp):
+    with pytest.raises(E.BundleError, match="cannot open: No such file"):
+        open_bundle(tmp / "missing.edgepack")
+
+
+def test_padding_must_be_zero_in_every_gap(tmp, good):
+    _, section, m, _ = bundles.parts(good)
+    blobs = [m["graph"], *m["tensors"]]
+    gaps = [(a["offset"] + a["length"], b["offset"]) for a, b in zip(blobs, blobs[1:])
+            if b["offset"] > a["offset"] + a["length"]]
+    assert gaps
+    for at in (gaps[0][0], gaps[-1][1] - 1):
+        data = bytearray(good)
+        data[DATA_START + at] = 1
+        with open_bundle(bundles_path(tmp, bytes(data))) as b:
+            assert b.verify() == [f"{tmp / 'x.edgepack'}: padding between blobs is not all zero bytes"]
+    tail = bundles.assemble(section + b"\0" * 7 + b"\1", m)
+    tail = bundles.edit_manifest(tail, lambda mm: mm.update(data_length=len(section) + 8))
+    with open_bundle(bundles_path(tmp, tail)) as b:
+        assert b.verify() == [f"{tmp / 'x.edgepack'}: padding between blobs is not all zero bytes"]
+
+
+def test_the_whole_blob_hash_is_checked_as_well_as_each_frame(tmp, good):
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][0].update(sha256="0" * 64))
+    with open_bundle(bundles_path(tmp, bad)) as b:
+        problems = b.verify()
+    assert len(problems) == 1 and "SHA-256 of the whole tensor does not match" in problems[0]
+
+
+def test_truncation_messages_name_the_bytes_declared(tmp, good):
+    b = _shrunk(tmp, good, DATA_START + 8)
+    try:
+        t = b.manifest.tensors[-1]
+        with pytest.raises(E.TruncatedBundle, match=f"declares {DATA_START + t.offset + 16} bytes but the file has "
+                                                    f"{DATA_START + 8}"):
+            b.read_stored(t.offset, 16)
+        with pytest.raises(E.TruncatedBundle, match=f"declares {DATA_START + 64} bytes but the file has"):
+            b.read_into(0, memoryview(bytearray(64)))
+    finally:
+        b.close()
+
+
+def test_an_empty_compressed_manifest_is_invalid_json(tmp, good):
+    import zstandard
+
+    from edgepack.runtime.format import FLAG_MANIFEST_ZSTD
+
+    _, section, _, _ = bundles.parts(good)
+    empty = zstandard.ZstdCompressor(write_content_size=True).compress(b"")
+    with pytest.raises(E.InvalidManifest, match="not valid JSON"):
+        open_bundle(bundles_path(tmp, bundles.assemble(section, None, manifest_bytes=empty,
+                                                       flags=FLAG_MANIFEST_ZSTD)))
+
+
+def test_four_bit_tensors_come_back_as_their_packed_bytes(tmp):
+    raw = bytes([0x21, 0x43, 0x05])
+    floats = np.arange(6, dtype=np.float32)
+    manifest = dict(EMPTY, tensors=[{"name": "q", "dtype": "uint4", "shape": [5], "binding": "external"},
+                                    {"name": "f", "dtype": "float32", "shape": [2, 3], "binding": "external"}])
+    path = bundles_path(tmp, bundles.build(manifest, b"graph", [raw, floats.tobytes()], codec="raw"))
+    with open_bundle(path) as b:
+        q, f = b.tensor("q"), b.tensor("f")
+    assert q.dtype == np.uint8 and q.tobytes() == raw
+    assert f.dtype == np.float32 and f.shape == (2, 3) and f.tolist() == floats.reshape(2, 3).tolist()
+
+
+@pytest.mark.packager
+def test_a_signed_bundle_verifies_with_its_key_only(tmp, good):
+    from edgepack.packager.sign import keygen, sign_bundle
+
+    path = bundles_path(tmp, good)
+    mine, other = keygen(tmp / "mine"), keygen(tmp / "other")
+    sign_bundle(path, mine.private_path)
+    with open_bundle(path, public_key=mine.public_path) as b:
+        assert b.signed_data_digest == b.data_digest() and b.verify() == []
+    with pytest.raises(E.BadSignature):
+        open_bundle(path, public_key=other.public_path)
