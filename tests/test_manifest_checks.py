@@ -232,3 +232,40 @@ def test_a_tensor_can_be_found_by_name(tmp, good):
     assert m.tensor(m.tensors[3].name) is m.tensors[3]
     with pytest.raises(E.NoSuchTensor):
         m.tensor("no such tensor")
+
+
+def test_the_totals_add_up(tmp, good):
+    m, _ = opened(tmp, good)
+    assert m.stored_bytes == m.graph.length + sum(t.length for t in m.tensors)
+    assert m.raw_bytes == m.graph.raw_length + sum(t.raw_length for t in m.tensors)
+
+
+@pytest.mark.parametrize("key", ["target", "provenance", "report"])
+def test_free_form_fields_must_be_objects(tmp, good, key):
+    with pytest.raises(E.InvalidManifest, match=f"{key} is not an object"):
+        opened(tmp, bundles.edit_manifest(good, lambda m: m.update({key: []})))
+
+
+def test_a_name_used_twice_is_refused(tmp, good):
+    bad = bundles.edit_manifest(good, lambda m: m["tensors"][1].update(name=m["tensors"][0]["name"]))
+    with pytest.raises(E.InvalidOffset, match="used by more than one tensor"):
+        opened(tmp, bad)
+
+
+def test_a_splice_may_be_the_end_of_the_graph(tmp, good):
+    def edit(m):
+        last = max(m["tensors"], key=lambda t: t["splice"])
+        last["splice"] = m["graph"]["raw_length"]
+    m, _ = opened(tmp, bundles.edit_manifest(good, edit))
+    assert max(t.splice for t in m.tensors) == m.graph.raw_length
+    with pytest.raises(E.InvalidOffset, match="outside the graph"):
+        opened(tmp, bundles.edit_manifest(good, lambda m: (edit(m), max(m["tensors"], key=lambda t: t["splice"])
+                                                           .update(splice=m["graph"]["raw_length"] + 1))))
+
+
+def test_a_one_byte_frame_is_allowed(tmp):
+    empty = {"format": "edgepack", "version": 1, "tensors": [{"name": "b", "dtype": "uint8", "shape": [1],
+                                                             "binding": "external"}],
+             "target": {}, "provenance": {}, "report": {}}
+    m, problems = opened(tmp, bundles.build(empty, b"g", [b"\x07"], codec="raw"))
+    assert problems == [] and m.tensors[0].frames[0].raw_length == 1 and m.graph.frames[0].raw_length == 1

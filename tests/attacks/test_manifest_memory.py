@@ -57,7 +57,8 @@ def test_one_long_astral_string_is_limited_by_size(tmp, mlp_bundle):
 
 @pytest.mark.parametrize("text, width", [(b'{"a":"b"}', 1), ('{"a":"\u00e9"}'.encode(), 1),
                                          (b'{"a":"\\u00e9"}', 1), ('{"a":"\u0101"}'.encode(), 2),
-                                         (b'{"a":"\\u0101"}', 2), (f'{{"a":"{ASTRAL}"}}'.encode(), 4),
+                                         (b'{"a":"\\u0101"}', 2), ('{"a":"\ufffd"}'.encode(), 2),
+                                         ('{"a":"\u00ff"}'.encode(), 1), (f'{{"a":"{ASTRAL}"}}'.encode(), 4),
                                          (b'{"a":"\\uD834\\uDD1E"}', 4), ('{"\u0101":"\\ud800"}'.encode(), 4)])
 def test_the_character_width_is_what_python_stores(text, width):
     assert char_width(text) == width
