@@ -182,7 +182,7 @@ class _Walker:
         length = self.varint()
         record = top.record
         if how == RAW and self.at_splice():
-            offset, raw_length = self.splices[self.next_splice]
+            raw_length = self.splices[self.next_splice][1]
             if raw_length != length:
                 raise ProtoError(f"tensor payload at byte {self.pos} is {length} bytes in the graph but "
                                  f"{raw_length} in the manifest")

@@ -20,7 +20,6 @@ buffers this session owns and hands to onnxruntime.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import warnings
