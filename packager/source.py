@@ -73,6 +73,7 @@ def _regular(path: str, what: str) -> None:
         st = os.stat(path)
     except OSError:
         raise ModelError(f"{path}: {what} is missing; keep the model's data files beside it") from None
+    # (an absent file reads as missing, as before; anything else that is not a plain file is refused)
     real = os.path.realpath(path)
     if not stat.S_ISREG(st.st_mode) or any(real == p or real.startswith(p + "/") for p in ("/proc", "/sys", "/dev")):
         raise ModelError(f"{path}: {what} is not a regular file")
@@ -89,10 +90,6 @@ def from_path(path: str | os.PathLike) -> Source:
         raise ModelError(f"{path}: not an ONNX model ({str(e).splitlines()[0][:200]})") from None
     folder = os.path.dirname(os.path.abspath(path))
     files = _external_files(skeleton, path, folder)
-    missing = [f for f in files if not os.path.isfile(f)]
-    if missing:
-        raise ModelError(f"{path}: external data file {os.path.basename(missing[0])!r} is missing; keep the "
-                         "model's data files beside it")
     for f in files:
         _regular(f, f"external data file {os.path.basename(f)!r}")
     sha, size = hash_files([path, *files])
