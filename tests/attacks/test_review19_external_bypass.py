@@ -14,7 +14,7 @@ from edgepack.runtime import errors as E
 from edgepack.runtime import load
 
 import bundles
-import wire
+import wire_encoding as wire
 from conftest import write
 
 HIGH = 1 << 32  # a tag bit protobuf's 32-bit tag reader drops

@@ -19,7 +19,7 @@ from edgepack.runtime import errors as E
 from edgepack.runtime import load
 
 import bundles
-import wire
+import wire_encoding as wire
 from conftest import child_peak_mb, write
 
 FOLDED = 1 << 26  # floats per Expand: 256 MiB

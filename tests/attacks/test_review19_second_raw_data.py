@@ -10,7 +10,7 @@ from edgepack.runtime import errors as E
 from edgepack.runtime import load, open_bundle
 
 import bundles
-import wire
+import wire_encoding as wire
 from conftest import write
 
 REAL = np.array([1, 2, 3, 4], np.float32).tobytes()

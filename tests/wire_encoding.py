@@ -5,7 +5,7 @@ any varint padding and any field order, and a tiny model around them (an input x
 
 from __future__ import annotations
 
-from onnx import TensorProto, helper
+FLOAT, INT64 = 1, 7  # TensorProto.DataType (no onnx import: the runtime-only checks use this module too)
 
 
 def varint(n: int, width: int | None = None) -> bytes:
@@ -37,7 +37,7 @@ def vi(number: int, value: int, **kw) -> bytes:
     return tag(number, 0, **kw) + varint(value)
 
 
-def tensor(name: str, dims: list[int], data_type: int = TensorProto.FLOAT, body: bytes = b"") -> bytes:
+def tensor(name: str, dims: list[int], data_type: int = FLOAT, body: bytes = b"") -> bytes:
     """A TensorProto's fields in onnx's order (dims, data_type), then `body` and the name."""
     return b"".join(vi(1, d) for d in dims) + vi(2, data_type) + body + ld(8, name.encode())
 
@@ -54,6 +54,8 @@ def attribute(name: str, kind: int, body: bytes) -> bytes:
 def model(nodes: list[bytes], initializers: list[bytes] = (), functions: list[bytes] = (),
           inputs=(("x", [4]),), outputs=(("y", [4]),), opset: int = 17) -> bytes:
     """A ModelProto around `nodes` (and initializers, functions), each already encoded."""
+    from onnx import TensorProto, helper
+
     def info(name, shape):
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape).SerializeToString()
 
