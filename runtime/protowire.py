@@ -36,6 +36,9 @@ __all__ = ["ProtoError", "TensorRecord", "scan_model", "MODEL", "GRAPH", "NODE",
            "SPARSE", "FUNCTION", "TRAINING"]
 
 _MAX_DEPTH = 64
+_SKIPPED = frozenset({OPAQUE, BYTES, STRING})
+# the strings the walker reads (names that label tensors, external-data entries); others are skipped
+_READ_TEXT = frozenset({(NODE, 2), (NODE, 3), (ATTRIBUTE, 1), (TENSOR, 8), (ENTRY, 1), (ENTRY, 2)})
 _MAX_TAG = 1 << 32  # protobuf reads tags as uint32: a longer tag's high bits would be dropped
 
 
@@ -134,27 +137,38 @@ class _Walker:
     # --- the walk -----------------------------------------------------------------------------------
 
     def walk(self, total: int) -> None:
+        data, n, splices = self.data, len(self.data), self.splices
         stack = [_Frame(MODEL, total, _Context(), -1, False)]
-        while stack:
-            top = stack[-1]
+        top, tags = stack[0], TAGS[MODEL]
+        while True:
+            end = top.end
             virt = self.pos + self.spliced
-            if virt >= top.end:
-                if virt > top.end:
+            if virt >= end:
+                if virt > end:
                     raise ProtoError(f"a field overruns its {KIND_NAMES[top.kind]} at byte {self.pos}")
                 stack.pop()
                 self._finish(top, stack[-1] if stack else None)
+                if not stack:
+                    return
+                top = stack[-1]
+                tags = TAGS[top.kind]
                 continue
             if self.fields_left == 0:
                 raise ProtoError("the graph holds more protobuf fields than a bundle of this size may "
                                  "(a bound on the work of checking it)")
             self.fields_left -= 1
             start = self.pos
-            tag = self.varint()
-            if self.pos - start > 5 or tag >= _MAX_TAG:
-                raise ProtoError(f"tag at byte {start} is wider than 32 bits")
-            if tag >> 3 == 0:
-                raise ProtoError(f"field number 0 at byte {start}")
-            spec = TAGS[top.kind].get(tag)
+            b = data[start] if start < n else 0x80
+            if 8 <= b < 0x80:  # the common case: a one-byte tag
+                tag = b
+                self.pos = start + 1
+            else:
+                tag = self.varint()
+                if self.pos - start > 5 or tag >= _MAX_TAG:
+                    raise ProtoError(f"tag at byte {start} is wider than 32 bits")
+                if tag >> 3 == 0:
+                    raise ProtoError(f"field number 0 at byte {start}")
+            spec = tags.get(tag)
             if spec is None:
                 raise ProtoError(f"field {tag >> 3} (wire type {tag & 7}) at byte {start} is not one "
                                  f"{KIND_NAMES[top.kind]} holds in the canonical encoding")
@@ -164,7 +178,22 @@ class _Walker:
                     raise ProtoError(f"field {number} of a {KIND_NAMES[top.kind]} appears twice "
                                      f"(byte {start})")
                 top.seen.add(number)
-            if how == VARINT or how == ENUM:
+            if how in _SKIPPED and (top.kind, number) not in _READ_TEXT:  # the common case: bytes to skip
+                p = self.pos
+                b = data[p] if p < n else 0x80
+                if b < 0x80:
+                    length, p = b, p + 1
+                else:
+                    length = self.varint()
+                    p = self.pos
+                if self.next_splice < len(splices) and splices[self.next_splice][0] == p:
+                    raise ProtoError(f"a tensor is spliced in at byte {p}, which is not a tensor's raw_data")
+                if p + length > n:
+                    raise ProtoError(f"field of {length} bytes at byte {p} runs past the end of the graph")
+                self.pos = p + length
+                if top.record is not None and how == BYTES:  # TensorProto.string_data
+                    top.record.inline_data = top.record.inline_data or length > 0
+            elif how == VARINT or how == ENUM:
                 value = self.varint()
                 if how == ENUM and value not in ENUM_RANGES[top.kind, number]:
                     raise ProtoError(f"enum value {value} of field {number} of a {KIND_NAMES[top.kind]} "
@@ -175,7 +204,11 @@ class _Walker:
                 self.skip(4)
             else:
                 self._length_delimited(top, number, how, stack)
-            if self.pos + self.spliced > top.end:
+                if stack[-1] is not top:  # a sub-message begins
+                    top = stack[-1]
+                    tags = TAGS[top.kind]
+                    continue
+            if self.pos + self.spliced > end:
                 raise ProtoError(f"a field overruns its {KIND_NAMES[top.kind]} at byte {self.pos}")
 
     def _length_delimited(self, top: _Frame, number: int, how: int, stack: list[_Frame]) -> None:
