@@ -297,7 +297,7 @@ def load_stream(path: str, threads: int) -> None:
     """The runtime's load stream (the graph with every frame decoded, hash-checked and spliced in, written
     by `threads` decode workers) passed through a FIFO to a reader, as load() hands it to onnxruntime."""
     from edgepack.runtime.reader import Bundle
-    from edgepack.runtime.session import _Feeder
+    from edgepack.runtime.feeder import Feeder
 
     with Bundle(path) as bundle, tempfile.TemporaryDirectory() as tmp:
         inline = sorted(bundle.manifest.tensors, key=lambda t: t.splice)
@@ -307,7 +307,7 @@ def load_stream(path: str, threads: int) -> None:
         sink: list = []
         reader = threading.Thread(target=_drain, args=(fifo, sink))
         reader.start()
-        feeder = _Feeder(fifo, bundle, graph, inline, threads)
+        feeder = Feeder(fifo, bundle, graph, inline, threads)
         feeder.start()
         feeder.join()
         reader.join()

@@ -32,6 +32,7 @@ _CHILD = r"""
 import glob, json, os, sys, threading, time
 import numpy as np
 import onnxruntime as ort
+import edgepack.runtime.feeder as F
 import edgepack.runtime.session as S
 from edgepack.runtime.reader import Bundle
 kind, onnx_path, bundle_path, tmp = sys.argv[1:5]
@@ -67,7 +68,7 @@ elif kind == "plain FIFO":
     def feed():
         fd = os.open(fifo, os.O_WRONLY)
         os.unlink(fifo)
-        pipe = S._Pipe(fd)
+        pipe = F.Pipe(fd)
         for i in range(0, len(data), 1 << 20):
             pipe.write(data[i:i + (1 << 20)])
         os.close(fd)

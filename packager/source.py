@@ -40,30 +40,58 @@ def hash_files(paths: list[str]) -> tuple[str, int]:
     return digest.hexdigest(), total
 
 
-def _external_files(model: onnx.ModelProto, folder: str) -> list[str]:
-    names = []
+def _external_files(model: onnx.ModelProto, path: str, folder: str) -> list[str]:
+    """The external data files the model names, each checked before anything reads it: a relative path
+    that stays inside the model's folder (symbolic links resolved) and names a regular file."""
+    names: list[str] = []
     for t in external_data_helper._get_all_tensors(model):
         if external_data_helper.uses_external_data(t):
             info = external_data_helper.ExternalDataInfo(t)
             if info.location not in names:
                 names.append(info.location)
-    return [os.path.join(folder, n) for n in names]
+    files = []
+    real_folder = os.path.realpath(folder)
+    for name in names:
+        if not name or os.path.isabs(name) or ".." in name.replace("\\", "/").split("/") or "\0" in name:
+            raise ModelError(f"{path}: tensor data location {name[:200]!r} is not a file name inside the "
+                             "model's folder; keep the model's data files beside it, named relatively")
+        full = os.path.join(folder, name)
+        real = os.path.realpath(full)
+        if os.path.commonpath([real, real_folder]) != real_folder:
+            raise ModelError(f"{path}: external data file {name[:200]!r} leads out of the model's folder "
+                             "(a symbolic link); copy the data beside the model")
+        files.append(full)
+    return files
+
+
+def _regular(path: str, what: str) -> None:
+    """Refuse what is not a plain file on disk (a folder, FIFO, device or a /proc or /sys file), before
+    opening it: reading one can block for ever or never end."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise ModelError(f"{path}: {what} is missing; keep the model's data files beside it") from None
+    # (an absent file reads as missing, as before; anything else that is not a plain file is refused)
+    real = os.path.realpath(path)
+    if not stat.S_ISREG(st.st_mode) or any(real == p or real.startswith(p + "/") for p in ("/proc", "/sys", "/dev")):
+        raise ModelError(f"{path}: {what} is not a regular file")
 
 
 def from_path(path: str | os.PathLike) -> Source:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such model file")
+    _regular(path, "the model")
     try:
         skeleton = onnx.load(path, load_external_data=False)
     except Exception as e:
         raise ModelError(f"{path}: not an ONNX model ({str(e).splitlines()[0][:200]})") from None
     folder = os.path.dirname(os.path.abspath(path))
-    files = _external_files(skeleton, folder)
-    missing = [f for f in files if not os.path.isfile(f)]
-    if missing:
-        raise ModelError(f"{path}: external data file {os.path.basename(missing[0])!r} is missing; keep the "
-                         "model's data files beside it")
+    files = _external_files(skeleton, path, folder)
+    for f in files:
+        _regular(f, f"external data file {os.path.basename(f)!r}")
     sha, size = hash_files([path, *files])
     if files:
         try:

@@ -12,10 +12,11 @@ from .compat import TargetWarning
 from .device import DeviceInfo, detect
 from .errors import (
     BadMagic, BadSignature, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, InputError, InvalidGraph,
-    InvalidKey, InvalidManifest, InvalidOffset, LimitExceeded, ManifestTooLarge, NoSuchTensor, NotARegularFile,
-    RunTimeout, SessionError, SignatureError, TargetError, TooLargeForDevice, TrailingBytes, TruncatedBundle,
-    UnknownCodec, UnsignedBundle, UnsupportedVersion,
+    InvalidKey, InvalidManifest, InvalidOffset, LimitExceeded, LoadBudgetExceeded, ManifestTooLarge, NoSuchTensor,
+    NotARegularFile, RunTimeout, SessionError, SignatureError, TargetError, TooLargeForDevice, TrailingBytes,
+    TruncatedBundle, UnknownCodec, UnsignedBundle, UnsupportedVersion,
 )
+from .limits import TRUSTED, UNTRUSTED, LoadLimits
 from .manifest import Manifest, TensorEntry
 from .profile import Profile, builtin_names, load_profile
 from .reader import Bundle, inspect, open_bundle
@@ -28,4 +29,5 @@ __all__ = [
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
     "InvalidGraph", "NoSuchTensor", "NotARegularFile", "TooLargeForDevice", "SignatureError", "UnsignedBundle",
     "BadSignature", "InvalidKey", "TargetError", "DeviceMismatch", "SessionError", "RunTimeout", "InputError",
+    "LoadLimits", "UNTRUSTED", "TRUSTED", "LoadBudgetExceeded",
 ]

@@ -141,9 +141,9 @@ def _tagged(progress: Callable[[str, dict[str, Any]], None] | None, side: str, i
 
 
 def _private_outputs() -> str:
-    from .session import _private_dir
+    from .feeder import private_dir
 
-    return _private_dir()
+    return private_dir()
 
 
 def _compare_outputs(folder: str) -> tuple[bool, float | None]:

@@ -184,6 +184,13 @@ class RunTimeout(SessionError):
     """A run took longer than the timeout given to Session.run and was stopped."""
 
 
+class LoadBudgetExceeded(SessionError):
+    """Loading the bundle would take more than its load budget allows (runtime/limits.py, LoadLimits)."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+
+
 class InputError(EdgepackError):
     """Feeds given to run() do not match the model's inputs."""
 

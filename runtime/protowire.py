@@ -1,47 +1,49 @@
-"""A minimal reader of the protobuf wire format, for the ONNX messages that can hold tensors.
+"""A strict reader of the protobuf wire format, for the ONNX messages that can hold tensors.
 
-The runtime never parses a model with the `onnx` package (it is not installed on devices). It only needs to
-find every TensorProto in a stored graph, check where the bundle's tensors are spliced in, and refuse data
-the graph would fetch from elsewhere. This module walks the wire format of a *virtual* stream: the stored
-graph bytes with tensor payloads spliced in at given offsets, without materialising the payloads.
+The runtime never parses a model with the `onnx` package (it is not installed on devices). It needs to find
+every TensorProto in a stored graph, check where the bundle's tensors are spliced in, and refuse data the
+graph would fetch from elsewhere. This module walks the wire format of a *virtual* stream: the stored graph
+bytes with tensor payloads spliced in at given offsets, without materialising the payloads.
 
-Only the fields that lead to tensors are descended into (field numbers from onnx.proto):
+It accepts only the canonical encoding, the one onnx's SerializeToString writes, because only then does it
+read the same model as protobuf in onnxruntime does (a security review showed each of these read
+differently: docs/DESIGN.md, "The graph walker"):
 
-    ModelProto.graph(7), .training_info(20), .functions(25)
-    GraphProto.node(1), .initializer(5), .sparse_initializer(15)
-    NodeProto.output(2), .name(3), .op_type(4), .attribute(5)
-    AttributeProto.name(1), .t(5), .g(6), .tensors(10), .graphs(11), .sparse_tensor(22), .sparse_tensors(23)
-    FunctionProto.node(7)            TrainingInfoProto.initialization(1), .algorithm(2)
-    SparseTensorProto.values(1), .indices(2)
-    TensorProto.dims(1), .data_type(2), .name(8), .raw_data(9), .external_data(13), .data_location(14),
-               and the typed data fields 4, 5, 6, 7, 10, 11 (inline data)
+- varints are minimal (no padding bytes, no bits past the 64th); a tag is at most 5 bytes and below 2**32,
+  so no high bit is silently dropped, and its field number is not 0;
+- in the messages that can carry data (runtime/onnxschema.py) every field is known, under the wire type
+  protobuf writes for it, and a singular field appears at most once;
+- enum values (data_type, data_location, attribute type) are in their enum's range;
+- external data (data_location EXTERNAL or external_data entries) appears only on main-graph initializers,
+  where load() checks that it names a tensor of the bundle itself.
+
+Every place a tensor can sit is walked: initializers, sparse initializers (values and indices), node
+attributes (t, tensors, sparse_tensor, sparse_tensors, g, graphs) at any depth, functions' nodes and their
+attribute defaults (FunctionProto.attribute_proto), and training graphs. The walk is iterative, and stops
+after `max_fields` fields, so its work is bounded by what the caller allows for the file's size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MODEL, GRAPH, NODE, ATTRIBUTE, TENSOR, SPARSE, FUNCTION, TRAINING = range(8)
+from .onnxschema import (
+    ATTRIBUTE, BYTES, ENTRY, ENUM, ENUM_RANGES, FIXED32, FUNCTION, GRAPH, KIND_NAMES, MODEL, NODE, OPAQUE,
+    PACKED4, PACKED8, PACKEDVAR, RAW, SPARSE, STRING, TAGS, TENSOR, TRAINING, VARINT,
+)
 
-# (message kind, field number) -> kind of the sub-message that field holds
-_SUBMESSAGES = {
-    (MODEL, 7): GRAPH, (MODEL, 20): TRAINING, (MODEL, 25): FUNCTION,
-    (GRAPH, 1): NODE, (GRAPH, 5): TENSOR, (GRAPH, 15): SPARSE,
-    (NODE, 5): ATTRIBUTE,
-    (ATTRIBUTE, 5): TENSOR, (ATTRIBUTE, 6): GRAPH, (ATTRIBUTE, 10): TENSOR, (ATTRIBUTE, 11): GRAPH,
-    (ATTRIBUTE, 22): SPARSE, (ATTRIBUTE, 23): SPARSE,
-    (FUNCTION, 7): NODE,
-    (TRAINING, 1): GRAPH, (TRAINING, 2): GRAPH,
-    (SPARSE, 1): TENSOR, (SPARSE, 2): TENSOR,
-}
-_TENSOR_RAW_DATA = 9
-_TENSOR_EXTERNAL_DATA = 13
-_TENSOR_TYPED_DATA = {4, 5, 6, 7, 10, 11}
+__all__ = ["ProtoError", "TensorRecord", "scan_model", "MODEL", "GRAPH", "NODE", "ATTRIBUTE", "TENSOR",
+           "SPARSE", "FUNCTION", "TRAINING"]
+
 _MAX_DEPTH = 64
+_SKIPPED = frozenset({OPAQUE, BYTES, STRING})
+# the strings the walker reads (names that label tensors, external-data entries); others are skipped
+_READ_TEXT = frozenset({(NODE, 2), (NODE, 3), (ATTRIBUTE, 1), (TENSOR, 8), (ENTRY, 1), (ENTRY, 2)})
+_MAX_TAG = 1 << 32  # protobuf reads tags as uint32: a longer tag's high bits would be dropped
 
 
 class ProtoError(ValueError):
-    """The bytes are not a well-formed ONNX model (as far as this reader looks)."""
+    """The bytes are not a well-formed ONNX model in canonical encoding."""
 
 
 @dataclass
@@ -57,6 +59,7 @@ class TensorRecord:
     inline_data: bool = False          # data stored in the graph itself (typed fields or raw_data)
     external: dict[str, str] | None = None
     data_location: int = 0
+    main_initializer: bool = False     # an initializer of the main graph (the only place external data may be)
 
 
 @dataclass
@@ -66,8 +69,21 @@ class _Context:
     attribute: str = ""
 
 
+class _Frame:
+    """One message being read: what it is, where it ends (virtual offset) and what it has seen so far."""
+
+    __slots__ = ("kind", "end", "seen", "record", "ctx", "parent", "entry", "main")
+
+    def __init__(self, kind: int, end: int, ctx: _Context, parent: int, main: bool):
+        self.kind, self.end, self.ctx, self.parent, self.main = kind, end, ctx, parent, main
+        self.seen: set[int] = set()
+        self.record = TensorRecord(label="", main_initializer=main) if kind == TENSOR else None
+        self.entry: list[str] = ["", ""]
+
+
 class _Walker:
-    def __init__(self, data: bytes | memoryview, splices: list[tuple[int, int]], spliced_only: bool = False):
+    def __init__(self, data: bytes | memoryview, splices: list[tuple[int, int]], spliced_only: bool,
+                 max_fields: int | None):
         self.spliced_only = spliced_only
         self.data = memoryview(data)
         self.pos = 0
@@ -75,181 +91,238 @@ class _Walker:
         self.splices = splices
         self.next_splice = 0
         self.records: list[TensorRecord] = []
+        self.fields_left = max_fields if max_fields is not None else -1
 
     # --- primitives ---------------------------------------------------------------------------------
 
-    def virt(self) -> int:
-        return self.pos + self.spliced
-
     def varint(self) -> int:
-        result = shift = 0
+        """A minimal varint of at most 64 bits."""
         data, pos = self.data, self.pos
+        b = data[pos] if pos < len(data) else -1
+        if 0 <= b < 0x80:  # the common case: one byte
+            self.pos = pos + 1
+            return b
+        result = shift = 0
         for i in range(10):
             if pos + i >= len(data):
                 raise ProtoError(f"truncated varint at byte {pos}")
             b = data[pos + i]
             result |= (b & 0x7F) << shift
             if not b & 0x80:
+                if i and not b:
+                    raise ProtoError(f"varint at byte {pos} is padded (not minimally encoded)")
+                if i == 9 and b > 1:
+                    raise ProtoError(f"varint at byte {pos} has bits past the 64th")
                 self.pos = pos + i + 1
                 return result
             shift += 7
         raise ProtoError(f"varint longer than 10 bytes at byte {pos}")
 
     def skip(self, n: int) -> None:
-        if n < 0 or self.pos + n > len(self.data):
+        if self.pos + n > len(self.data):
             raise ProtoError(f"field of {n} bytes at byte {self.pos} runs past the end of the graph")
         self.pos += n
 
-    def take(self, n: int) -> bytes:
+    def text(self, n: int) -> str:
         start = self.pos
         self.skip(n)
-        return bytes(self.data[start:self.pos])
-
-    def text(self, n: int) -> str:
         try:
-            return self.take(n).decode("utf-8")
+            return bytes(self.data[start:self.pos]).decode("utf-8")
         except UnicodeDecodeError:
-            raise ProtoError(f"invalid UTF-8 string at byte {self.pos - n}") from None
+            raise ProtoError(f"invalid UTF-8 string at byte {start}") from None
 
     def at_splice(self) -> bool:
         return self.next_splice < len(self.splices) and self.splices[self.next_splice][0] == self.pos
 
-    # --- messages -----------------------------------------------------------------------------------
+    # --- the walk -----------------------------------------------------------------------------------
 
-    def message(self, kind: int, end: int, depth: int, ctx: _Context) -> TensorRecord | None:
-        if depth > _MAX_DEPTH:
-            raise ProtoError(f"graphs nested deeper than {_MAX_DEPTH} levels")
-        record = TensorRecord(label="") if kind == TENSOR else None
-        if kind == NODE:
-            ctx = _Context()
-        while self.virt() < end:
-            key = self.varint()
-            number, wire = key >> 3, key & 7
-            if number == 0:
-                raise ProtoError(f"field number 0 at byte {self.pos}")
-            if wire == 0:
-                value = self.varint()
-                if record is not None:
-                    self._tensor_scalar(record, number, value)
-            elif wire == 1:
-                self.skip(8)
-            elif wire == 5:
-                self.skip(4)
-            elif wire == 2:
-                self._length_delimited(kind, number, depth, ctx, record)
+    def walk(self, total: int) -> None:
+        data, n, splices = self.data, len(self.data), self.splices
+        stack = [_Frame(MODEL, total, _Context(), -1, False)]
+        top, tags = stack[0], TAGS[MODEL]
+        while True:
+            end = top.end
+            virt = self.pos + self.spliced
+            if virt >= end:
+                if virt > end:
+                    raise ProtoError(f"a field overruns its {KIND_NAMES[top.kind]} at byte {self.pos}")
+                stack.pop()
+                self._finish(top, stack[-1] if stack else None)
+                if not stack:
+                    return
+                top = stack[-1]
+                tags = TAGS[top.kind]
+                continue
+            if self.fields_left == 0:
+                raise ProtoError("the graph holds more protobuf fields than a bundle of this size may "
+                                 "(a bound on the work of checking it)")
+            self.fields_left -= 1
+            start = self.pos
+            b = data[start] if start < n else 0x80
+            if 8 <= b < 0x80:  # the common case: a one-byte tag
+                tag = b
+                self.pos = start + 1
             else:
-                raise ProtoError(f"unsupported wire type {wire} at byte {self.pos}")
-            if self.virt() > end:
-                raise ProtoError(f"field overruns its message at byte {self.pos}")
-        if record is not None:
-            record.label = record.label or ctx.node_output or ctx.node_name
-            if ctx.attribute and not record.label:
-                record.label = ctx.attribute
-            self.records.append(record)
-        return record
+                tag = self.varint()
+                if self.pos - start > 5 or tag >= _MAX_TAG:
+                    raise ProtoError(f"tag at byte {start} is wider than 32 bits")
+                if tag >> 3 == 0:
+                    raise ProtoError(f"field number 0 at byte {start}")
+            spec = tags.get(tag)
+            if spec is None:
+                raise ProtoError(f"field {tag >> 3} (wire type {tag & 7}) at byte {start} is not one "
+                                 f"{KIND_NAMES[top.kind]} holds in the canonical encoding")
+            number, how, repeated = spec
+            if not repeated:
+                if number in top.seen:
+                    raise ProtoError(f"field {number} of a {KIND_NAMES[top.kind]} appears twice "
+                                     f"(byte {start})")
+                top.seen.add(number)
+            if how in _SKIPPED and (top.kind, number) not in _READ_TEXT:  # the common case: bytes to skip
+                p = self.pos
+                b = data[p] if p < n else 0x80
+                if b < 0x80:
+                    length, p = b, p + 1
+                else:
+                    length = self.varint()
+                    p = self.pos
+                if self.next_splice < len(splices) and splices[self.next_splice][0] == p:
+                    raise ProtoError(f"a tensor is spliced in at byte {p}, which is not a tensor's raw_data")
+                if p + length > n:
+                    raise ProtoError(f"field of {length} bytes at byte {p} runs past the end of the graph")
+                self.pos = p + length
+                if top.record is not None and how == BYTES:  # TensorProto.string_data
+                    top.record.inline_data = top.record.inline_data or length > 0
+            elif how == VARINT or how == ENUM:
+                value = self.varint()
+                if how == ENUM and value not in ENUM_RANGES[top.kind, number]:
+                    raise ProtoError(f"enum value {value} of field {number} of a {KIND_NAMES[top.kind]} "
+                                     f"at byte {start} is out of range")
+                if top.record is not None:
+                    self._tensor_scalar(top.record, number, value)
+            elif how == FIXED32:
+                self.skip(4)
+            else:
+                self._length_delimited(top, number, how, stack)
+                if stack[-1] is not top:  # a sub-message begins
+                    top = stack[-1]
+                    tags = TAGS[top.kind]
+                    continue
+            if self.pos + self.spliced > end:
+                raise ProtoError(f"a field overruns its {KIND_NAMES[top.kind]} at byte {self.pos}")
 
-    def _tensor_scalar(self, record: TensorRecord, number: int, value: int) -> None:
+    def _length_delimited(self, top: _Frame, number: int, how: int, stack: list[_Frame]) -> None:
+        length = self.varint()
+        record = top.record
+        if how == RAW and self.at_splice():
+            raw_length = self.splices[self.next_splice][1]
+            if raw_length != length:
+                raise ProtoError(f"tensor payload at byte {self.pos} is {length} bytes in the graph but "
+                                 f"{raw_length} in the manifest")
+            assert record is not None
+            record.splice, record.raw_offset, record.raw_length = self.next_splice, self.pos + self.spliced, length
+            self.next_splice += 1
+            self.spliced += length
+            return
+        if self.at_splice():
+            raise ProtoError(f"a tensor is spliced in at byte {self.pos}, which is not a tensor's raw_data")
+        if how < OPAQUE:  # a sub-message
+            if len(stack) > _MAX_DEPTH:
+                raise ProtoError(f"graphs nested deeper than {_MAX_DEPTH} levels")
+            if how == ENTRY and not top.main:
+                raise ProtoError(f"tensor {self._label(top)!r} refers to external data, which only a main-graph "
+                                 "initializer bound by the bundle may (a bundle must be self-contained)")
+            ctx = _Context() if how == NODE else top.ctx
+            main = top.kind == GRAPH and how == TENSOR and len(stack) == 2  # ModelProto.graph.initializer
+            stack.append(_Frame(how, self.pos + self.spliced + length, ctx, top.kind, main))
+            return
+        if how == STRING and top.kind in (NODE, ATTRIBUTE, TENSOR, ENTRY) and self._reads(top, number):
+            self._store_text(top, number, self.text(length))
+            return
+        if how == PACKED4 and length % 4 or how == PACKED8 and length % 8:
+            raise ProtoError(f"packed field {number} at byte {self.pos} is {length} bytes, not whole numbers")
+        if how == RAW and length and self.spliced_only:
+            raise ProtoError(f"tensor {self._label(top)!r} holds {length} bytes of raw data that no "
+                             "manifest entry lists (the graph lacks a tensor, or hides one)")
+        if self.pos + length > len(self.data):
+            raise ProtoError(f"field of {length} bytes at byte {self.pos} runs past the end of the graph")
+        if record is not None and how in (RAW, PACKED4, PACKED8, PACKEDVAR, BYTES):  # BYTES: string_data
+            record.inline_data = record.inline_data or length > 0
+            if how == RAW:
+                record.raw_offset, record.raw_length = self.pos + self.spliced, length
+        self.pos += length
+
+    @staticmethod
+    def _reads(top: _Frame, number: int) -> bool:
+        if top.kind == NODE:
+            return number == 3 or (number == 2 and not top.ctx.node_output)
+        if top.kind == ATTRIBUTE or top.kind == TENSOR:
+            return number == (1 if top.kind == ATTRIBUTE else 8)
+        return True  # ENTRY: key and value
+
+    def _store_text(self, top: _Frame, number: int, text: str) -> None:
+        if top.kind == NODE:
+            if number == 2:
+                top.ctx.node_output = text
+            else:
+                top.ctx.node_name = text
+        elif top.kind == ATTRIBUTE:
+            top.ctx.attribute = text
+        elif top.kind == TENSOR:
+            assert top.record is not None
+            top.record.label = text
+        else:
+            top.entry[number - 1] = text
+
+    @staticmethod
+    def _label(top: _Frame) -> str:
+        ctx = top.ctx
+        return (top.record.label if top.record else "") or ctx.node_output or ctx.node_name or ctx.attribute
+
+    @staticmethod
+    def _tensor_scalar(record: TensorRecord, number: int, value: int) -> None:
         if number == 1:
             record.dims.append(value - (1 << 64) if value >= 1 << 63 else value)
         elif number == 2:
             record.data_type = value
         elif number == 14:
             record.data_location = value
-        elif number in _TENSOR_TYPED_DATA and value:
-            record.inline_data = True
+            if value and not record.main_initializer:
+                raise ProtoError(f"tensor {record.label!r} refers to external data (data_location), which only a "
+                                 "main-graph initializer bound by the bundle may (a bundle must be self-contained)")
 
-    def _entry(self, end: int) -> tuple[str, str]:
-        """A StringStringEntryProto (key = 1, value = 2), as in TensorProto.external_data."""
-        key = value = ""
-        while self.virt() < end:
-            tag = self.varint()
-            if tag & 7 == 2:
-                text = self.text(self.varint())
-                if tag >> 3 == 1:
-                    key = text
-                elif tag >> 3 == 2:
-                    value = text
-            elif tag & 7 == 0:
-                self.varint()
-            else:
-                raise ProtoError(f"unexpected wire type in an external_data entry at byte {self.pos}")
-        if self.virt() != end:
-            raise ProtoError(f"external_data entry overruns at byte {self.pos}")
-        return key, value
-
-    def _length_delimited(self, kind: int, number: int, depth: int, ctx: _Context,
-                          record: TensorRecord | None) -> None:
-        length = self.varint()
-        if kind == TENSOR and number == _TENSOR_RAW_DATA and self.at_splice():
-            offset, raw_length = self.splices[self.next_splice]
-            if raw_length != length:
-                raise ProtoError(f"tensor payload at byte {self.pos} is {length} bytes in the graph but "
-                                 f"{raw_length} in the manifest")
-            assert record is not None
-            record.splice, record.raw_offset, record.raw_length = self.next_splice, self.virt(), length
-            self.next_splice += 1
-            self.spliced += length
-            return
-        if self.at_splice():
-            raise ProtoError(f"a tensor is spliced in at byte {self.pos}, which is not a tensor's raw_data")
-        if kind == TENSOR and number == _TENSOR_EXTERNAL_DATA and record is not None:
-            key, value = self._entry(self.virt() + length)
+    def _finish(self, frame: _Frame, parent: _Frame | None) -> None:
+        if frame.kind == ENTRY:
+            assert parent is not None and parent.record is not None
+            record = parent.record
             record.external = record.external or {}
-            record.external[key] = value
-            return
-        sub = _SUBMESSAGES.get((kind, number))
-        if sub is not None:
-            sub_record = self.message(sub, self.virt() + length, depth + 1, ctx)
-            if sub == TENSOR and kind == ATTRIBUTE and sub_record is not None and ctx.node_output:
-                sub_record.label = ctx.node_output  # a Constant's value is known by the node's output
-            return
-        if kind == TENSOR and record is not None:
-            if number == 8:
-                record.label = self.text(length)
-                return
-            if number == 1:      # packed dims
-                end = self.pos + length
-                if end > len(self.data):
-                    raise ProtoError(f"packed dims run past the end of the graph at byte {self.pos}")
-                while self.pos < end:
-                    value = self.varint()
-                    record.dims.append(value - (1 << 64) if value >= 1 << 63 else value)
-                if self.pos != end:
-                    raise ProtoError(f"packed dims overrun at byte {self.pos}")
-                return
-            if number == _TENSOR_RAW_DATA or number in _TENSOR_TYPED_DATA:
-                record.inline_data = record.inline_data or length > 0
-                if number == _TENSOR_RAW_DATA:
-                    if length and self.spliced_only:
-                        label = record.label or ctx.node_output or ctx.node_name or ctx.attribute
-                        raise ProtoError(f"tensor {label!r} holds {length} bytes of raw data that no manifest "
-                                         "entry lists (the graph lacks a tensor, or hides one)")
-                    record.raw_offset, record.raw_length = self.virt(), length
-        elif kind == NODE and number == 2 and not ctx.node_output:
-            ctx.node_output = self.text(length)
-            return
-        elif kind == NODE and number == 3:
-            ctx.node_name = self.text(length)
-            return
-        elif kind == ATTRIBUTE and number == 1:
-            ctx.attribute = self.text(length)
-            return
-        self.skip(length)
+            record.external[frame.entry[0]] = frame.entry[1]
+        elif frame.kind == TENSOR:
+            record = frame.record
+            assert record is not None
+            ctx = frame.ctx
+            record.label = record.label or ctx.node_output or ctx.node_name
+            if ctx.attribute and not record.label:
+                record.label = ctx.attribute
+            if frame.parent == ATTRIBUTE and ctx.node_output:
+                record.label = ctx.node_output  # a Constant's value is known by the node's output
+            self.records.append(record)
 
 
 def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None,
-               spliced_only: bool = False) -> list[TensorRecord]:
+               spliced_only: bool = False, max_fields: int | None = None) -> list[TensorRecord]:
     """Every TensorProto of a serialized ModelProto, in stream order.
 
     `splices` lists (offset in `data`, payload length) of raw_data payloads that are absent from `data` and
-    supplied separately; offsets must be strictly increasing. Raises ProtoError on malformed input, or when a
-    splice does not sit exactly on a TensorProto's raw_data payload of the stated length. With
-    `spliced_only`, every non-empty raw_data must be spliced in (a bundle's graph holds no tensor bytes).
+    supplied separately; offsets must be strictly increasing. Raises ProtoError on malformed or
+    non-canonical input, or when a splice does not sit exactly on a TensorProto's raw_data payload of the
+    stated length. With `spliced_only`, every non-empty raw_data must be spliced in (a bundle's graph holds
+    no tensor bytes). `max_fields` bounds the number of fields read (ProtoError beyond it).
     """
     splices = splices or []
-    walker = _Walker(data, splices, spliced_only)
+    walker = _Walker(data, splices, spliced_only, max_fields)
     total = len(walker.data) + sum(length for _, length in splices)
-    walker.message(MODEL, total, 0, _Context())
+    walker.walk(total)
     if walker.pos != len(walker.data):
         raise ProtoError(f"{len(walker.data) - walker.pos} bytes left after the model")
     if walker.next_splice != len(splices):

@@ -30,14 +30,14 @@ BUILTIN_RAISES = {
     ("edgepack.packager.encode", "trials"): "an unknown codec or dtype from edgepack's own candidate lists: a bug",
     ("edgepack.packager.prune.importance", "scores"): "the caller forgot the activation means: a bug",
     ("edgepack.packager.prune.labels", "union"): "a pruning rule paired channel lists of unequal length: a bug",
-    ("edgepack.runtime.session", "_wait_for_room"): "onnxruntime closed the FIFO: _Feeder.run catches it and "
+    ("edgepack.runtime.feeder", "_wait_for_room"): "onnxruntime closed the FIFO: Feeder.run catches it and "
                                                     "reports onnxruntime's own error",
 }
 
 # Functions whose result is raised, and why that is an EdgepackError.
 RAISE_HELPERS = {
     "min": "re-raises the first of the exceptions worker threads caught (reader.run_parallel)",
-    "next": "re-raises an exception a worker thread caught (session._Feeder)",
+    "next": "re-raises an exception a worker thread caught (feeder.Feeder)",
     "_rebuild": "re-creates the EdgepackError a measuring child process reported (runtime/measure.py)",
 }
 

@@ -29,7 +29,7 @@ def test_fixed_seed_fuzz_run(tmp_path):
     assert proc.returncode == 0
     # Not vacuous: every mutation ran, mutants got past each check to onnxruntime, and many kinds of
     # refusal came out.
-    assert len(report["mutations"]) == 18
+    assert len(report["mutations"]) == 19
     stages = [outcome.split() for outcome in report["outcomes"]]
     errors = {name for stage in stages for name in stage if name not in ("verified", "ran", "verify-problems")}
     assert {"InvalidManifest", "InvalidOffset", "InvalidGraph", "SessionError", "CorruptTensor", "TruncatedBundle",

@@ -1,7 +1,7 @@
 """When load() checks each frame's hash, and how the model stream reaches onnxruntime.
 
-Weights are checked while onnxruntime builds the session (the feeder decodes them a second time once the
-stream is written); everything else, and every byte of a bundle loaded with a public key, is checked
+Weights are hashed right after they are written, on the very buffer onnxruntime was given (never read
+from the file a second time); everything else, and every byte of a bundle loaded with a public key, is checked
 before onnxruntime reads it. Either way load() returns no session built from a corrupt byte."""
 
 import os
@@ -17,6 +17,7 @@ from edgepack.packager.sign import keygen, sign_bundle
 from edgepack.runtime import errors as E
 from edgepack.runtime import load, open_bundle
 from edgepack.runtime import reader as reader_mod
+from edgepack.runtime import feeder as feeder_mod
 from edgepack.runtime import session as session_mod
 
 import bundles
@@ -71,7 +72,7 @@ def test_weights_are_deferred_and_shapes_are_not(built, tmp_path):
     path = tmp_path / "m.edgepack"
     path.write_bytes(data)
     with open_bundle(path) as b:
-        kinds = {t.name: session_mod._deferrable(t) for t in b.manifest.tensors}
+        kinds = {t.name: feeder_mod.deferrable(t) for t in b.manifest.tensors}
     assert kinds == {"w": True, "b": False, "shape": False}
 
 
@@ -80,17 +81,11 @@ def test_a_corrupt_weight_checked_late_still_fails_the_load(built, tmp_path, mon
     if reader_mod.usable_cpus() < 2:
         pytest.skip("one CPU: every frame is checked before it is written")
     path = _flip_in(tmp_path, data, "w")
-    seen = []
-    real = session_mod._Feeder._check_deferred
-
-    def spy(self):
-        seen.append([t.name for t, _ in self.deferred])
-        return real(self)
-
-    monkeypatch.setattr(session_mod._Feeder, "_check_deferred", spy)
+    checked = _checks_while_writing(monkeypatch)
     with pytest.raises(E.CorruptTensor, match="'w'.*SHA-256"):
         load(path)
-    assert seen == [["w"]]  # the deferred check, not the one before writing, found it
+    # w was decoded once, unchecked, and the hash of the buffer written to onnxruntime found the flip
+    assert [c for n, c in checked if n == "w"] == [False] * len(_frames(path, "w"))
 
 
 def test_a_corrupt_small_tensor_is_caught_before_onnxruntime_reads_it(built, tmp_path):
@@ -135,9 +130,9 @@ def test_unsigned_weights_are_written_first_and_checked_while_the_session_is_bui
     got = load(path).run(feeds)["y"]
     if reader_mod.usable_cpus() < 2:
         pytest.skip("one CPU: every frame is checked before it is written")
-    # each frame of w: once written unchecked, once decoded again and checked; the rest checked once
+    # each frame of w: decoded once, written, then hashed in memory (no second decode); the rest checked once
     frames = len(_frames(path, "w"))
-    assert sorted(c for n, c in checked if n == "w") == [False] * frames + [True] * frames
+    assert [c for n, c in checked if n == "w"] == [False] * frames
     assert all(c for n, c in checked if n != "w")
     np.testing.assert_array_equal(got, _plain(model, feeds))
 
@@ -182,7 +177,7 @@ def _slow_reader(fd, out, block=8192, stop_after=None):
 
 def test_the_paced_pipe_delivers_every_byte_in_order():
     r, w = os.pipe()
-    pipe = session_mod._Pipe(w)
+    pipe = feeder_mod.Pipe(w)
     data = np.random.default_rng(0).integers(0, 256, 5 * 2 ** 20 + 12345, dtype=np.uint8).tobytes()
     got = bytearray()
     t = threading.Thread(target=_slow_reader, args=(r, got))
@@ -199,7 +194,7 @@ def test_the_paced_pipe_delivers_every_byte_in_order():
 
 def test_the_paced_pipe_stops_when_the_reader_goes_away():
     r, w = os.pipe()
-    pipe = session_mod._Pipe(w)
+    pipe = feeder_mod.Pipe(w)
     got = bytearray()
     t = threading.Thread(target=_slow_reader, args=(r, got), kwargs={"stop_after": 100_000})
     t.start()

@@ -3,9 +3,16 @@
 `exercise` opens the bundle with the lazy reader, verifies every hash and decodes a few tensors, then loads
 it and runs it once, and, for a signed seed, loads it again with the public key. Any exception that is not
 an EdgepackError propagates to the caller (a finding); so does an oracle failure (BrokenOracle).
+
+The load oracle (issue 19): under the untrusted defaults, load() of a bundle under LOAD_ORACLE_BYTES may
+take at most LOAD_ORACLE_S seconds and grow the process's peak RSS by at most LOAD_ORACLE_MB, whether it
+succeeds or raises. The peak is measured by resetting VmHWM (/proc/self/clear_refs) before the load.
 """
 
 from __future__ import annotations
+
+import os
+import time
 
 import numpy as np
 
@@ -33,8 +40,50 @@ def _read(path: str) -> str:
 RUN_TIMEOUT_S = 2.0
 
 
+LOAD_ORACLE_BYTES = 64 * 1024
+LOAD_ORACLE_S = 10.0
+LOAD_ORACLE_MB = 1024.0
+peak_seen_mb = 0.0  # the highest VmHWM seen before a reset (run.py reports the worker's peak from it)
+
+
+def _status_mb(key: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux); remember the old peak first."""
+    global peak_seen_mb
+    peak_seen_mb = max(peak_seen_mb, _status_mb("VmHWM:") or 0.0)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _run(path: str, seed: Seed) -> str:
-    load(path).run(seed.feeds, timeout=RUN_TIMEOUT_S)
+    small = os.path.getsize(path) < LOAD_ORACLE_BYTES
+    before = _status_mb("VmRSS:") or 0.0
+    measured = small and _reset_peak()
+    t0 = time.perf_counter()
+    try:
+        session = load(path)
+    finally:
+        seconds = time.perf_counter() - t0
+        grown = (_status_mb("VmHWM:") or 0.0) - before if measured else 0.0
+        if small and (seconds > LOAD_ORACLE_S or grown > LOAD_ORACLE_MB):
+            raise BrokenOracle(f"load() of a {os.path.getsize(path)}-byte bundle took {seconds:.1f} s and grew "
+                               f"the peak RSS by {grown:.0f} MB (at most {LOAD_ORACLE_S:.0f} s and "
+                               f"{LOAD_ORACLE_MB:.0f} MB under the untrusted defaults)")
+    session.run(seed.feeds, timeout=RUN_TIMEOUT_S)
     return "ran"
 
 

@@ -8,7 +8,8 @@ Three families, drawn with the weights in FAMILIES:
             duplicate or aliased tensors, unknown codecs and dtypes, odd names, moved splices, frames split
             or dropped, deeply nested JSON, raw-text tricks (duplicate keys, 1e400, BOM);
   resealed  edits of the decoded graph or tensors, re-encoded with every hash recomputed (what an attacker
-            who rewrites a bundle produces): graph bytes, protobuf-level graph edits, tensor values.
+            who rewrites a bundle produces): graph bytes, protobuf-level graph edits, tensor values;
+  wire      protobuf wire-encoding edits no onnx writer makes (wire.py), resealed likewise.
 """
 
 from __future__ import annotations
@@ -316,10 +317,24 @@ def graph_proto(seed, rng, others):
     return _reseal(seed, graph, tensors, manifest, rng)
 
 
+def wire_encoding(seed, rng, others):
+    """A protobuf wire-level edit of the model (tags, varint widths, enums, duplicated and unknown fields,
+    wire types, external data: tests/fuzz/wire.py), cut and resealed with fresh hashes."""
+    from . import wire
+
+    edited = wire.mutate_model(seed.manifest, bundles.joined(seed.manifest, seed.graph, seed.tensors),
+                               seed.tensors, rng)
+    if edited is None:
+        return graph_bytes(seed, rng, others)
+    _, manifest, graph, tensors = edited
+    return _reseal(seed, graph, tensors, manifest, rng)
+
+
 FAMILIES: list[tuple[float, list[Mutator]]] = [
-    (0.35, [bit_flips, truncate, overwrite, splice, append, header_field]),
-    (0.40, [int_field, wrong_type, keys, tensors, tensor_fields, frames, nested, text, target]),
-    (0.25, [graph_bytes, tensor_values, graph_proto]),
+    (0.30, [bit_flips, truncate, overwrite, splice, append, header_field]),
+    (0.35, [int_field, wrong_type, keys, tensors, tensor_fields, frames, nested, text, target]),
+    (0.20, [graph_bytes, tensor_values, graph_proto]),
+    (0.15, [wire_encoding]),
 ]
 
 

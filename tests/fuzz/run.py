@@ -92,8 +92,9 @@ def worker(args: argparse.Namespace) -> None:
         outcomes[" ".join(r["outcome"])] += 1
         mutations[r["mutation"]] += 1
         slowest = max(slowest, (r["seconds"], i))
-        if rss.peak_mb() > peak[0]:  # the case that raised the high-water mark last is the peak's culprit
-            peak = (rss.peak_mb(), i)
+        worker_peak = max(rss.peak_mb(), harness.peak_seen_mb)  # the harness resets VmHWM around load()
+        if worker_peak > peak[0]:  # the case that raised the high-water mark last is the peak's culprit
+            peak = (worker_peak, i)
         if r["finding"]:
             findings.append({k: r[k] for k in ("case", "seed", "mutation", "finding")})
         i += args.jobs
