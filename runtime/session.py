@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from .text import clip
 from . import profile as profile_mod
 from .compat import TargetWarning, compare, enforce
 from .device import DeviceInfo, detect
@@ -203,13 +204,13 @@ class Session:
 
 
 def _spec(arg: Any) -> TensorSpec:
-    shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
+    shape = tuple((d if d > 0 else None) if isinstance(d, int) else (d or None) for d in arg.shape)  # -1: dynamic
     return TensorSpec(arg.name, _ORT_TYPES.get(arg.type), shape)
 
 
 def _short(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return (text[-1] if text else type(e).__name__)[:500]
+    return clip(text[-1] if text else type(e).__name__, 500)
 
 
 # --- building the session ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgepack.runtime.text import clip
 from .probe import Probe
 
 
@@ -41,7 +42,7 @@ def check_runs(original: onnx.ModelProto, pruned: onnx.ModelProto, feeds: dict[s
         onnx.checker.check_model(pruned)
         session = _session(pruned)
     except Exception as e:
-        raise PruneBug(f"the pruned graph is invalid ({str(e).splitlines()[0][:300]}); please report it with "
+        raise PruneBug(f"the pruned graph is invalid ({clip(str(e).splitlines()[0], 300)}); please report it with "
                        "the model") from e
     if feeds is None:
         feeds = _random_feeds(session)
@@ -52,7 +53,7 @@ def check_runs(original: onnx.ModelProto, pruned: onnx.ModelProto, feeds: dict[s
     try:
         session.run(None, feeds)
     except Exception as e:
-        raise PruneBug(f"the pruned graph does not run ({str(e).splitlines()[0][:300]}); please report it "
+        raise PruneBug(f"the pruned graph does not run ({clip(str(e).splitlines()[0], 300)}); please report it "
                        "with the model") from e
 
 
