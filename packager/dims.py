@@ -108,3 +108,22 @@ def sample_shapes(model: onnx.ModelProto, feeds: Mapping[str, Any] | None) -> di
         elif name in given:
             out[name] = list(given[name])
     return out
+
+
+def with_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]] | None) -> onnx.ModelProto:
+    """`model`, or a copy whose inputs named in `shapes` have those sizes in place of dynamic dimensions (the
+    batch, the first dimension, stays as it is), for shape inference to size what follows."""
+    usable = {k: v for k, v in (shapes or {}).items() if v is not None}
+    if not usable:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for value in copy.graph.input:
+        sizes = usable.get(value.name)
+        t = value.type.tensor_type
+        if sizes is None or not t.HasField("shape") or len(t.shape.dim) != len(sizes):
+            continue
+        for i, (dim, size) in enumerate(zip(t.shape.dim, sizes)):
+            if i > 0 and not is_fixed(dim):
+                dim.dim_value = int(size)
+    return copy

@@ -97,9 +97,14 @@ def unknown_shape_hint(guessed: Sequence[str], specs: Sequence[tuple[str, Any, S
     """What to say when a model failed on guessed shapes: which inputs, and how to give their shapes."""
     dims = {n: d for n, _, d in specs}
     shown = ", ".join(f"{n} {show_shape(dims[n])}" for n in guessed)
-    example = " ".join(f"--shape {n}=" + ",".join(str(1 if _dynamic(d) else d) for d in dims[n]) for n in guessed)
+    def size(i: int, d: Any) -> str:
+        if not _dynamic(d):
+            return str(d)
+        return "1" if i == 0 else (d.upper() if isinstance(d, str) and d.isidentifier() else f"D{i}")
+
+    example = " ".join(f"--shape {n}=" + ",".join(size(i, d) for i, d in enumerate(dims[n] or ())) for n in guessed)
     return (f"the shape of {shown} is not known (each dynamic dimension was set to 1): give it with {example} "
-            "with real sizes, or pass --inputs FEEDS.npz")
+            "(real sizes in place of the names), or pass --inputs FEEDS.npz")
 
 
 RECORDED = "input_shapes"  # the key under the manifest's report where the packager records sample shapes

@@ -108,7 +108,8 @@ else:  # the same seeded feeds on both sides: --shape or recorded shapes, else d
     feeds, guessed = {}, []
     for n, dt, shape in specs:
         sizes, guess = dims(n, shape)
-        guessed += [f"{n} {['?' if not fixed(d) else d for d in shape]}"] if guess else []
+        guessed += [f"{n} [{', '.join(str(d) if fixed(d) or (isinstance(d, str) and d) else '?' for d in shape)}]"
+                    ] if guess else []
         feeds[n] = (rng.standard_normal(sizes) if np.dtype(dt).kind == "f" else rng.integers(0, 2, sizes)).astype(dt)
 t1 = time.perf_counter()
 try:

@@ -23,6 +23,7 @@ import onnx
 
 from edgepack.runtime.errors import OptionError
 
+from ..dims import current_shapes
 from .analysis import Plan, analyse
 from .cost import compare
 from .graph import prepare
@@ -66,7 +67,8 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
     else:
         pruned, kept = _channels(prepared, options, samples, report)
     check_runs(prepared, pruned, samples[0] if samples else None)
-    report.update(compare(model, prepared, pruned))
+    shapes = {k: v.shape for k, v in samples[0].items()} if samples else current_shapes()
+    report.update(compare(model, prepared, pruned, shapes))
     if samples:
         report["fidelity"] = fidelity(prepared, pruned, samples)
     return PruneResult(pruned, report, kept)
