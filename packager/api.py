@@ -36,6 +36,7 @@ from .convert.options import ConvertOptions
 from .dims import dynamic_inputs, given_shapes, sample_shapes
 from .encode import Encoded, encode
 from .layers import layer_sizes, named_copy
+from .progress import phase, progress_setting
 from .prune import step as prune_mod
 from .quantize import files, make_options, quantize_model, resolve
 from .quantize.options import CALIBRATED_MODES
@@ -200,7 +201,7 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
     source = load_source(model, example_inputs=example_inputs, **options)
     encoding = (level, frame_bytes, threads or default_threads())
-    with files.workdir() as folder, given_shapes(source.model, shapes):
+    with files.workdir() as folder, given_shapes(source.model, shapes), progress_setting(progress):
         job = _Job(source, profile, encoding, progress)
         if budget.active:
             return _to_budget(job, budget, qopts, widen, prune_options, calibration, eval_data, output, folder)
@@ -244,9 +245,12 @@ class _Job:
             packaged, step, self.report["prune"] = prune_mod.prune_step(named, prune_options, calibration)
             self.steps.append(step)
         if plan is not None and plan.quantize is not None:
-            q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
+            with phase(f"quantizing ({plan.quantize.mode})"):
+                q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
         elif plan is None and qopts.active:
-            q = quantize_model(packaged, qopts, self.profile)
+            label = "calibrating and quantizing" if qopts.mode == "int8-static" else "quantizing"
+            with phase(f"{label} ({qopts.mode})"):
+                q = quantize_model(packaged, qopts, self.profile)
         else:
             q = None
         if q is not None:
@@ -272,8 +276,9 @@ class _Job:
         if self.quantized or eval_data is not None:
             from .quantize.verify import check
 
-            fidelity, speed, warned = check(self.source.model, self.model, eval_data, self.calibration_samples,
-                                            self.profile, self.packaged_profile)
+            with phase("comparing with the original"):
+                fidelity, speed, warned = check(self.source.model, self.model, eval_data, self.calibration_samples,
+                                                self.profile, self.packaged_profile)
             self.report["fidelity"] = fidelity
             self.report["warnings"] = self.report.get("warnings", []) + warned
         shapes = self.sample_shapes(eval_data)
