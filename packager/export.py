@@ -7,6 +7,7 @@ inputs and outputs without decoding any tensor.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -88,13 +89,21 @@ def _with_external(b: Bundle, graph: Any, external: list, output: str, count: in
     return Exported(output, os.path.getsize(output), data_path, count)
 
 
+def _shown(dim: int | str | None) -> int | str:
+    """A dimension as inspect shows it: its size, the model's name for it, or "?" (also for the unk__N names
+    onnx's shape inference makes up while quantizing)."""
+    if dim is None or (isinstance(dim, str) and re.fullmatch(r"unk__\d+", dim)):
+        return "?"
+    return dim
+
+
 def _describe(values: Any) -> list[dict[str, Any]]:
     out = []
     for v in values:
         t = v.type.tensor_type
         dtype = helper.tensor_dtype_to_np_dtype(t.elem_type).name if v.type.HasField("tensor_type") and \
             t.elem_type else "unknown"
-        shape = [dim_of(d) or "?" for d in t.shape.dim] if t.HasField("shape") else None
+        shape = [_shown(dim_of(d)) for d in t.shape.dim] if t.HasField("shape") else None
         out.append({"name": v.name, "dtype": dtype, "shape": shape})
     return out
 

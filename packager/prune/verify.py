@@ -10,6 +10,8 @@ import onnx
 import onnxruntime as ort
 
 from edgepack.runtime.text import clip
+
+from ..dims import current_shapes
 from .probe import Probe
 
 
@@ -19,9 +21,9 @@ class PruneBug(RuntimeError):
 
 def _random_feeds(session: ort.InferenceSession) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    feeds = {}
+    feeds, given = {}, current_shapes()
     for i in session.get_inputs():
-        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        shape = list(given[i.name]) if i.name in given else [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
         dtype = np.float32 if "float" in i.type else np.int64 if "int" in i.type else np.bool_
         feeds[i.name] = rng.standard_normal(shape).astype(dtype) if dtype is np.float32 else np.zeros(shape, dtype)
     return feeds
