@@ -26,8 +26,8 @@ import onnx
 import edgepack
 from edgepack.runtime import profile as profile_mod
 from edgepack.runtime.compat import TargetWarning
-from edgepack.runtime.feeds import RECORDED
 from edgepack.runtime.errors import BudgetNotMet, OptionError
+from edgepack.runtime.feeds import RECORDED
 from edgepack.runtime.paths import check_output
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads

@@ -54,7 +54,8 @@ def normalize_dims(model: onnx.ModelProto) -> int:
     return changed
 
 
-_GIVEN: contextvars.ContextVar[dict[str, tuple[int, ...]]] = contextvars.ContextVar("edgepack_shapes", default={})
+_GIVEN: contextvars.ContextVar[dict[str, tuple[int, ...]] | None] = contextvars.ContextVar("edgepack_shapes",
+                                                                                          default=None)
 
 
 def input_dims(model: onnx.ModelProto) -> list[tuple[str, list[int | str | None] | None]]:
@@ -86,7 +87,7 @@ def given_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]] | N
 
 def current_shapes() -> dict[str, tuple[int, ...]]:
     """The shapes given_shapes() set for this package() call (empty outside one)."""
-    return _GIVEN.get()
+    return _GIVEN.get() or {}
 
 
 def dynamic_inputs(model: onnx.ModelProto) -> list[str]:

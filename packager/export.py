@@ -52,15 +52,15 @@ def export_model(bundle: str | os.PathLike, output: str | os.PathLike,
     decoded and its SHA-256 checked. A model whose largest initializers the bundle binds externally (models
     over 2 GB) gets them in `output`.data beside it, referred to as ONNX external data."""
     path = os.fspath(bundle)
-    output = check_output(output, [path], "output")
+    target = check_output(output, [path], "output")
     with open_bundle(path, public_key=public_key) as b:
         graph = b.read_graph()
         external = [t for t in b.manifest.tensors if t.binding == BINDING_EXTERNAL]
         count = len(b.manifest.tensors)
         if not external:
-            write_atomic(output, _stream(b, graph))
-            return Exported(output, os.path.getsize(output), None, count)
-        return _with_external(b, graph, external, output, count)
+            write_atomic(target, _stream(b, graph))
+            return Exported(target, os.path.getsize(target), None, count)
+        return _with_external(b, graph, external, target, count)
 
 
 def _with_external(b: Bundle, graph: Any, external: list, output: str, count: int) -> Exported:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from edgepack.runtime.errors import BundleError, InvalidKey, MissingExtra, OptionError
-from edgepack.runtime.paths import check_output
 from edgepack.runtime.format import DATA_START, HEADER, HEADER_SIZE, MAGIC, SIGNATURE_BLOCK_SIZE
+from edgepack.runtime.paths import check_output
 from edgepack.runtime.reader import Bundle, open_bundle
 from edgepack.runtime.signature import block_prefix, key_id, read_key_file, signed_message
 

@@ -13,8 +13,8 @@ from typing import Any
 import onnx
 from onnx import external_data_helper
 
-from edgepack.runtime.text import clip
 from edgepack.runtime.errors import ModelError, OptionError
+from edgepack.runtime.text import clip
 
 from .convert.options import ConvertOptions
 from .dims import normalize_dims

@@ -32,7 +32,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .text import clip
 from . import profile as profile_mod
 from .compat import TargetWarning, compare, enforce
 from .device import DeviceInfo, detect
@@ -43,6 +42,7 @@ from .manifest import TensorEntry
 from .profile import Profile
 from .protowire import ProtoError, scan_model
 from .reader import Bundle, check_fits, default_threads, run_parallel, usable_cpus
+from .text import clip
 
 _ORT_TYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,

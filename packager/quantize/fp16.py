@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgepack.runtime.text import clip
 from edgepack.runtime.errors import QuantizationError
+from edgepack.runtime.text import clip
 
 from ..datasets import Samples
 from . import files

@@ -18,9 +18,9 @@ import sys
 import numpy as np
 import onnx
 
-from edgepack.runtime.text import clip
 from edgepack.runtime.errors import QuantizationError
 from edgepack.runtime.profile import Profile
+from edgepack.runtime.text import clip
 
 from . import files
 

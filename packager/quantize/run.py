@@ -20,8 +20,8 @@ from edgepack.runtime.profile import Profile
 from ..datasets import Samples
 from . import count, files, prepare
 from .loadcheck import check_loads
-from .options import GEMM_AS_MATMUL, QuantizeOptions
 from .method_check import check_method
+from .options import GEMM_AS_MATMUL, QuantizeOptions
 from .samples import load_for, random_samples
 from .walk import nodes
 

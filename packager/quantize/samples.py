@@ -59,8 +59,8 @@ def load_for(model: onnx.ModelProto, path: str, what: str, limit: int | None = N
 
 
 def random_samples(model: onnx.ModelProto, count: int = 8, seed: int = 0) -> Samples | None:
-    """Random feeds (shapes from --shape, else dynamic dimensions 1; integer inputs 0 or 1, valid ids for any vocabulary), or None when
-    an input's shape or type is unknown."""
+    """Random feeds (shapes from --shape, else dynamic dimensions 1; integer inputs 0 or 1, valid ids for any
+    vocabulary), or None when an input's shape or type is unknown."""
     rng = np.random.default_rng(seed)
     specs = model_inputs(model)
     if any(dtype is None or dims is None for dtype, dims in specs.values()):

@@ -10,8 +10,8 @@ from typing import Any
 
 import edgepack
 from edgepack.runtime import open_bundle
-from edgepack.runtime.text import clip
 from edgepack.runtime.errors import EdgepackError
+from edgepack.runtime.text import clip
 
 
 def _stored(manifest: Any) -> dict[str, tuple[int, int]]:

@@ -17,10 +17,10 @@ import click
 from edgepack.runtime.errors import EdgepackError
 from edgepack.runtime.text import clip
 
-from .cli_options import load_npz as _load_npz
 from .cli_model import io_lines
 from .cli_model import register as register_model_commands
-from .cli_options import session_feeds, shape_option, shapes_of
+from .cli_options import load_npz as _load_npz
+from .cli_options import run_inputs, run_once, shape_option, shapes_of
 
 
 def _one_line(text: str) -> str:
@@ -250,27 +250,9 @@ def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, targe
 
     from edgepack.packager.writer import write_atomic
     from edgepack.runtime import load
-    from edgepack.runtime.paths import check_output
 
-    if output_path:
-        check_output(output_path, [bundle, inputs_path], "--output")
-    given = shapes_of(shapes)
-    if inputs_path and given:
-        raise EdgepackError("--shape sets the shapes of random inputs; drop it when giving --inputs")
-    feeds = _load_npz(inputs_path, "inputs") if inputs_path else None
-    session = load(bundle, target=target, force=force, public_key=public_key)
-    guessed: list[str] = []
-    if feeds is not None:
-        feeds.pop("labels", None)
-    else:
-        feeds, guessed = session_feeds(session, given)
-        click.echo("note: no --inputs given: running on random inputs "
-                   + ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
-                   + (f" (dynamic dimensions of {', '.join(guessed)} set to 1; --shape NAME=D0,D1,... sets them)"
-                      if guessed else ""), err=True)
-    from .cli_options import run_explained
-
-    outputs = run_explained(session, feeds, guessed, timeout)
+    feeds, given = run_inputs(bundle, inputs_path, output_path, shapes)  # every path checked before any work
+    outputs = run_once(load(bundle, target=target, force=force, public_key=public_key), feeds, given, timeout)
     for name, value in outputs.items():
         flat = np.asarray(value).ravel()
         click.echo(f"{name}: {value.dtype}{list(value.shape)} {np.array2string(flat[:6], precision=4)}"

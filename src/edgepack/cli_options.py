@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterator
 import click
 
 from edgepack.runtime.errors import EdgepackError, OptionError
-from edgepack.runtime.feeds import parse_shapes, random_feeds as _random_feeds, recorded_shapes
+from edgepack.runtime.feeds import parse_shapes, recorded_shapes, unknown_shape_hint
+from edgepack.runtime.feeds import random_feeds as _random_feeds
 from edgepack.runtime.feeds import read_npz as load_npz
-from edgepack.runtime.feeds import unknown_shape_hint
 from edgepack.runtime.text import clip
 
 shape_option: Callable[[Any], Any] = click.option(
@@ -128,11 +128,36 @@ def with_native_log(error: EdgepackError, log: NativeLog) -> str:
     return text
 
 
-def run_explained(session: Any, feeds: dict[str, Any], guessed: list[str], timeout: float | None
-                  ) -> dict[str, Any]:
-    """session.run(feeds), where a failure on guessed shapes says which inputs and how to give their shapes."""
+def run_inputs(bundle: str, inputs_path: str | None, output_path: str | None, shapes: tuple[str, ...]
+               ) -> tuple[dict[str, Any] | None, dict[str, tuple[int, ...]]]:
+    """`run`'s paths and options checked before the bundle is loaded: the feeds read (None: make them up) and
+    the --shape values."""
+    from edgepack.runtime.paths import check_output
+
+    if output_path:
+        check_output(output_path, [bundle, inputs_path], "--output")
+    given = shapes_of(shapes)
+    if inputs_path and given:
+        raise OptionError("--shape sets the shapes of random inputs; drop it when giving --inputs")
+    feeds = load_npz(inputs_path, "inputs") if inputs_path else None
+    if feeds is not None:
+        feeds.pop("labels", None)  # labels may sit beside the samples
+    return feeds, given
+
+
+def run_once(session: Any, feeds: dict[str, Any] | None, given: dict[str, tuple[int, ...]],
+             timeout: float | None) -> dict[str, Any]:
+    """Run on `feeds`, or on made-up feeds (saying so); a failure on guessed shapes names the inputs and how to
+    give their shapes."""
     from edgepack.runtime.errors import InputError
 
+    guessed: list[str] = []
+    if feeds is None:
+        feeds, guessed = session_feeds(session, given)
+        click.echo("note: no --inputs given: running on random inputs "
+                   + ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+                   + (f" (dynamic dimensions of {', '.join(guessed)} set to 1; --shape NAME=D0,D1,... sets them)"
+                      if guessed else ""), err=True)
     try:
         return session.run(feeds, timeout=timeout)
     except InputError as e:
