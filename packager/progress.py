@@ -96,7 +96,8 @@ def _strip_time(line: str) -> str:
 
 def _columns() -> int:
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        return columns if columns >= 20 else 100  # a pseudo-terminal without a size reports 0
     except (OSError, ValueError):
         return 100
 
@@ -127,6 +128,7 @@ class Phase(Progress):
         self.summary = ""
 
     def __enter__(self) -> "Phase":
+        self._token = _ACTIVE.set(self)
         if self.enabled and self.tty:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
@@ -143,6 +145,7 @@ class Phase(Progress):
             self._draw(time.monotonic())
 
     def __exit__(self, *exc: object) -> None:
+        _ACTIVE.reset(self._token)
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join()
@@ -156,6 +159,16 @@ class Phase(Progress):
             self.stream.write(f"edgepack: {self.label}{done} took {elapsed:.1f}s"
                               f"{'; ' + self.summary if self.summary else ''}\n")
             self.stream.flush()
+
+
+_ACTIVE: contextvars.ContextVar[Phase | None] = contextvars.ContextVar("edgepack_phase", default=None)
+
+
+def advance(done: int, total: int, note: str = "") -> None:
+    """Count work done in the phase this code runs in (calibration samples), if any."""
+    active = _ACTIVE.get()
+    if active is not None:
+        active.update(done, note, total)
 
 
 def phase(label: str, total: int = 0) -> Phase:

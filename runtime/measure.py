@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -189,7 +190,7 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
         if isinstance(cls, type) and issubclass(cls, errors.EdgepackError):
             raise _rebuild(cls, error["message"])
         raise SessionError(f"measuring {os.fspath(path)} failed: {error['type']}: {error['message']}")
-    tail = [line.strip() for line in stderr if line.strip()]
+    tail = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in stderr if line.strip()]  # no colour codes
     reason = tail[-1] if tail else f"it exited with status {proc.returncode}"
     if proc.returncode in (-9, 137) and not tail:
         reason = f"killed after {timeout:.0f} s, or out of memory"

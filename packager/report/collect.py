@@ -38,8 +38,11 @@ def measure_now(bundle: str, runs: int, inputs: str | None, shapes: dict[str, An
     """Peak memory and latency of the bundle on this machine, or why they were not measured."""
     from edgepack.runtime.costs import measure
 
+    from ..progress import phase
+
     try:
-        m = measure(bundle, runs=runs, inputs=inputs, force=True, shapes=shapes)
+        with phase(f"measuring memory and latency ({runs} runs)"):
+            m = measure(bundle, runs=runs, inputs=inputs, force=True, shapes=shapes)
     except EdgepackError as e:
         return {"skipped": f"measuring failed: {clip(e, 300)}"}
     b = m["bundle"]
