@@ -122,7 +122,8 @@ class Phase(Progress):
     SUMMARY_AFTER_S, one line saying what it did and how long it took."""
 
     def __init__(self, label: str, total: int = 0, stream: IO[str] | None = None):
-        super().__init__(label, total, _SETTING.get(), stream)
+        self.asked = _SETTING.get()  # False (--no-progress): not even the summary line
+        super().__init__(label, total, self.asked, stream)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.summary = ""
@@ -154,7 +155,7 @@ class Phase(Progress):
             if self.summary:
                 self.note = self.summary
             self.close()
-        elif exc[0] is None and elapsed >= SUMMARY_AFTER_S:
+        elif self.asked is None and exc[0] is None and elapsed >= SUMMARY_AFTER_S:
             done = f" {self.done}/{self.total}" if self.total else ""
             self.stream.write(f"edgepack: {self.label}{done} took {elapsed:.1f}s"
                               f"{'; ' + self.summary if self.summary else ''}\n")

@@ -84,6 +84,10 @@ def test_a_phase_redraws_on_a_terminal_and_summarises_elsewhere(monkeypatch):
     with progress.progress_setting(None), progress.Phase("refitting", stream=quick):
         pass
     assert quick.getvalue() == ""  # a quick phase says nothing off a terminal
+    monkeypatch.setattr(progress, "SUMMARY_AFTER_S", 0.0)
+    with progress.progress_setting(False), progress.Phase("refitting", stream=quick):
+        pass
+    assert quick.getvalue() == ""  # nor anything at all with --no-progress
 
 
 def test_onnxruntime_log_lines_become_error_text():
