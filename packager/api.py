@@ -27,12 +27,16 @@ import edgepack
 from edgepack.runtime import profile as profile_mod
 from edgepack.runtime.compat import TargetWarning
 from edgepack.runtime.errors import BudgetNotMet, OptionError
+from edgepack.runtime.feeds import RECORDED
+from edgepack.runtime.paths import check_output
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
 
 from .convert.options import ConvertOptions
+from .dims import dynamic_inputs, given_shapes, sample_shapes
 from .encode import Encoded, encode
 from .layers import layer_sizes, named_copy
+from .progress import phase, progress_setting
 from .prune import step as prune_mod
 from .quantize import files, make_options, quantize_model, resolve
 from .quantize.options import CALIBRATED_MODES
@@ -128,7 +132,7 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
             prune_round_to: int | None = None, reconstruct: bool = False, quantize: Any = None,
             calibration: str | os.PathLike | None = None, eval_data: Any = None,
             quantize_options: "dict[str, Any] | None" = None, budget: "Budget | dict[str, Any] | None" = None,
-            progress: bool | None = None) -> PackageResult:
+            progress: bool | None = None, shapes: "dict[str, tuple[int, ...]] | None" = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an
@@ -159,11 +163,14 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         from the most aggressive one (docs/BUDGET.md); needs eval_data. Raises BudgetNotMet when no recipe
         does, and writes nothing.
     progress: progress bars on stderr for calibration and the search (default: when stderr is a terminal).
+    shapes: input name -> shape of the random probes made when no samples are given (dynamic dimensions
+        otherwise 1), e.g. {"images": (1, 3, 640, 640)}.
     """
     from .search import check_usable, make_budget
 
     if output is None:
         raise OptionError("output: give the path of the bundle to write")
+    check_output(output, [model, calibration, eval_data, example_inputs], "output")
     profile = profile_mod.resolve(target)
     level = profile.codec.level if level is None else level
     frame_bytes = profile.codec.frame_bytes if frame_bytes is None else frame_bytes
@@ -194,7 +201,7 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
     source = load_source(model, example_inputs=example_inputs, **options)
     encoding = (level, frame_bytes, threads or default_threads())
-    with files.workdir() as folder:
+    with files.workdir() as folder, given_shapes(source.model, shapes), progress_setting(progress):
         job = _Job(source, profile, encoding, progress)
         if budget.active:
             return _to_budget(job, budget, qopts, widen, prune_options, calibration, eval_data, output, folder)
@@ -238,9 +245,12 @@ class _Job:
             packaged, step, self.report["prune"] = prune_mod.prune_step(named, prune_options, calibration)
             self.steps.append(step)
         if plan is not None and plan.quantize is not None:
-            q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
+            with phase(f"quantizing ({plan.quantize.mode})"):
+                q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
         elif plan is None and qopts.active:
-            q = quantize_model(packaged, qopts, self.profile)
+            label = "calibrating and quantizing" if qopts.mode == "int8-static" else "quantizing"
+            with phase(f"{label} ({qopts.mode})"):
+                q = quantize_model(packaged, qopts, self.profile)
         else:
             q = None
         if q is not None:
@@ -250,6 +260,15 @@ class _Job:
             self.quantized = True
         self.model = packaged if packaged is not None else self.source.model
 
+    def sample_shapes(self, eval_data: Any) -> dict[str, list[int]]:
+        """Input shapes from the calibration or eval data (or --shape), for inputs with dynamic dimensions."""
+        feeds = self.calibration_samples.feeds[0] if self.calibration_samples else None
+        if feeds is None and isinstance(eval_data, (str, os.PathLike)) and dynamic_inputs(self.source.model):
+            from .quantize.samples import load_for
+
+            feeds = load_for(self.source.model, os.fspath(eval_data), "eval data", limit=1).feeds[0]
+        return sample_shapes(self.source.model, feeds)
+
     def finish(self, eval_data: Any, output: Any, shown_as: Any = None) -> PackageResult:
         """Compare with the original, record the layers, write the bundle (atomically), warn; `shown_as`: the
         path warnings name, when `output` is a staging file."""
@@ -257,10 +276,14 @@ class _Job:
         if self.quantized or eval_data is not None:
             from .quantize.verify import check
 
-            fidelity, speed, warned = check(self.source.model, self.model, eval_data, self.calibration_samples,
-                                            self.profile, self.packaged_profile)
+            with phase("comparing with the original"):
+                fidelity, speed, warned = check(self.source.model, self.model, eval_data, self.calibration_samples,
+                                                self.profile, self.packaged_profile)
             self.report["fidelity"] = fidelity
             self.report["warnings"] = self.report.get("warnings", []) + warned
+        shapes = self.sample_shapes(eval_data)
+        if shapes:
+            self.report[RECORDED] = shapes
         if self.model is not self.source.model:
             self.report["layers"] = layer_sizes(self.named_source, self.model)
         level, frame_bytes, threads = self.encoding

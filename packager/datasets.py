@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from edgepack.runtime.errors import OptionError
+from edgepack.runtime.feeds import read_npz
 
 LABELS = "labels"
 
@@ -40,11 +41,7 @@ class Samples:
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise OptionError(f"{path}: cannot read samples ({e}); give an .npz file or a folder of them") from None
+    return read_npz(path, "samples")
 
 
 def _check_names(feeds: dict[str, np.ndarray], inputs: Sequence[str], where: str) -> None:

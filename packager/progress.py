@@ -10,10 +10,13 @@ most once a second, and always the last one.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
+import threading
 import time
-from typing import IO
+from typing import IO, Iterator
 
 WIDTH = 24
 _LINE_EVERY_S = 1.0
@@ -93,6 +96,82 @@ def _strip_time(line: str) -> str:
 
 def _columns() -> int:
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        return columns if columns >= 20 else 100  # a pseudo-terminal without a size reports 0
     except (OSError, ValueError):
         return 100
+
+
+_SETTING: contextvars.ContextVar[bool | None] = contextvars.ContextVar("edgepack_progress", default=None)
+SUMMARY_AFTER_S = 2.0
+
+
+@contextlib.contextmanager
+def progress_setting(enabled: bool | None) -> Iterator[None]:
+    """Make `enabled` (package()'s `progress`) the setting of every phase() inside."""
+    token = _SETTING.set(enabled)
+    try:
+        yield
+    finally:
+        _SETTING.reset(token)
+
+
+class Phase(Progress):
+    """A step of unknown or known length: on a terminal (or when asked) a line that keeps its elapsed time
+    current, redrawn by a timer thread while the work runs in native code; elsewhere, when the step took over
+    SUMMARY_AFTER_S, one line saying what it did and how long it took."""
+
+    def __init__(self, label: str, total: int = 0, stream: IO[str] | None = None):
+        self.asked = _SETTING.get()  # False (--no-progress): not even the summary line
+        super().__init__(label, total, self.asked, stream)
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.summary = ""
+
+    def __enter__(self) -> "Phase":
+        self._token = _ACTIVE.set(self)
+        if self.enabled and self.tty:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+        return self
+
+    def line(self, now: float | None = None) -> str:
+        if self.total:
+            return super().line(now)
+        elapsed = (now or time.monotonic()) - self._start
+        return f"edgepack: {self.label} {elapsed:.0f}s{'  ' + self.note if self.note else ''}"
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.25):
+            self._draw(time.monotonic())
+
+    def __exit__(self, *exc: object) -> None:
+        _ACTIVE.reset(self._token)
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        elapsed = time.monotonic() - self._start
+        if self.enabled:
+            if self.summary:
+                self.note = self.summary
+            self.close()
+        elif self.asked is None and exc[0] is None and elapsed >= SUMMARY_AFTER_S:
+            done = f" {self.done}/{self.total}" if self.total else ""
+            self.stream.write(f"edgepack: {self.label}{done} took {elapsed:.1f}s"
+                              f"{'; ' + self.summary if self.summary else ''}\n")
+            self.stream.flush()
+
+
+_ACTIVE: contextvars.ContextVar[Phase | None] = contextvars.ContextVar("edgepack_phase", default=None)
+
+
+def advance(done: int, total: int, note: str = "") -> None:
+    """Count work done in the phase this code runs in (calibration samples), if any."""
+    active = _ACTIVE.get()
+    if active is not None:
+        active.update(done, note, total)
+
+
+def phase(label: str, total: int = 0) -> Phase:
+    """A Phase under the progress setting of the package() call that runs it."""
+    return Phase(label, total)

@@ -28,17 +28,33 @@ def summary(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     with open_bundle(path) as b:
         m = b.manifest
-        return {
+        info = {
             "path": path, "bundle_bytes": b.file_size, "stored_bytes": m.stored_bytes, "raw_bytes": m.raw_bytes,
             "compression_ratio": (m.stored_bytes / m.raw_bytes) if m.raw_bytes else 1.0,
             "signed": bool(b.signature), "signer": b.signer, "tensor_count": len(m.tensors), "manifest": m.raw,
         }
+    from .export import model_io
+
+    return {**model_io(path), **info}
 
 
 def summary_json(path: str | os.PathLike) -> str:
     """`inspect --json`: the summary as ASCII JSON (names with any characters come out as escapes)."""
     with recorded_fields(path):
         return json.dumps(summary(path), indent=1)
+
+
+def shape_text(shape: list[Any] | None) -> str:
+    return "[unknown rank]" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def io_lines(io: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """`inspect`'s lines for the model's inputs and outputs."""
+    lines = []
+    for key, label in (("inputs", "input"), ("outputs", "output")):
+        for v in io.get(key, []):
+            lines.append(f"  {label:<11} {v['name']}: {v['dtype']} {shape_text(v['shape'])}")
+    return lines
 
 
 def _tensor_lines(tensors: list[dict[str, Any]], show_all: bool) -> list[str]:
@@ -66,7 +82,8 @@ def _report_lines(report: dict[str, Any], show_all: bool) -> list[str]:
     lines += ["  " + line for line in search_lines(report.get("search"))]
     lines += [f"  warning     {warning}" for warning in report.get("warnings", [])]
     extra = {k: v for k, v in report.items()
-             if k not in ("lossless", "prune", "quantization", "fidelity", "warnings", "search", "layers")}
+             if k not in ("lossless", "prune", "quantization", "fidelity", "warnings", "search", "layers",
+                           "input_shapes")}
     if extra:
         lines.append("  report      " + json.dumps(extra)[:2000])
     return lines
@@ -86,6 +103,7 @@ def inspect_lines(path: str | os.PathLike, show_all: bool = False) -> list[str]:
             f"  source      {src.get('name', '?')} ({src.get('kind', '?')}, {src.get('bytes', 0):,} bytes, "
             f"sha256 {str(src.get('sha256', ''))[:16]}...)",
             f"  steps       {', '.join(str(step['name']) for step in prov.get('steps', []))}",
+            *io_lines(s),
             f"  tensors     {s['tensor_count']}: {human(s['raw_bytes'])} raw, {human(s['stored_bytes'])} "
             f"stored ({s['compression_ratio']:.3f}x)",
         ]

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from edgepack.runtime.errors import BundleError, InvalidKey, MissingExtra, OptionError
 from edgepack.runtime.format import DATA_START, HEADER, HEADER_SIZE, MAGIC, SIGNATURE_BLOCK_SIZE
+from edgepack.runtime.paths import check_output
 from edgepack.runtime.reader import Bundle, open_bundle
 from edgepack.runtime.signature import block_prefix, key_id, read_key_file, signed_message
 
@@ -53,6 +54,7 @@ def keygen(path: str | os.PathLike, overwrite: bool = False) -> KeyPair:
     private_path = os.fspath(path)
     public_path = private_path + ".pub"
     for p in (private_path, public_path):
+        check_output(p, what="key file")
         if os.path.exists(p) and not overwrite:
             raise OptionError(f"{p} already exists; keygen does not replace keys (pass --force to)")
     key = ed25519.Ed25519PrivateKey.generate()
@@ -98,9 +100,12 @@ def sign_bundle(path: str | os.PathLike, key: str | os.PathLike) -> Signed:
 
     The bundle is verified first (every hash and the padding: a signature vouches for what it signs), then
     rewritten atomically, then its signature checked with the runtime's own verifier."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise BundleError(f"{path}: no such bundle")
+    check_output(path, [key], "bundle")
     private = load_private_key(key)
     public = private.public_key().public_bytes_raw()
-    path = os.fspath(path)
     with open_bundle(path) as bundle:
         problems = bundle.verify()
         if problems:

@@ -14,8 +14,10 @@ import onnx
 from onnx import external_data_helper
 
 from edgepack.runtime.errors import ModelError, OptionError
+from edgepack.runtime.text import clip
 
 from .convert.options import ConvertOptions
+from .dims import normalize_dims
 
 
 @dataclass
@@ -87,7 +89,7 @@ def from_path(path: str | os.PathLike) -> Source:
     try:
         skeleton = onnx.load(path, load_external_data=False)
     except Exception as e:
-        raise ModelError(f"{path}: not an ONNX model ({str(e).splitlines()[0][:200]})") from None
+        raise ModelError(f"{path}: not an ONNX model ({clip(str(e).splitlines()[0], 200)})") from None
     folder = os.path.dirname(os.path.abspath(path))
     files = _external_files(skeleton, path, folder)
     for f in files:
@@ -97,7 +99,7 @@ def from_path(path: str | os.PathLike) -> Source:
         try:
             external_data_helper.load_external_data_for_model(skeleton, folder)
         except Exception as e:
-            raise ModelError(f"{path}: cannot read external data ({str(e)[:200]})") from None
+            raise ModelError(f"{path}: cannot read external data ({clip(e, 200)})") from None
     return Source(skeleton, "onnx", os.path.basename(path), sha, size)
 
 
@@ -118,7 +120,14 @@ def load_source(model: Any, example_inputs: Any = None, **options: Any) -> Sourc
     options: ConvertOptions fields (opset, dynamic_batch, input_names, output_names, rtol, atol,
     trust_pickle), for PyTorch and scikit-learn models only.
     """
-    opts = ConvertOptions.from_mapping(options)
+    source = _load(model, example_inputs, ConvertOptions.from_mapping(options))
+    changed = normalize_dims(source.model)
+    if changed:
+        source.options["dynamic_dims"] = changed  # dim_value -1 or 0, as Paddle2ONNX writes a dynamic dimension
+    return source
+
+
+def _load(model: Any, example_inputs: Any, opts: ConvertOptions) -> Source:
     if isinstance(model, (str, os.PathLike)):
         return _from_file(os.fspath(model), example_inputs, opts)
     if _is_torch(model):

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from .device import detect
 from .errors import InputError
+from .feeds import bundle_shapes
 from .measure import measure_child
 from .profile import profile_from_dict, resolve
 from .reader import open_bundle
@@ -95,29 +96,33 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
             inputs: str | os.PathLike | None = None, repeat: int = 1, target: str | None = None,
             force: bool = False, lean: bool | None = None, timeout: float = 3600,
             progress: Callable[[str, dict[str, Any]], None] | None = None,
-            progress_s: float = 2.0) -> dict[str, Any]:
+            progress_s: float = 2.0, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     """Measure `bundle` (and `baseline`, a .onnx file, alternately) in fresh processes: `runs` runs after the
     first, `repeat` processes per side. inputs: an .npz of feeds (default: seeded random feeds). target,
     force, lean: as for load(). progress(side, report) is called as the children report progress (every
-    `progress_s` seconds of runs at most, so short measurements report nothing)."""
+    `progress_s` seconds of runs at most, so short measurements report nothing). shapes: input name -> shape
+    of the random feeds (default: the shapes the bundle recorded from its calibration or evaluation data, else
+    each dynamic dimension 1)."""
     bundle = os.fspath(bundle)
     if runs < 0 or repeat < 1:
         raise InputError(f"runs must be >= 0 and repeat >= 1, got runs={runs}, repeat={repeat}")
     for path in (bundle, baseline, inputs):
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{os.fspath(path)}: no such file")
+    recorded = bundle_shapes(bundle) if inputs is None else {}
+    sizes = {"shapes": dict(shapes or {}), "recorded": recorded}
     ours, theirs = [], []
     folder = _private_outputs()
     try:
         for i in range(repeat):
             ours.append(measure_child("bundle", bundle, inputs, runs, timeout, target=target, force=force,
                                       lean=lean, outputs=os.path.join(folder, "bundle.npz") if i == 0 else None,
-                                      progress=_tagged(progress, "bundle", i, repeat), progress_s=progress_s))
+                                      progress=_tagged(progress, "bundle", i, repeat), progress_s=progress_s, **sizes))
             if baseline is not None:
                 theirs.append(measure_child("onnx", baseline, inputs, runs, timeout,
                                             outputs=os.path.join(folder, "baseline.npz") if i == 0 else None,
                                             progress=_tagged(progress, "baseline", i, repeat),
-                                            progress_s=progress_s))
+                                            progress_s=progress_s, **sizes))
         report: dict[str, Any] = {"runs": runs, "repeat": repeat, "inputs": os.fspath(inputs) if inputs else None,
                                   "bundle": summarize(ours, bundle, os.path.getsize(bundle))}
         report["baseline"] = (summarize(theirs, os.fspath(baseline), onnx_bytes(os.fspath(baseline)))

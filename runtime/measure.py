@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -88,13 +89,40 @@ out["peak_load_mb"] = status("VmHWM:")
 if cfg["feeds"]:
     feeds = dict(np.load(cfg["feeds"]))
     feeds.pop("labels", None)
-else:  # the same seeded feeds on both sides: dynamic dimensions 1, integers 0 or 1
+else:  # the same seeded feeds on both sides: --shape or recorded shapes, else dynamic dimensions 1; ints 0 or 1
     rng = np.random.default_rng(0)
-    dims = lambda shape: [d if isinstance(d, int) and d > 0 else 1 for d in shape]
-    feeds = {n: (rng.standard_normal(dims(shape)).astype(dt) if np.dtype(dt).kind == "f"
-                 else rng.integers(0, 2, dims(shape)).astype(dt)) for n, dt, shape in specs}
+    fixed = lambda d: isinstance(d, int) and d > 0
+    given, recorded = cfg["shapes"], cfg["recorded"]
+    unknown = [n for n in given if n not in [s[0] for s in specs]]
+    bad = [n for n, _, shape in specs if n in given and (len(given[n]) != len(shape) or
+           any(fixed(d) and d != g for d, g in zip(shape, given[n])))]
+    if unknown or bad:
+        say("EDGEPACK-ERROR", {"type": "OptionError", "message": f"--shape: {unknown or bad} "
+            f"{'is not an input' if unknown else 'does not fit the input'}; the inputs are "
+            + ", ".join(f"{n} {list(shape)}" for n, _, shape in specs)})
+        sys.exit(1)
+    def dims(n, shape):
+        for known in (given.get(n), recorded.get(n)):
+            if known and len(known) == len(shape) and all(not fixed(d) or d == k for d, k in zip(shape, known)):
+                return list(known), False
+        return [d if fixed(d) else 1 for d in shape], not all(fixed(d) for d in shape)
+    feeds, guessed = {}, []
+    for n, dt, shape in specs:
+        sizes, guess = dims(n, shape)
+        guessed += [f"{n} [{', '.join(str(d) if fixed(d) or (isinstance(d, str) and d) else '?' for d in shape)}]"
+                    ] if guess else []
+        feeds[n] = (rng.standard_normal(sizes) if np.dtype(dt).kind == "f" else rng.integers(0, 2, sizes)).astype(dt)
 t1 = time.perf_counter()
-first = run(feeds)
+try:
+    first = run(feeds)
+except Exception as e:
+    if cfg["feeds"] or not guessed:
+        raise
+    text = [line for line in str(e).splitlines() if line.strip()]
+    say("EDGEPACK-ERROR", {"type": "InputError", "message": (text[-1] if text else type(e).__name__)[:400]
+        + f"; the shape of {', '.join(guessed)} is not known (each dynamic dimension was set to 1): give it with "
+        "--shape NAME=D0,D1,... or --inputs FEEDS.npz"})
+    sys.exit(1)
 out["first_run_s"] = time.perf_counter() - t1
 out["first_inference_s"] = out["open_s"] + out["session_s"] + out["first_run_s"]
 lat, last = [], time.perf_counter()
@@ -118,19 +146,22 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
                   timeout: float = 3600, pin_malloc: bool = False, target: str | None = None,
                   force: bool = False, lean: bool | None = None, outputs: str | None = None,
                   progress: Callable[[dict[str, Any]], None] | None = None,
-                  progress_s: float = 1.0) -> dict[str, Any]:
+                  progress_s: float = 1.0, shapes: dict[str, Any] | None = None,
+                  recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load `path` (kind "bundle" or "onnx") in a fresh Python process, run it once plus `runs` times, and
     return its figures (see the module's docstring).
 
     pin_malloc: for kind "onnx", apply the allocator setting edgepack's load() applies, to compare like for
     like (bundles always get it). target, force, lean: passed to load() for bundles. outputs: save the
     first run's outputs to this .npz. progress: called with the child's progress reports, one every
-    `progress_s` seconds at most."""
+    `progress_s` seconds at most. shapes: input name -> shape for random feeds (--shape); recorded: the shapes
+    the packager recorded from calibration or evaluation data, used for inputs `shapes` does not name."""
     if kind not in ("bundle", "onnx"):
         raise OptionError(f"kind must be 'bundle' or 'onnx', got {kind!r}")
     cfg = {"kind": kind, "path": os.fspath(path), "feeds": os.fspath(feeds) if feeds else None, "runs": runs,
            "pin_malloc": pin_malloc, "target": target, "force": force, "lean": lean, "outputs": outputs,
-           "progress_s": progress_s}
+           "progress_s": progress_s, "shapes": {k: list(v) for k, v in (shapes or {}).items()},
+           "recorded": {k: list(v) for k, v in (recorded or {}).items()}}
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     stderr: list[str] = []
@@ -159,7 +190,7 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
         if isinstance(cls, type) and issubclass(cls, errors.EdgepackError):
             raise _rebuild(cls, error["message"])
         raise SessionError(f"measuring {os.fspath(path)} failed: {error['type']}: {error['message']}")
-    tail = [line.strip() for line in stderr if line.strip()]
+    tail = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in stderr if line.strip()]  # no colour codes
     reason = tail[-1] if tail else f"it exited with status {proc.returncode}"
     if proc.returncode in (-9, 137) and not tail:
         reason = f"killed after {timeout:.0f} s, or out of memory"

@@ -197,7 +197,7 @@ class Session:
 
 
 def _spec(arg: Any) -> TensorSpec:
-    shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
+    shape = tuple((d if d > 0 else None) if isinstance(d, int) else (d or None) for d in arg.shape)  # -1: dynamic
     return TensorSpec(arg.name, _ORT_TYPES.get(arg.type), shape)
 
 

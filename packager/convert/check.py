@@ -9,16 +9,17 @@ import numpy as np
 import onnx
 
 from edgepack.runtime.errors import ConversionMismatch, ExportFailed
+from edgepack.runtime.text import clip
 
 
 def first_line(e: object) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(e).__name__
+    return clip(lines[0], 300) if lines else type(e).__name__
 
 
 def _short(e: BaseException) -> str:
     lines = [line for line in str(e).strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else type(e).__name__)[:300]
+    return clip(lines[-1] if lines else type(e).__name__, 300)
 
 
 def run_onnx(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:

@@ -23,6 +23,8 @@ import onnx
 
 from edgepack.runtime.errors import OptionError
 
+from ..dims import current_shapes
+from ..progress import phase
 from .analysis import Plan, analyse
 from .cost import compare
 from .graph import prepare
@@ -66,24 +68,29 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
     else:
         pruned, kept = _channels(prepared, options, samples, report)
     check_runs(prepared, pruned, samples[0] if samples else None)
-    report.update(compare(model, prepared, pruned))
+    shapes = {k: v.shape for k, v in samples[0].items()} if samples else current_shapes()
+    report.update(compare(model, prepared, pruned, shapes))
     if samples:
         report["fidelity"] = fidelity(prepared, pruned, samples)
     return PruneResult(pruned, report, kept)
 
 
 def _channels(prepared: onnx.ModelProto, options: PruneOptions, samples, report: dict[str, Any]):
-    plan = analyse(prepared)
-    means = None
-    if options.criterion == "activation":
-        means = channel_means(prepared, {r.input: (r.track.axis, r.track.rank) for r in plan.readers}, samples)
-    scores = unit_scores(plan, options.criterion, means)
-    removed = choose(plan, scores, options)
-    pruned, keep = rewrite(plan, removed)
+    with phase("pruning: analysing the graph") as bar:
+        plan = analyse(prepared)
+        means = None
+        if options.criterion == "activation":
+            means = channel_means(prepared, {r.input: (r.track.axis, r.track.rank) for r in plan.readers}, samples)
+        scores = unit_scores(plan, options.criterion, means)
+        removed = choose(plan, scores, options)
+        pruned, keep = rewrite(plan, removed)
+        bar.summary = f"{len(removed)} channels removed"
     report["units"] = {"prunable": sum(len(g.prunable) for g in groups(plan)), "removed": len(removed)}
     report["left_alone"] = left_alone(plan)
     if options.reconstruct:
-        report["refits"] = reconstruct(prepared, pruned, plan, keep, samples, options.ridge)
+        with phase("pruning: refitting the layers whose inputs shrank") as bar:
+            report["refits"] = reconstruct(prepared, pruned, plan, keep, samples, options.ridge)
+            bar.summary = f"{sum(1 for r in report['refits'] if r.get('refit'))} layers refitted"
     kept = {}
     for name, t in plan.tracks.items():
         mask = keep(t.labels)

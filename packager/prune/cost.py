@@ -1,18 +1,21 @@
 """Parameters and FLOPs, per weighted layer and in total, for the pruning report.
 
 FLOPs count 2 per multiply-add of Conv, ConvTranspose, Gemm and MatMul with a constant weight, for one
-sample: symbolic dimensions (the batch, a sequence length) count as 1. Total parameters count every
-floating-point initializer element.
+sample: each convolution counts every output position, with dynamic dimensions (height, width) taken from the
+calibration data or --shape when given, else as 1; the batch counts as 1. Total parameters count every
+floating-point weight element: initializers, and the values of Constant nodes (as Paddle and TensorFlow
+exporters store weights).
 """
 
 from __future__ import annotations
 
 from math import prod
-from typing import Any
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
 
+from ..dims import with_shapes
 from .graph import GraphView
 
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -20,6 +23,11 @@ WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 def _dim(d) -> int:
     return d if isinstance(d, int) and d > 0 else 1
+
+
+def _sized(shape: list | None) -> bool:
+    """Whether the spatial dimensions of an NCHW-like shape are known sizes."""
+    return shape is not None and all(isinstance(d, int) and d > 0 for d in shape[2:])
 
 
 def _flops(node: onnx.NodeProto, view: GraphView, w: np.ndarray) -> int:
@@ -50,19 +58,48 @@ def layer_costs(view: GraphView) -> dict[str, dict[str, Any]]:
         bias = view.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         out[node.name] = {"op": node.op_type, "weight": node.input[1], "shape": list(w.shape),
                           "params": int(w.size + (bias.size if bias is not None else 0)),
-                          "flops": int(_flops(node, view, w))}
+                          "flops": int(_flops(node, view, w)),
+                          "sized": node.op_type not in ("Conv", "ConvTranspose") or
+                          _sized(view.shape(node.output[0] if node.op_type == "Conv" else node.input[0]))}
     return out
 
 
+_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+
+
 def total_params(model: onnx.ModelProto) -> int:
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
-    return int(sum(prod(t.dims) for t in model.graph.initializer if t.data_type in floats))
+    """Floating-point weight elements: initializers and Constant nodes' tensor values, subgraphs included."""
+    total = sum(prod(t.dims) for t in model.graph.initializer if t.data_type in _FLOATS)
+    for node, _ in walk_nodes(model.graph):
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            total += sum(prod(a.t.dims) for a in node.attribute if a.name == "value" and a.t.data_type in _FLOATS)
+    for graph in sub_graphs(model.graph):
+        total += sum(prod(t.dims) for t in graph.initializer if t.data_type in _FLOATS)
+    return int(total)
 
 
-def compare(original: onnx.ModelProto, before: onnx.ModelProto, after: onnx.ModelProto) -> dict[str, Any]:
+def walk_nodes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.NodeProto, onnx.GraphProto]]:
+    for node in graph.node:
+        yield node, graph
+        for attr in node.attribute:
+            for g in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                yield from walk_nodes(g)
+
+
+def sub_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    for node in graph.node:
+        for attr in node.attribute:
+            for g in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                yield g
+                yield from sub_graphs(g)
+
+
+def compare(original: onnx.ModelProto, before: onnx.ModelProto, after: onnx.ModelProto,
+            shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
     """Totals and per-layer figures of two versions of one model (same node names); total parameters before
-    are counted on `original`, the model as the user gave it."""
-    b, a = layer_costs(GraphView(before)), layer_costs(GraphView(after))
+    are counted on `original`, the model as the user gave it. shapes: input name -> a sample's shape, which
+    sizes the dynamic dimensions FLOPs count."""
+    b, a = layer_costs(GraphView(with_shapes(before, shapes))), layer_costs(GraphView(with_shapes(after, shapes)))
     layers = []
     for name, lb in b.items():
         la = a.get(name, lb)
@@ -70,6 +107,10 @@ def compare(original: onnx.ModelProto, before: onnx.ModelProto, after: onnx.Mode
                        "params": [lb["params"], la["params"]], "flops": [lb["flops"], la["flops"]]})
     pb, pa = total_params(original), total_params(after)
     fb, fa = sum(x["flops"] for x in b.values()), sum(x["flops"] for x in a.values())
+    unsized = [name for name, x in b.items() if not x["sized"]]
+    flops: dict[str, Any] = {"before": fb, "after": fa, "ratio": round(fa / fb, 4) if fb else 1.0}
+    if unsized:  # spatial sizes unknown: those layers counted for one output position only
+        flops["unsized_layers"] = len(unsized)
     return {"params": {"before": pb, "after": pa, "ratio": round(pa / pb, 4) if pb else 1.0},
-            "flops": {"before": fb, "after": fa, "ratio": round(fa / fb, 4) if fb else 1.0},
+            "flops": flops,
             "layers": layers}

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..dims import dim_of
+
 Dim = int | str | None
 
 # Initializers bigger than this are left out of the copy given to shape inference (it needs only their dims).
@@ -113,7 +115,7 @@ def _dims(vi: onnx.ValueInfoProto) -> list[Dim] | None:
         return None
     out: list[Dim] = []
     for d in t.shape.dim:
-        out.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
+        out.append(dim_of(d))
     return out
 
 

@@ -9,6 +9,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgepack.runtime.text import clip
+
+from ..dims import current_shapes
 from .probe import Probe
 
 
@@ -18,9 +21,9 @@ class PruneBug(RuntimeError):
 
 def _random_feeds(session: ort.InferenceSession) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    feeds = {}
+    feeds, given = {}, current_shapes()
     for i in session.get_inputs():
-        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        shape = list(given[i.name]) if i.name in given else [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
         dtype = np.float32 if "float" in i.type else np.int64 if "int" in i.type else np.bool_
         feeds[i.name] = rng.standard_normal(shape).astype(dtype) if dtype is np.float32 else np.zeros(shape, dtype)
     return feeds
@@ -41,7 +44,7 @@ def check_runs(original: onnx.ModelProto, pruned: onnx.ModelProto, feeds: dict[s
         onnx.checker.check_model(pruned)
         session = _session(pruned)
     except Exception as e:
-        raise PruneBug(f"the pruned graph is invalid ({str(e).splitlines()[0][:300]}); please report it with "
+        raise PruneBug(f"the pruned graph is invalid ({clip(str(e).splitlines()[0], 300)}); please report it with "
                        "the model") from e
     if feeds is None:
         feeds = _random_feeds(session)
@@ -52,7 +55,7 @@ def check_runs(original: onnx.ModelProto, pruned: onnx.ModelProto, feeds: dict[s
     try:
         session.run(None, feeds)
     except Exception as e:
-        raise PruneBug(f"the pruned graph does not run ({str(e).splitlines()[0][:300]}); please report it "
+        raise PruneBug(f"the pruned graph does not run ({clip(str(e).splitlines()[0], 300)}); please report it "
                        "with the model") from e
 
 

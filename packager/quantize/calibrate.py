@@ -24,6 +24,7 @@ from onnxruntime.quantization.calibrate import create_calibrator
 from edgepack.runtime.errors import QuantizationError
 
 from ..datasets import Samples
+from ..progress import advance
 from . import files
 
 
@@ -42,8 +43,8 @@ class SampleReader(CalibrationDataReader):
 
     def get_next(self) -> dict | None:
         i, feeds = next(self._it, (None, None))
-        if i is not None and self._on_sample is not None:
-            self._on_sample(i + 1, len(self._feeds))
+        if i is not None:
+            (self._on_sample or advance)(i + 1, len(self._feeds))  # default: the running phase's count
         return feeds
 
     def __len__(self) -> int:

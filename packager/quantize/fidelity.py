@@ -21,6 +21,7 @@ from edgepack.runtime.session import session_options
 
 from ..datasets import Samples
 from . import files
+from .sanity import warn_labels
 
 SLOWER = 1.10        # flag a model more than 10% slower: timing noise on a busy machine stays below that
 TIMED_SAMPLES = 32
@@ -95,6 +96,8 @@ def compare(reference: onnx.ModelProto, packaged: onnx.ModelProto, samples: Samp
         for n, r, o in zip(names, ref, out):
             refs[n].append(np.asarray(r))
             outs[n].append(np.asarray(o))
+    if names:
+        warn_labels(samples, [np.concatenate(refs[names[0]])] if refs[names[0]][0].ndim == 2 else [])
     fidelity = {
         "data": os.path.basename(os.path.normpath(samples.source)), "samples": len(samples),
         "held_out": held_out, "labels": samples.labels is not None,

@@ -17,6 +17,8 @@ from typing import Iterator
 import onnx
 import onnxruntime as ort
 
+from edgepack.runtime.text import clip
+
 _LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
@@ -74,4 +76,4 @@ def session(model: onnx.ModelProto, folder: str, name: str, options: ort.Session
 
 def first_line(e: BaseException) -> str:
     """An exception's first line, for a one-line error message."""
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    return clip((str(e).strip().splitlines() or [type(e).__name__])[0], 300)

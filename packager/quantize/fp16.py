@@ -17,6 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgepack.runtime.errors import QuantizationError
+from edgepack.runtime.text import clip
 
 from ..datasets import Samples
 from . import files
@@ -143,7 +144,7 @@ def quantize(model: onnx.ModelProto, samples: Samples | None, folder: str) -> tu
             match = _NO_KERNEL.search(str(e))
             if not match or match.group(1) in blocked:
                 raise QuantizationError(f"the fp16 model does not load in onnxruntime: "
-                                        f"{str(e).splitlines()[0][:300]}") from None
+                                        f"{clip(str(e).splitlines()[0], 300)}") from None
             no_kernel.append(match.group(1))
             blocked.add(match.group(1))
     else:

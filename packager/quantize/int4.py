@@ -14,7 +14,7 @@ import onnx
 from onnxruntime.quantization import QuantFormat
 from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.runtime.errors import EdgepackError, QuantizationError
 
 from . import files
 from .options import QuantizeOptions
@@ -25,15 +25,37 @@ INT4_OPSET = 21
 
 
 def quantize(model: onnx.ModelProto, opts: QuantizeOptions) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    op_types = tuple(sorted({"MatMul" if t == "Gemm" else t for t in opts.op_types}))  # Gemm: see prepare
+    """4-bit MatMul weights, and embedding tables when a float one will really be quantized: only then is the
+    opset raised to 21. When the tables' conversion or quantization fails, the MatMuls are quantized alone and
+    the tables stay in float, which details["tables_left_float"] says (run.py turns it into a warning)."""
+    op_types = tuple(sorted({"MatMul" if t == "Gemm" else t for t in opts.op_types or ()}))  # Gemm: see prepare
     details: dict[str, Any] = {"block_size": opts.block_size, "accuracy_level": opts.accuracy_level}
-    tables = [n for n, w, _ in weights(model) if n.op_type == "Gather" and w.data_type in FLOAT_TYPES]
-    if "Gather" in op_types and tables:
-        model = raise_opset(model, INT4_OPSET, "4-bit embedding tables",
-                            "leave them in float (--op-types MatMul,Gemm)")
-        if model.ir_version < 10:
-            model.ir_version = 10
-        details["opset"] = INT4_OPSET
+    excluded = set(opts.exclude_nodes)
+    tables = [n.name for n, w, _ in weights(model)
+              if n.op_type == "Gather" and w.data_type in FLOAT_TYPES and n.name not in excluded]
+    matmul_only = tuple(t for t in op_types if t != "Gather")
+    if "Gather" not in op_types or not tables:
+        # The quantizer raises the opset number itself (without converting the graph) whenever Gather is among
+        # its op types: with no table to quantize, that would only break ops whose form changed since.
+        return _run(model, opts, matmul_only), details
+    try:
+        converted = raise_opset(model, INT4_OPSET, "4-bit embedding tables",
+                                "leave them in float (--op-types MatMul,Gemm)")
+        if converted.ir_version < 10:
+            converted.ir_version = 10
+        result = _run(converted, opts, op_types)
+    except EdgepackError as e:
+        if not matmul_only:
+            raise
+        details["tables_left_float"] = {"tables": tables[:20], "reason": str(e)}
+        return _run(model, opts, matmul_only), details
+    details["opset"] = INT4_OPSET
+    return result, details
+
+
+def _run(model: onnx.ModelProto, opts: QuantizeOptions, op_types: tuple[str, ...]) -> onnx.ModelProto:
+    if not op_types:
+        return model
     try:
         with files.quiet():
             quantizer = MatMulNBitsQuantizer(
@@ -43,6 +65,6 @@ def quantize(model: onnx.ModelProto, opts: QuantizeOptions) -> tuple[onnx.ModelP
                 quant_axes=(("MatMul", 0), ("Gather", 1)))
             quantizer.process()
     except Exception as e:
-        raise QuantizationError(f"onnxruntime's 4-bit quantizer failed: {files.first_line(e)}; exclude the node it "
-                                "names (--exclude-nodes)") from None
-    return quantizer.model.model, details
+        raise QuantizationError(f"onnxruntime's 4-bit quantizer failed on {'/'.join(op_types)} weights: "
+                                f"{files.first_line(e)}") from None
+    return quantizer.model.model

@@ -20,6 +20,7 @@ import onnx
 
 from edgepack.runtime.errors import QuantizationError
 from edgepack.runtime.profile import Profile
+from edgepack.runtime.text import clip
 
 from . import files
 
@@ -29,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 from edgepack.runtime.profile import profile_from_dict
 from edgepack.runtime.session import session_options
+from edgepack.runtime.text import clip
 model, feeds, profile = sys.argv[1], sys.argv[2], profile_from_dict(json.loads(sys.argv[3]))
 options = session_options(profile)
 options.log_severity_level = 4  # failures come back as exceptions
@@ -39,7 +41,7 @@ try:
     if feeds != "-":
         s.run(None, dict(np.load(feeds)))
 except Exception as e:
-    print(f"EDGEPACK-LOADCHECK {step}: " + (str(e).strip().splitlines() or [type(e).__name__])[0][:300])
+    print(f"EDGEPACK-LOADCHECK {step}: " + clip((str(e).strip().splitlines() or [type(e).__name__])[0], 300))
     sys.exit(1)
 """
 
@@ -55,7 +57,7 @@ def _try(model_path: str, feeds_path: str, profile: Profile, timeout: float) -> 
     except subprocess.TimeoutExpired:
         return -1, f"no answer within {timeout:.0f} s"
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("EDGEPACK-LOADCHECK ")]
-    message = lines[-1].split(" ", 1)[1] if lines else (proc.stderr.strip().splitlines() or [""])[-1][:300]
+    message = lines[-1].split(" ", 1)[1] if lines else clip((proc.stderr.strip().splitlines() or [""])[-1], 300)
     return proc.returncode, message
 
 

@@ -20,6 +20,7 @@ import onnx
 from onnx import GraphProto, helper, numpy_helper
 
 from edgepack.runtime.errors import ModelError
+from edgepack.runtime.text import clip
 
 from .walk import FLOAT_TYPES, WEIGHT_INPUTS, graphs, opset, scoped, subgraphs
 
@@ -112,7 +113,7 @@ def raise_opset(model: onnx.ModelProto, version: int, needed_by: str, otherwise:
         converted = version_converter.convert_version(model, version)
     except Exception as e:
         raise ModelError(f"cannot convert the model from opset {current} to {version}, which {needed_by} "
-                         f"needs ({str(e).splitlines()[0][:200]}); re-export it at opset {version} or later, "
+                         f"needs ({clip(str(e).splitlines()[0], 200)}); re-export it at opset {version} or later, "
                          f"or {otherwise}") from None
     return converted
 

@@ -20,6 +20,7 @@ from edgepack.runtime.profile import Profile
 from ..datasets import Samples
 from . import count, files, prepare
 from .loadcheck import check_loads
+from .method_check import check_method
 from .options import GEMM_AS_MATMUL, QuantizeOptions
 from .samples import load_for, random_samples
 from .walk import nodes
@@ -143,7 +144,10 @@ def quantize_prepared(prepared: Prepared, opts: QuantizeOptions, folder: str
     calibrated once; no check. Returns the model, what the quantizer did, and the count of what it did."""
     _check_excluded(prepared.model, opts.exclude_nodes)
     result, details = _dispatch(prepared.model, opts, prepared.calibration, folder, prepared.ranges)
-    return result, details, count.summarize(result, opts.mode, opts.op_types or (), opts.exclude_nodes)
+    op_types = opts.op_types or ()
+    if details.get("tables_left_float"):  # int4-weight kept the tables in float on purpose: not a failure
+        op_types = tuple(t for t in op_types if t != "Gather")
+    return result, details, count.summarize(result, opts.mode, op_types, opts.exclude_nodes)
 
 
 def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile,
@@ -151,6 +155,7 @@ def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profi
     """Quantize a copy of `model` as `opts` (resolved against `profile`) says, and check the result.
     prepared: `model` prepared once before (prepare_once), for a search that quantizes it several times."""
     with files.workdir() as folder:
+        searched = prepared is not None  # a search's trial: its method's effect is judged by the search
         if prepared is None:
             work = onnx.ModelProto()
             work.CopyFrom(model)
@@ -161,6 +166,12 @@ def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profi
         result, details, summary = quantize_prepared(prepared, opts, folder)
         calibration = prepared.calibration
         warnings = _check(summary, opts)
+        no_effect = None if searched else check_method(prepared.model, result, opts, calibration, folder, details)
+        warnings += [no_effect] if no_effect else []
+        left = details.get("tables_left_float")
+        if left:
+            warnings.append(f"int4-weight quantized the MatMul weights only, and left {len(left['tables'])} "
+                            f"embedding table(s) in float: {left['reason']}")
         probe = calibration or random_samples(model, count=1)
         feeds = probe.feeds[0] if probe else None
         profile, lowered = check_loads(result, profile, feeds, folder, reference=None if calibration else model)
@@ -172,5 +183,7 @@ def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profi
         "mode": opts.mode, "prepared": prepared.report, **details, **summary,
         "bytes_before": count.initializer_bytes(model), "bytes_after": count.initializer_bytes(result),
     }
-    return QuantizeResult(result, {"name": "quantize", "options": opts.record()}, report, profile, calibration,
-                          warnings)
+    record = opts.record()
+    if details.get("method_asked"):  # the method asked for had no effect: record what the bundle really is
+        record.update(method=details["method"], method_asked=details["method_asked"])
+    return QuantizeResult(result, {"name": "quantize", "options": record}, report, profile, calibration, warnings)

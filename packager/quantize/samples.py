@@ -12,6 +12,8 @@ from onnx import helper
 from edgepack.runtime.errors import OptionError
 
 from ..datasets import Samples, load_samples
+from ..dims import current_shapes, is_fixed
+from .sanity import warn_nonfinite
 
 
 def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[np.dtype, list]]:
@@ -23,7 +25,7 @@ def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[np.dtype, list]]:
             continue
         tensor = value.type.tensor_type
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)) if tensor.elem_type else None
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim] \
+        dims = [d.dim_value if is_fixed(d) else None for d in tensor.shape.dim] \
             if tensor.HasField("shape") else None
         out[value.name] = (dtype, dims)
     return out
@@ -52,21 +54,22 @@ def load_for(model: onnx.ModelProto, path: str, what: str, limit: int | None = N
     if not len(samples):
         raise OptionError(f"{what} {path}: no samples")
     check_samples(samples, model, what)
+    warn_nonfinite(samples, what)
     return samples
 
 
 def random_samples(model: onnx.ModelProto, count: int = 8, seed: int = 0) -> Samples | None:
-    """Random feeds (dynamic dimensions 1; integer inputs 0 or 1, valid ids for any vocabulary), or None when
-    an input's shape or type is unknown."""
+    """Random feeds (shapes from --shape, else dynamic dimensions 1; integer inputs 0 or 1, valid ids for any
+    vocabulary), or None when an input's shape or type is unknown."""
     rng = np.random.default_rng(seed)
     specs = model_inputs(model)
     if any(dtype is None or dims is None for dtype, dims in specs.values()):
         return None
-    feeds = []
+    feeds, given = [], current_shapes()
     for _ in range(count):
         one = {}
         for name, (dtype, dims) in specs.items():
-            shape = [d or 1 for d in dims]
+            shape = list(given[name]) if name in given else [d or 1 for d in dims]
             one[name] = (rng.standard_normal(shape) if dtype.kind == "f" else rng.integers(0, 2, shape)).astype(dtype)
         feeds.append(one)
     return Samples(feeds, None, "random inputs")

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from edgepack.runtime.errors import OptionError
+from edgepack.runtime.paths import check_output
 
 FORMATS = ("html", "md", "json")
 PLOTS = ("auto", "matplotlib", "svg")
@@ -45,20 +46,22 @@ def render(data: dict[str, Any], fmt: str, plot: str = "auto") -> str:
 
 def write_report(bundle: str | os.PathLike, output: str | os.PathLike, fmt: str | None = None,
                  measure: bool = True, runs: int = 50, inputs: str | os.PathLike | None = None,
-                 plot: str = "auto") -> str:
-    """Write the report on `bundle` to `output` (atomically; "-": return it only) and return its text."""
+                 plot: str = "auto", shapes: dict[str, Any] | None = None) -> str:
+    """Write the report on `bundle` to `output` (atomically; "-": return it only) and return its text.
+    shapes: input name -> shape of the random feeds the measurement runs on (see runtime.costs.measure)."""
     from ..untrusted import printable_document, recorded_fields
     from ..writer import write_atomic
     from .collect import collect
 
-    output = os.fspath(output)
+    output = check_output(output, [bundle, inputs], "report")
     fmt = format_for(output, fmt)
     if runs < 1:
         raise OptionError(f"--runs must be at least 1, got {runs}")
     if plot not in PLOTS:
         raise OptionError(f"plot must be one of {', '.join(PLOTS)}, got {plot!r}")
     with recorded_fields(bundle):  # the manifest's report and provenance may hold anything
-        text = printable_document(render(collect(bundle, measure=measure, runs=runs, inputs=inputs), fmt, plot))
+        text = printable_document(render(collect(bundle, measure=measure, runs=runs, inputs=inputs, shapes=shapes),
+                                         fmt, plot))
     if output != "-":
         write_atomic(output, [text.encode("utf-8")])
     return text

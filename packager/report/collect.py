@@ -11,6 +11,7 @@ from typing import Any
 import edgepack
 from edgepack.runtime import open_bundle
 from edgepack.runtime.errors import EdgepackError
+from edgepack.runtime.text import clip
 
 
 def _stored(manifest: Any) -> dict[str, tuple[int, int]]:
@@ -33,14 +34,17 @@ def layers(report: dict[str, Any], manifest: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def measure_now(bundle: str, runs: int, inputs: str | None) -> dict[str, Any]:
+def measure_now(bundle: str, runs: int, inputs: str | None, shapes: dict[str, Any] | None = None) -> dict[str, Any]:
     """Peak memory and latency of the bundle on this machine, or why they were not measured."""
     from edgepack.runtime.costs import measure
 
+    from ..progress import phase
+
     try:
-        m = measure(bundle, runs=runs, inputs=inputs, force=True)
+        with phase(f"measuring memory and latency ({runs} runs)"):
+            m = measure(bundle, runs=runs, inputs=inputs, force=True, shapes=shapes)
     except EdgepackError as e:
-        return {"skipped": f"measuring failed: {' '.join(str(e).split())[:300]}"}
+        return {"skipped": f"measuring failed: {clip(e, 300)}"}
     b = m["bundle"]
     keys = ("first_inference_s", "session_s", "first_run_s", "load_cpu_s", "peak_load_mb", "peak_mb",
             "steady_rss_mb", "p50_ms", "p90_ms", "p99_ms", "throughput_per_s", "runs", "providers", "warnings")
@@ -50,7 +54,7 @@ def measure_now(bundle: str, runs: int, inputs: str | None) -> dict[str, Any]:
 
 
 def collect(bundle: str | os.PathLike, measure: bool = True, runs: int = 50,
-            inputs: str | os.PathLike | None = None) -> dict[str, Any]:
+            inputs: str | os.PathLike | None = None, shapes: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report's data. measure: run the bundle in a child process for memory and latency."""
     path = os.fspath(bundle)
     if not os.path.isfile(path):
@@ -71,7 +75,7 @@ def collect(bundle: str | os.PathLike, measure: bool = True, runs: int = 50,
             "report": {k: v for k, v in report.items() if k != "layers"},
             "layers": layers(report, m),
         }
-    data["measured"] = measure_now(path, runs, os.fspath(inputs) if inputs else None) if measure else \
+    data["measured"] = measure_now(path, runs, os.fspath(inputs) if inputs else None, shapes) if measure else \
         {"skipped": "not measured (--no-measure)"}
     data["generated_by"] = f"edgepack {edgepack.__version__}"
     return data

@@ -15,6 +15,11 @@ from typing import Any
 import click
 
 from edgepack.runtime.errors import EdgepackError
+from edgepack.runtime.text import clip
+
+from .cli_model import register as register_model_commands
+from .cli_options import load_npz as _load_npz
+from .cli_options import run_inputs, run_once, shape_option, shapes_of
 
 
 def _one_line(text: object) -> str:
@@ -25,10 +30,18 @@ def _one_line(text: object) -> str:
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is not None:  # a subgroup (targets): the top level captures and reports
+            return super().invoke(ctx)
+        from .cli_options import native_stderr_captured, with_native_log
+
+        with native_stderr_captured() as log:  # onnxruntime's log lines: into the error, never raw
+            return self._invoke(ctx, log, with_native_log)
+
+    def _invoke(self, ctx: click.Context, log: Any, with_native_log: Any) -> Any:
         try:
             return super().invoke(ctx)
         except EdgepackError as e:
-            click.echo(f"edgepack: error: {_one_line(e)}", err=True)
+            click.echo(f"edgepack: error: {_one_line(with_native_log(e, log))}", err=True)
             ctx.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, BrokenPipeError):
             raise
@@ -38,7 +51,7 @@ class _Group(click.Group):
         except Exception as e:
             if os.environ.get("EDGEPACK_DEBUG"):
                 raise
-            click.echo(f"edgepack: internal error: {type(e).__name__}: {_one_line(e)[:500]} "
+            click.echo(f"edgepack: internal error: {type(e).__name__}: {clip(e, 500)} "
                        "(a bug; rerun with EDGEPACK_DEBUG=1 for a traceback)", err=True)
             ctx.exit(3)
 
@@ -132,6 +145,7 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--max-trials", type=click.IntRange(1), default=None, help="Recipes the search tries at most (24).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: only when stderr is a terminal).")
+@shape_option
 def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
                 trust_pickle: bool, rtol: float | None, atol: float | None, prune: str | None,
                 prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
@@ -139,9 +153,12 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
                 op_types: str | None, exclude_nodes: str | None, max_accuracy_drop: float | None,
                 min_agreement: float | None, min_cosine: float | None, max_bytes: str | None,
                 max_memory_mb: float | None, max_latency_ms: float | None, max_trials: int | None,
-                progress: bool | None, **quantize_options: Any) -> None:
+                progress: bool | None, shapes: tuple[str, ...], **quantize_options: Any) -> None:
     """Package MODEL (.onnx; .pt2 from torch.export.save; scikit-learn .joblib/.pkl with --trust-pickle) into
     a bundle for one target device."""
+    from edgepack.runtime.paths import check_output
+
+    check_output(output, [model, calibration, eval_data, example_path])  # before minutes of work, not after
     from edgepack.packager import package
     from edgepack.packager.quantize.describe import report_lines
 
@@ -158,7 +175,8 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
                      prune=prune, prune_scope=prune_scope, prune_criterion=prune_criterion,
                      prune_round_to=prune_round_to, reconstruct=bool(reconstruct), quantize=quantize,
                      calibration=calibration, eval_data=eval_data, quantize_options=quantize_options,
-                     budget={k: v for k, v in budget.items() if v is not None}, progress=progress)
+                     budget={k: v for k, v in budget.items() if v is not None}, progress=progress,
+                     shapes=shapes_of(shapes))
     from edgepack.packager.search.describe import search_lines
 
     for line in search_lines(result.report.get("search"), result.report.get("search_timing")):
@@ -205,32 +223,6 @@ def prune_summary(report: dict[str, Any] | None, layers: int | None = 0) -> list
 
 # --- run -----------------------------------------------------------------------------------------------
 
-def random_feeds(session: Any, seed: int = 0) -> dict[str, Any]:
-    """Feeds of the right dtypes and shapes (dynamic dimensions set to 1)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in session.inputs:
-        shape = [d if isinstance(d, int) else 1 for d in spec.shape]
-        dtype = np.dtype(spec.dtype or np.float32)
-        if dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        else:  # integers (ids, indices) and booleans: small values valid for any vocabulary
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(dtype)
-    return feeds
-
-
-def _load_npz(path: str, what: str) -> dict[str, Any]:
-    import numpy as np
-
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise EdgepackError(f"{path}: cannot read {what} ({_one_line(e)[:200]}); give an .npz file") from None
-
-
 @cli.command("run")
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), default=None,
@@ -241,23 +233,19 @@ def _load_npz(path: str, what: str) -> dict[str, Any]:
 @click.option("--force", is_flag=True, help="Run even where this device lacks what the profile requires.")
 @click.option("--public-key", "public_key", type=click.Path(dir_okay=False), default=None,
               help="Refuse the bundle unless this key (a .pub file from keygen) signed it.")
+@shape_option
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Stop the run after this many seconds (an error, exit 1).")
 def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, target: str | None,
-            force: bool, public_key: str | None) -> None:
+            force: bool, public_key: str | None, shapes: tuple[str, ...], timeout: float | None) -> None:
     """Run BUNDLE once and print its outputs' shapes and first values."""
     import numpy as np
 
     from edgepack.packager.writer import write_atomic
     from edgepack.runtime import load
 
-    session = load(bundle, target=target, force=force, public_key=public_key)
-    if inputs_path:
-        feeds = _load_npz(inputs_path, "inputs")
-        feeds.pop("labels", None)
-    else:
-        feeds = random_feeds(session)
-        click.echo("note: no --inputs given: running on random inputs "
-                   + ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items()), err=True)
-    outputs = session.run(feeds)
+    feeds, given = run_inputs(bundle, inputs_path, output_path, shapes)  # every path checked before any work
+    outputs = run_once(load(bundle, target=target, force=force, public_key=public_key), feeds, given, timeout)
     for name, value in outputs.items():
         flat = np.asarray(value).ravel()
         click.echo(f"{name}: {value.dtype}{list(value.shape)} {np.array2string(flat[:6], precision=4)}"
@@ -292,14 +280,15 @@ def _progress(side: str, report: dict[str, Any]) -> None:
 @click.option("--force", is_flag=True, help="Run even where this device lacks what the profile requires.")
 @click.option("--lean/--no-lean", default=None, help="Memory-lean mode on or off (default: the profile's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@shape_option
 def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str | None, repeat: int,
-                target: str | None, force: bool, lean: bool | None, as_json: bool) -> None:
+                target: str | None, force: bool, lean: bool | None, as_json: bool, shapes: tuple[str, ...]) -> None:
     """Measure what BUNDLE costs on this device, in fresh processes: bundle bytes, time to first inference,
     peak and steady RSS, latency percentiles, throughput, and whether it fits the profile's memory budget."""
     from edgepack.runtime.costs import lines, measure
 
     report = measure(bundle, baseline, runs=runs, inputs=inputs_path, repeat=repeat, target=target, force=force,
-                     lean=lean, progress=_progress)
+                     lean=lean, progress=_progress, shapes=shapes_of(shapes))
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
@@ -336,13 +325,15 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
               help=".npz of feeds for the measurement (default: seeded random feeds).")
 @click.option("--plot", type=click.Choice(["auto", "matplotlib", "svg"]), default="auto", show_default=True,
               help="Who draws the trials' plot: matplotlib when installed (auto), or inline SVG.")
+@shape_option
 def report_cmd(bundle: str, output: str, fmt: str | None, measure: bool, runs: int, inputs_path: str | None,
-               plot: str) -> None:
+               plot: str, shapes: tuple[str, ...]) -> None:
     """Write a report on BUNDLE: what was done, size per layer, fidelity, sensitivity, the budget search's
     trials as a plot, and memory and latency measured on this machine."""
     from edgepack.packager.report import format_for, write_report
 
-    text = write_report(bundle, output, fmt, measure=measure, runs=runs, inputs=inputs_path, plot=plot)
+    text = write_report(bundle, output, fmt, measure=measure, runs=runs, inputs=inputs_path, plot=plot,
+                        shapes=shapes_of(shapes))
     if output == "-":
         click.echo(text, nl=False)
     else:
@@ -480,6 +471,8 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 
+
+register_model_commands(cli)
 
 if __name__ == "__main__":
     sys.exit(main())

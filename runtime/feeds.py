@@ -1,0 +1,149 @@
+"""Feeds made up for a model (run, measure and report without --inputs): the dtypes of its inputs, and shapes
+from --shape NAME=D0,D1,..., else from the shapes the packager recorded from calibration or evaluation data,
+else the model's fixed dimensions with each dynamic one 1 (which the caller names when the model then fails)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import OptionError
+from .text import clip
+
+Shapes = dict[str, tuple[int, ...]]
+
+_SHAPE = re.compile(r"\s*([^=\s][^=]*?)\s*=\s*(\d+(?:\s*[,x]\s*\d+)*)\s*")
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """`images=1,3,640,640` (or 1x3x640x640) -> ("images", (1, 3, 640, 640))."""
+    match = _SHAPE.fullmatch(text)
+    if match is None:
+        raise OptionError(f"--shape {text!r}: give NAME=D0,D1,... with positive sizes, e.g. images=1,3,640,640")
+    dims = tuple(int(d) for d in re.split(r"\s*[,x]\s*", match.group(2)))
+    if any(d <= 0 for d in dims):
+        raise OptionError(f"--shape {text!r}: every size must be positive")
+    return match.group(1), dims
+
+
+def parse_shapes(texts: Iterable[str] | None) -> Shapes:
+    """Several --shape values; an input named twice is an error."""
+    out: Shapes = {}
+    for text in texts or ():
+        name, dims = parse_shape(text)
+        if name in out:
+            raise OptionError(f"--shape names input {name!r} twice")
+        out[name] = dims
+    return out
+
+
+def _dynamic(d: Any) -> bool:
+    return not (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0)
+
+
+def check_shapes(shapes: Mapping[str, Sequence[int]], specs: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    """Refuse a --shape naming no input, or one whose rank or fixed sizes contradict the model's input."""
+    known = {name: dims for name, dims in specs}
+    for name, dims in shapes.items():
+        if name not in known:
+            raise OptionError(f"--shape names {name!r}, which is not an input; the inputs are {list(known)}")
+        model = known[name]
+        if model is not None and (len(model) != len(dims) or
+                                  any(not _dynamic(m) and m != d for m, d in zip(model, dims))):
+            raise OptionError(f"--shape {name}={','.join(map(str, dims))} does not fit the input's shape "
+                              f"{show_shape(model)}")
+
+
+def show_shape(dims: Sequence[Any] | None) -> str:
+    """[1, 3, 'height', '?']: fixed sizes, symbolic names, and '?' for unnamed dynamic dimensions."""
+    if dims is None:
+        return "[unknown rank]"
+    return "[" + ", ".join(str(d) if not _dynamic(d) else (d if isinstance(d, str) and d else "?") for d in dims) + "]"
+
+
+def resolve_shape(name: str, dims: Sequence[Any], given: Mapping[str, Sequence[int]],
+                  recorded: Mapping[str, Sequence[int]]) -> tuple[tuple[int, ...], bool]:
+    """The shape to feed input `name` and whether it was guessed (a dynamic dimension set to 1)."""
+    if name in given:
+        return tuple(given[name]), False
+    rec = recorded.get(name)
+    if rec is not None and len(rec) == len(dims) and all(_dynamic(d) or d == r for d, r in zip(dims, rec)):
+        return tuple(int(r) for r in rec), False
+    return tuple(1 if _dynamic(d) else int(d) for d in dims), any(_dynamic(d) for d in dims)
+
+
+def random_feeds(specs: Sequence[tuple[str, Any, Sequence[Any]]], shapes: Mapping[str, Sequence[int]] | None = None,
+                 recorded: Mapping[str, Sequence[int]] | None = None, seed: int = 0
+                 ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Seeded random feeds for inputs given as (name, numpy dtype or None, dims), and the names of the inputs
+    whose shape was guessed. Floats are standard normal; integers and booleans 0 or 1 (valid ids for any
+    vocabulary)."""
+    given = dict(shapes or {})
+    check_shapes(given, [(n, d) for n, _, d in specs])
+    rng = np.random.default_rng(seed)
+    feeds, guessed = {}, []
+    for name, dtype, dims in specs:
+        shape, guess = resolve_shape(name, dims, given, recorded or {})
+        if guess:
+            guessed.append(name)
+        dt = np.dtype(dtype or np.float32)
+        feeds[name] = (rng.standard_normal(shape) if dt.kind == "f" else rng.integers(0, 2, shape)).astype(dt)
+    return feeds, guessed
+
+
+def unknown_shape_hint(guessed: Sequence[str], specs: Sequence[tuple[str, Any, Sequence[Any]]]) -> str:
+    """What to say when a model failed on guessed shapes: which inputs, and how to give their shapes."""
+    dims = {n: d for n, _, d in specs}
+    shown = ", ".join(f"{n} {show_shape(dims[n])}" for n in guessed)
+    def size(i: int, d: Any) -> str:
+        if not _dynamic(d):
+            return str(d)
+        return "1" if i == 0 else (d.upper() if isinstance(d, str) and d.isidentifier() else f"D{i}")
+
+    example = " ".join(f"--shape {n}=" + ",".join(size(i, d) for i, d in enumerate(dims[n] or ())) for n in guessed)
+    return (f"the shape of {shown} is not known (each dynamic dimension was set to 1): give it with {example} "
+            "(real sizes in place of the names), or pass --inputs FEEDS.npz")
+
+
+RECORDED = "input_shapes"  # the key under the manifest's report where the packager records sample shapes
+
+
+def recorded_shapes(manifest_raw: Mapping[str, Any] | None) -> Shapes:
+    """The input shapes a bundle's manifest records (from its calibration or evaluation data), if any."""
+    report = (manifest_raw or {}).get("report") or {}
+    shapes = report.get(RECORDED) or {}
+    if not isinstance(shapes, dict):
+        return {}
+    return {str(k): tuple(int(d) for d in v) for k, v in shapes.items()
+            if isinstance(v, list) and all(isinstance(d, int) and d > 0 for d in v)}
+
+
+def bundle_shapes(path: str) -> Shapes:
+    """recorded_shapes() of the bundle file at `path` (reads its manifest only)."""
+    from .reader import open_bundle
+
+    with open_bundle(path) as b:
+        return recorded_shapes(b.manifest.raw)
+
+
+def read_npz(path: str, what: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, or one line saying why it cannot be read (a text file, a lone .npy array)."""
+    import os
+    import zipfile
+
+    if not os.path.isfile(path):
+        raise OptionError(f"{path}: no such file of {what}")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            lone = f.read(6) == b"\x93NUMPY"
+        kind = "a single .npy array, not an .npz archive" if lone else "not an .npz archive"
+        raise OptionError(f"{path}: cannot read {what}: it is {kind}; save the arrays with "
+                          "numpy.savez(path, name=array, ...)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise OptionError(f"{path}: cannot read {what} ({clip(e, 200)}); give an .npz file written by "
+                          "numpy.savez") from None

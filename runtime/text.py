@@ -1,0 +1,23 @@
+"""Text for one-line messages: shortened at a word boundary, never mid-word."""
+
+from __future__ import annotations
+
+
+def one_line(text: object) -> str:
+    """`text` with every run of whitespace (newlines included) made one space."""
+    return " ".join(str(text).split())
+
+
+def clip(text: object, limit: int) -> str:
+    """`text` on one line, at most about `limit` characters: cut at the last space before the limit (or, in one
+    long word, at the last separator), with "..." marking the cut."""
+    line = one_line(text)
+    if len(line) <= limit:
+        return line
+    head = line[:limit]
+    cut = head.rfind(" ")
+    if cut < limit // 2:  # one long word (a path, a tensor name): cut after a separator inside it instead
+        cut = max(head.rfind(c) for c in "/\\,;:_.-") + 1
+    if cut < limit // 2:
+        cut = limit
+    return head[:cut].rstrip(" ,;:") + " ..."
