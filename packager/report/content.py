@@ -4,39 +4,15 @@ collect()'s data. html.py and markdown.py render the same content."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ..quantize.describe import fidelity_lines
 from ..search.budget import FIGURE, LIMITS, MEASURED
 from . import plot
+from .parts import Bar, Cell, Item, Section, Table
+from .recipe import recipe_section
 
-
-@dataclass
-class Bar:
-    """A table cell drawn as a bar (HTML) or plain text (Markdown)."""
-
-    fraction: float
-    text: str
-
-
-Cell = Union[str, Bar]
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[Cell]]
-    numeric: set[int] = field(default_factory=set)   # right-aligned columns
-
-
-Item = Union[str, Table, plot.Figure]
-
-
-@dataclass
-class Section:
-    title: str
-    items: list[Item]
+__all__ = ["Bar", "Cell", "Item", "Section", "Table", "sections"]
 
 
 def _kb(n: int | float | None) -> str:
@@ -198,6 +174,6 @@ def warnings(d: dict[str, Any]) -> Section | None:
 
 
 def sections(d: dict[str, Any]) -> list[Section]:
-    built = [overview(d), steps(d), search(d), fidelity(d), sensitivity(d), layer_sizes(d), measured(d),
-             warnings(d)]
+    built = [overview(d), steps(d), recipe_section(d), search(d), fidelity(d), sensitivity(d), layer_sizes(d),
+             measured(d), warnings(d)]
     return [s for s in built if s is not None]
