@@ -8,8 +8,8 @@
 
 Without a word from the user (`--output-kind NAME=class[:AXIS]|regression|ignore`), an output is a class output
 when each sample's output is a matrix of one row of at least 2 scores (shape (1, C): softmax or logits of one
-sample), unless its name says it is a state; anything else is regression. Outputs with fewer than SMALL values
-per sample (a probability, a score) get a cosine over all samples together: the cosine of one number with
+sample), unless its name says it is a state or an embedding (state, hidden, embed, pool, feature); anything
+else is regression. Outputs with fewer than SMALL values per sample (a probability, a score) get a cosine over all samples together: the cosine of one number with
 another of the same sign is always 1, so a per-sample cosine would report a probability off by 0.96 as 1.0000.
 """
 
@@ -25,7 +25,7 @@ from edgepack.runtime.errors import OptionError
 
 SMALL = 8   # values per sample below which the cosine is taken over all samples together
 KINDS = ("class", "regression", "ignore")
-_STATE = re.compile(r"state|hidden|(^|[_./])(h|c)n?($|[_./])", re.IGNORECASE)
+_NOT_CLASS = re.compile(r"state|hidden|embed|pool|feature|(^|[_./])(h|c)n?($|[_./])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def guess(name: str, sample: np.ndarray) -> OutputKind:
     """The kind of an output from one sample's value and its name."""
     if sample.dtype.kind != "f":
         return OutputKind("regression")
-    if sample.ndim == 2 and sample.shape[0] == 1 and sample.shape[-1] >= 2 and not _STATE.search(name):
+    if sample.ndim == 2 and sample.shape[0] == 1 and sample.shape[-1] >= 2 and not _NOT_CLASS.search(name):
         return OutputKind("class", -1)
     return OutputKind("regression")
 

@@ -119,9 +119,14 @@ def sensitivity(d: dict[str, Any]) -> Section | None:
         cell: Cell = Bar(1.0, "quantization failed") if "failed" in r else Bar(err / top, f"{err:.3g}")
         rows.append([r["node"], r["op"], _kb(r["weight_bytes"]), cell, _pct(r.get("agreement")),
                      "-" if r.get("accuracy_drop") is None else f"{r['accuracy_drop']:.2f}"])
-    return Section("Per-layer sensitivity", [
-        f"Each node quantized alone (every other one in float), measured on {sens['samples']} eval samples: the "
-        "error is 1 - the mean cosine similarity of the outputs with the original's. Most sensitive first.",
+    how = (f"Each node quantized alone (every other one in float), measured on {sens['samples']} eval samples: the "
+           "error is 1 - the mean cosine similarity of the outputs with the original's.") \
+        if sens.get("method", "exact") == "exact" else (
+        f"Each node's own output with its weights rounded to int8 (and, for int8-static, its inputs and output "
+        f"through the calibrated ranges), against the float node's, on {sens['samples']} eval samples, all nodes "
+        "in one pass: the error is 1 - the cosine over the samples (or, when larger, one quantized input's own "
+        "error). A cheap signal to rank by, not the effect on the model's outputs.")
+    return Section("Per-layer sensitivity", [how + " Most sensitive first.",
         Table(["node", "op", "fp32 weight bytes", "error", "top-1 agreement", "accuracy drop (pt)"], rows,
               {2, 4, 5})])
 

@@ -2,7 +2,8 @@
 
     1. start    the mode's most aggressive recipe: every op type its quantizer supports, at the pruning ratio
                 asked for (if any); built, sized (a real bundle) and measured on the eval samples
-    2. rank     when a fidelity budget is missed: each candidate node quantized alone (sensitivity.py)
+    2. rank     when a fidelity budget is missed: each candidate node quantized alone on a small model, a cheap
+                one-pass signal (each node's own error under fake quantization) on a larger one (sensitivity.py)
     3. back off keep the k most sensitive nodes in float, k found by bisection over the ranking; then give
                 back (quantize again) the nodes with weights among them, heaviest first, while the budget holds
     4. prune    with --prune, when the ratio asked for misses: bisection for the largest ratio below it at which
@@ -34,7 +35,7 @@ from ..layers import layer_sizes
 from ..progress import Progress
 from ..prune.options import PruneOptions
 from ..quantize.options import QuantizeOptions
-from . import costs, sensitivity
+from . import costs, probe, sensitivity
 from .bench import ALL, Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
 from .budget import FIDELITY, MEASURED, Budget, describe_miss
 from .evaluate import Evaluator, summarize
@@ -104,7 +105,8 @@ class Search:
             start = self.x.prune.ratio if self.x.prune else 0.0
             best = self.inner(start, "start")
             first = self.benches.get(start)
-            if self.ranking is None and first is not None and len(first.candidates) <= sensitivity.ALWAYS:
+            if self.ranking is None and first is not None and first.opts is not None and (
+                    len(first.candidates) <= sensitivity.ALWAYS or sensitivity.method(first) == "probe"):
                 self.order(first)   # for the report: cheap enough on a model of this size
             if self.x.prune is not None and not (best and best.meets):
                 self.search_ratio(0.0, start)
@@ -348,7 +350,9 @@ class Search:
             out["prune"] = {"ratio_asked": self.x.prune.ratio if self.x.prune else None,
                             "auto": self.x.prune is None}
         if self.ranking is not None:
-            out["sensitivity"] = {"samples": min(sensitivity.SAMPLES, len(self.x.samples)), "nodes": self.ranking}
+            how = sensitivity.method(self.benches.get(0.0) or bench)
+            limit = sensitivity.SAMPLES if how == "exact" else probe.SAMPLES
+            out["sensitivity"] = {"samples": min(limit, len(self.x.samples)), "method": how, "nodes": self.ranking}
         return out
 
 
