@@ -72,13 +72,16 @@ def main() -> None:
     took = time.monotonic() - t0
     s = result.report["search"]
     chosen = s["trials"][s["chosen"]]
-    print(f"package with --min-cosine {args.min_cosine}: {took:.0f} s in all, search {result.report['search_timing']['seconds']:.0f} s "
+    timing = result.report["search_timing"]
+    print(f"package with --min-cosine {args.min_cosine}: {took:.0f} s in all, search {timing['seconds']:.0f} s "
           f"({os.cpu_count()} CPUs), {len(s['trials'])} trials, sensitivity "
           f"{s.get('sensitivity', {}).get('method', 'not needed')} "
-          f"({result.report['search_timing'].get('sensitivity_seconds', 0):.1f} s)")
-    print(f"chose trial {chosen['index']}: {len(chosen['float_nodes'])} nodes in float, cosine {chosen.get('cosine')}, "
+          f"({timing.get('sensitivity_seconds', 0):.1f} s)")
+    print(f"chose trial {chosen['index']}: {len(chosen['float_nodes'])} nodes in float, worst cosine "
+          f"{chosen.get('cosine')}, "
           f"{100 * chosen.get('quantized_weight_fraction', 0):.1f}% of the weight bytes quantized, "
-          f"{result.bundle_bytes / 1e6:.1f} MB; format {result.report.get('quantization', {}).get('recipe', {}).get('chosen')}")
+          f"{result.bundle_bytes / 1e6:.1f} MB; format "
+          f"{result.report.get('quantization', {}).get('recipe', {}).get('chosen')}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Per output (kinds.py says which kind each is): top-1 agreement for class outputs, cosine similarity (per
 sample: the mean and the worst; over all samples together for outputs of fewer than 8 values per sample),
-the largest absolute and relative difference, and accuracy against labels when the data has them. Both models are timed on this machine, interleaved, and a quantized model slower than its fp32
-original is flagged: int8 convolutions are often slower on x86 CPUs, dynamic int8 convolutions much slower.
+the largest absolute and relative difference, and accuracy against labels when the data has them. Both
+models are timed on this machine, interleaved, and a quantized model slower than its fp32 original is
+flagged: int8 convolutions are often slower on x86 CPUs, dynamic int8 convolutions much slower.
 """
 
 from __future__ import annotations

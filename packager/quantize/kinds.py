@@ -9,8 +9,9 @@
 Without a word from the user (`--output-kind NAME=class[:AXIS]|regression|ignore`), an output is a class output
 when each sample's output is a matrix of one row of at least 2 scores (shape (1, C): softmax or logits of one
 sample), unless its name says it is a state or an embedding (state, hidden, embed, pool, feature); anything
-else is regression. Outputs with fewer than SMALL values per sample (a probability, a score) get a cosine over all samples together: the cosine of one number with
-another of the same sign is always 1, so a per-sample cosine would report a probability off by 0.96 as 1.0000.
+else is regression. Outputs with fewer than SMALL values per sample (a probability, a score) get a cosine over
+all samples together: the cosine of one number with another of the same sign is always 1, so a per-sample
+cosine would report a probability off by 0.96 as 1.0000.
 """
 
 from __future__ import annotations

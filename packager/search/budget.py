@@ -31,7 +31,8 @@ FIDELITY = ("max_accuracy_drop", "min_agreement", "min_cosine", "min_mean_cosine
 MEASURED = ("max_memory_mb", "max_latency_ms")
 # the figure of a trial each budget is compared with
 FIGURE = {"max_accuracy_drop": "accuracy_drop", "min_agreement": "agreement", "min_cosine": "cosine",
-          "min_mean_cosine": "cosine_mean", "max_bytes": "bytes", "max_memory_mb": "peak_mb", "max_latency_ms": "p50_ms"}
+          "min_mean_cosine": "cosine_mean", "max_bytes": "bytes", "max_memory_mb": "peak_mb",
+          "max_latency_ms": "p50_ms"}
 # how messages name each figure
 DISPLAY = {"accuracy_drop": "accuracy drop", "agreement": "top-1 agreement", "cosine": "worst-sample cosine",
            "cosine_mean": "mean cosine",
