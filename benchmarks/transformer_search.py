@@ -70,6 +70,12 @@ def main() -> None:
                               calibration=os.path.join(args.folder, "calib.npz"),
                               eval_data=os.path.join(args.folder, "eval.npz"), budget={"min_cosine": args.min_cosine})
     took = time.monotonic() - t0
+    import resource
+
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; CPU time of this process and its "
+          f"children {cpu:.0f} s")
     s = result.report["search"]
     chosen = s["trials"][s["chosen"]]
     timing = result.report["search_timing"]

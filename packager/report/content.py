@@ -124,8 +124,8 @@ def sensitivity(d: dict[str, Any]) -> Section | None:
         if sens.get("method", "exact") == "exact" else (
         f"Each node's own output with its weights rounded to int8 (and, for int8-static, its inputs and output "
         f"through the calibrated ranges), against the float node's, on {sens['samples']} eval samples, all nodes "
-        "in one pass: the error is 1 - the cosine over the samples (or, when larger, one quantized input's own "
-        "error). A cheap signal to rank by, not the effect on the model's outputs.")
+        "in one pass: the error is the worst channel's relative error of its output or of one quantized input. "
+        "A cheap signal to rank by, not the effect on the model's outputs.")
     return Section("Per-layer sensitivity", [how + " Most sensitive first.",
         Table(["node", "op", "fp32 weight bytes", "error", "top-1 agreement", "accuracy drop (pt)"], rows,
               {2, 4, 5})])

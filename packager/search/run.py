@@ -105,8 +105,8 @@ class Search:
             start = self.x.prune.ratio if self.x.prune else 0.0
             best = self.inner(start, "start")
             first = self.benches.get(start)
-            if self.ranking is None and first is not None and first.opts is not None and (
-                    len(first.candidates) <= sensitivity.ALWAYS or sensitivity.method(first) == "probe"):
+            if self.ranking is None and first is not None and first.opts is not None and \
+                    len(first.candidates) <= sensitivity.ALWAYS and sensitivity.method(first) == "exact":
                 self.order(first)   # for the report: cheap enough on a model of this size
             if self.x.prune is not None and not (best and best.meets):
                 self.search_ratio(0.0, start)
