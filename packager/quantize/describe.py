@@ -53,6 +53,8 @@ def recipe_lines(q: dict[str, Any]) -> list[str]:
     if not r:
         return []
     if not r.get("latency_measured"):
+        if r.get("host_runs_target", True):
+            return [f"  format      {r['chosen']} ({r['by']}); latency not measured: {r['why']}"]
         return [f"  format      {r['chosen']} ({r['by']}); latency NOT measured for this target: {r['why']}"]
     lines = [f"  format      {r['chosen']} ({r['by']}: fastest within tolerance of {len(q.get('candidates', []))} "
              f"measured on this host, fp32 {r['fp32_p50_ms']:.3g} ms per run)"]

@@ -117,10 +117,11 @@ def choose(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, expl
     why_not = host_runs(profile)
     candidates = _candidates(opts, explicit)
     if opts.mode != "int8-static" or opts.recipe == "profile" or why_not or len(candidates) < 2:
-        reason = ("asked for (recipe profile)" if opts.recipe == "profile" else why_not if why_not else
+        reason = ("--recipe profile given" if opts.recipe == "profile" else why_not if why_not else
                   "the options given leave one candidate")
         record = {"chosen": default, "by": "options" if explicit and not why_not else "profile default",
-                  "latency_measured": False, "why": reason, "source": _source(profile)}
+                  "latency_measured": False, "why": reason, "source": _source(profile),
+                  "host_runs_target": why_not is None}
         return Choice(opts, None, record)
     with files.workdir() as own:
         work = folder or own
@@ -140,10 +141,10 @@ def quantize_measured(model: onnx.ModelProto, opts: QuantizeOptions, profile: Pr
     result.report["recipe"] = choice.record
     if choice.candidates:
         result.report["candidates"] = choice.candidates
-    if not choice.record["latency_measured"] and opts.mode == "int8-static":
+    if not choice.record.get("host_runs_target", True):
         result.warnings.append(f"latency was not measured for {profile.name}: {choice.record['why']}; its int8 "
                                f"format is {profile.name}'s default, {choice.record['chosen']} (source: "
-                               f"{choice.record['source']})")
+                               f"{choice.record.get('source')})")
     return result
 
 

@@ -17,8 +17,8 @@ def recipe_section(d: dict[str, Any]) -> Section | None:
     if not r:
         return None
     if not r.get("latency_measured"):
-        return Section("int8 format", [f"{r['chosen']}: {r['by']}. Latency was not measured for this target "
-                                       f"({r['why']}). Source of the default: {r.get('source', '-')}."])
+        return Section("int8 format", [f"{r['chosen']}: {r['by']}. Latency was not measured: {r['why']}. Source "
+                                       f"of the profile's default: {r.get('source', '-')}."])
     items: list[Item] = [
         f"Each candidate format was quantized from one calibration and run on {r['samples']} calibration samples "
         f"on the packaging host, interleaved with the fp32 model ({r['fp32_p50_ms']:.3g} ms per run) in the same "
