@@ -39,7 +39,10 @@ from .layers import layer_sizes, named_copy
 from .progress import phase, progress_setting
 from .prune import step as prune_mod
 from .quantize import files, make_options, quantize_model, resolve
+from .quantize.kinds import OutputKind
+from .quantize.kinds import parse as parse_kinds
 from .quantize.options import CALIBRATED_MODES
+from .quantize.recipes import CHOSEN_BY, quantize_measured
 from .skeleton import Split, split_model
 from .source import Source, load_source
 from .writer import BundleWriter, write_atomic
@@ -132,7 +135,8 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
             prune_round_to: int | None = None, reconstruct: bool = False, quantize: Any = None,
             calibration: str | os.PathLike | None = None, eval_data: Any = None,
             quantize_options: "dict[str, Any] | None" = None, budget: "Budget | dict[str, Any] | None" = None,
-            progress: bool | None = None, shapes: "dict[str, tuple[int, ...]] | None" = None) -> PackageResult:
+            progress: bool | None = None, shapes: "dict[str, tuple[int, ...]] | None" = None,
+            output_kinds: "dict[str, str] | list[str] | None" = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an
@@ -157,7 +161,8 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         (an array named `labels` gives accuracy).
     quantize_options: a dict of QuantizeOptions fields (method, per_channel, format, activation_type,
         weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level, symmetric,
-        calibration_samples, allow_unquantized); unset ones come from the target profile.
+        calibration_samples, allow_unquantized, recipe); unset ones come from the target profile. int8-static
+        measures its candidate formats on this host when it runs the target's kernels (quantize.recipes).
     budget: a search.Budget or a dict of its fields (max_accuracy_drop, min_agreement, min_cosine, max_bytes,
         max_memory_mb, max_latency_ms, max_trials): search for the smallest recipe that meets it, starting
         from the most aggressive one (docs/BUDGET.md); needs eval_data. Raises BudgetNotMet when no recipe
@@ -165,6 +170,8 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
     progress: progress bars on stderr for calibration and the search (default: when stderr is a terminal).
     shapes: input name -> shape of the random probes made when no samples are given (dynamic dimensions
         otherwise 1), e.g. {"images": (1, 3, 640, 640)}.
+    output_kinds: {output name: "class[:AXIS]" | "regression" | "ignore"} (or ["NAME=KIND", ...]): which
+        fidelity figures each output gets (quantize.kinds; default: guessed from its shape and name).
     """
     from .search import check_usable, make_budget
 
@@ -197,12 +204,14 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError(f"the budget search starts from {qopts.mode} (the {profile.name} profile's preferred mode "
                           "unless --quantize says otherwise), which needs --calibration DATA; or give --quantize "
                           "int8-dynamic")
+    explicit = {k: getattr(qopts, k) for k in CHOSEN_BY if getattr(qopts, k) is not None}
     qopts = resolve(qopts, profile)
+    kinds = parse_kinds(output_kinds)
     options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
     source = load_source(model, example_inputs=example_inputs, **options)
     encoding = (level, frame_bytes, threads or default_threads())
     with files.workdir() as folder, given_shapes(source.model, shapes), progress_setting(progress):
-        job = _Job(source, profile, encoding, progress)
+        job = _Job(source, profile, encoding, progress, kinds, explicit)
         if budget.active:
             return _to_budget(job, budget, qopts, widen, prune_options, calibration, eval_data, output, folder)
         job.transform(prune_options, qopts, calibration)
@@ -212,8 +221,10 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
 class _Job:
     """One package() call's model, steps and report, as the steps run."""
 
-    def __init__(self, source: Source, profile: Profile, encoding: tuple[int, int, int], progress: bool | None):
+    def __init__(self, source: Source, profile: Profile, encoding: tuple[int, int, int], progress: bool | None,
+                 kinds: dict[str, OutputKind] | None = None, explicit: dict[str, Any] | None = None):
         self.source, self.profile, self.encoding, self.progress = source, profile, encoding, progress
+        self.kinds, self.explicit = kinds or {}, explicit or {}
         self.steps: list[dict[str, Any]] = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
         self.report: dict[str, Any] = {"import": {"check": source.options["check"]}} \
             if "check" in source.options else {}
@@ -247,6 +258,9 @@ class _Job:
         if plan is not None and plan.quantize is not None:
             with phase(f"quantizing ({plan.quantize.mode})"):
                 q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
+        elif plan is None and qopts.mode == "int8-static":
+            with phase("calibrating, quantizing and measuring the int8 formats"):
+                q = quantize_measured(packaged, qopts, self.profile, self.explicit, kinds=self.kinds)
         elif plan is None and qopts.active:
             label = "calibrating and quantizing" if qopts.mode == "int8-static" else "quantizing"
             with phase(f"{label} ({qopts.mode})"):
@@ -278,7 +292,7 @@ class _Job:
 
             with phase("comparing with the original"):
                 fidelity, speed, warned = check(self.source.model, self.model, eval_data, self.calibration_samples,
-                                                self.profile, self.packaged_profile)
+                                                self.profile, self.packaged_profile, self.kinds)
             self.report["fidelity"] = fidelity
             self.report["warnings"] = self.report.get("warnings", []) + warned
         shapes = self.sample_shapes(eval_data)
@@ -307,11 +321,14 @@ def _to_budget(job: _Job, budget: Any, qopts: Any, widen: bool, prune_options: A
     from .search import Inputs, search
     from .search.budget import FIDELITY, describe_miss
     from .search.evaluate import summarize
+    from .search.formats import choose_for_search
 
     samples: Samples = load_for(job.source.model, os.fspath(eval_data), "eval data")
+    qopts, choice, speed = choose_for_search(job.named_source, qopts, widen, budget, job.profile, job.explicit,
+                                             job.kinds, folder)
     inputs = Inputs(job.named_source, budget, qopts if qopts.active else None, widen, prune_options,
                     os.fspath(calibration) if calibration is not None else None, samples, job.profile, job.write,
-                    job.progress)
+                    job.progress, job.kinds, choice.prepared if choice else None, speed)
     try:
         plan = search(inputs, folder)
     except BudgetNotMet as e:
@@ -319,6 +336,9 @@ def _to_budget(job: _Job, budget: Any, qopts: Any, widen: bool, prune_options: A
     job.steps.append({"name": "search", "options": {**budget.record(), "chosen_trial": plan.trial.index}})
     job.report["search"] = plan.report
     job.transform(None, qopts, calibration, plan)
+    if choice is not None and "quantization" in job.report:
+        job.report["quantization"].update(recipe=choice.record, **({"candidates": choice.candidates}
+                                                                   if choice.candidates else {}))
     staged = os.path.join(folder, "final.edgepack")
     result = job.finish(eval_data, staged, shown_as=output)
     final = {**summarize(result.report["fidelity"]["outputs"]), "bytes": result.bundle_bytes}

@@ -44,7 +44,9 @@ def _float_weight_bytes(model):
 @pytest.fixture(scope="module")
 def budgeted(cnn, tmp_path_factory):
     out = tmp_path_factory.mktemp("budget") / "b.edgepack"
-    return out, _package(cnn, out, quantize="int8-static", budget={"max_accuracy_drop": 1.0})
+    # recipe "profile": no timing decides anything, so that the bundle is reproducible (test_bundle_is_deterministic)
+    return out, _package(cnn, out, quantize="int8-static", budget={"max_accuracy_drop": 1.0},
+                         quantize_options={"recipe": "profile"})
 
 
 def test_one_point_budget_holds_with_most_weight_bytes_quantized(cnn, budgeted):
@@ -98,7 +100,8 @@ def edgepack_steps(path):
 
 def test_bundle_is_deterministic(cnn, budgeted, tmp):
     out, _ = budgeted
-    _package(cnn, tmp / "again.edgepack", quantize="int8-static", budget={"max_accuracy_drop": 1.0})
+    _package(cnn, tmp / "again.edgepack", quantize="int8-static", budget={"max_accuracy_drop": 1.0},
+             quantize_options={"recipe": "profile"})
     assert (tmp / "again.edgepack").read_bytes() == out.read_bytes()
 
 

@@ -47,7 +47,33 @@ def quantization_lines(q: dict[str, Any]) -> list[str]:
     return lines
 
 
+def recipe_lines(q: dict[str, Any]) -> list[str]:
+    """The int8 format and how it was chosen: a table of the candidates measured, or why none was."""
+    r = q.get("recipe")
+    if not r:
+        return []
+    if not r.get("latency_measured"):
+        if r.get("host_runs_target", True):
+            return [f"  format      {r['chosen']} ({r['by']}); latency not measured: {r['why']}"]
+        return [f"  format      {r['chosen']} ({r['by']}); latency NOT measured for this target: {r['why']}"]
+    lines = [f"  format      {r['chosen']} ({r['by']}: fastest within tolerance of {len(q.get('candidates', []))} "
+             f"measured on this host, fp32 {r['fp32_p50_ms']:.3g} ms per run)"]
+    for c in q.get("candidates", []):
+        f = c.get("fidelity") or {}
+        if "error" in c:
+            lines.append(f"              {c['name']:<26} failed: {c['error'][:100]}")
+            continue
+        agree = "" if f.get("agreement") is None else f", top-1 agreement {100 * f['agreement']:.2f}%"
+        cos = "-" if f.get("cosine") is None else f"{f['cosine']:.4f}"
+        miss = f"; outside tolerance: {'; '.join(c['misses'])}" if c.get("misses") else ""
+        lines.append(f"              {c['name']:<26} p50 {c['p50_ms']:.3g} ms ({c['ratio']:.2f}x fp32), worst cosine "
+                     f"{cos}{agree}{miss}{'  <- chosen' if c.get('chosen') else ''}")
+    return lines
+
+
 def _output_line(name: str, m: dict[str, Any]) -> str:
+    if "kind" in m and m["kind"]["kind"] == "ignore":
+        return f"{name}: ignored (--output-kind)"
     parts = []
     if "top1_agreement" in m:
         parts.append(f"top-1 agreement {100 * m['top1_agreement']:.2f}%")
@@ -57,9 +83,15 @@ def _output_line(name: str, m: dict[str, Any]) -> str:
                      f"{'-' if drop > 0 else '+'}{abs(drop):.2f} pt)")
     if "cosine_mean" in m:
         mean, worst = m["cosine_mean"], m["cosine_min"]
-        parts.append("cosine " + ("non-finite" if mean is None else f"{mean:.4f} (worst {worst:.4f})"))
+        if mean is None:
+            parts.append("cosine non-finite")
+        elif "cosine_over" in m:
+            parts.append(f"cosine {worst:.4f} over all samples together (fewer than 8 values per sample)")
+        else:
+            parts.append(f"cosine worst sample {worst:.4f}, mean {mean:.4f}")
     if m.get("max_abs_error") is not None:
-        parts.append(f"max abs error {m['max_abs_error']:.3g} (outputs up to {m['reference_max_abs']:.3g})")
+        rel = f", max rel error {m['max_rel_error']:.3g}" if m.get("max_rel_error") is not None else ""
+        parts.append(f"max abs error {m['max_abs_error']:.3g} (outputs up to {m['reference_max_abs']:.3g}){rel}")
     if m.get("nonfinite"):
         parts.append(f"{m['nonfinite']} NON-FINITE values")
     if "exact_match" in m:
@@ -88,7 +120,7 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     """What package and inspect print about quantization, fidelity and speed (warnings apart)."""
     lines = []
     if "quantization" in report:
-        lines += quantization_lines(report["quantization"])
+        lines += quantization_lines(report["quantization"]) + recipe_lines(report["quantization"])
     if "fidelity" in report:
         lines += fidelity_lines(report["fidelity"])
     if report.get("speed"):

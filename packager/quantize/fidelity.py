@@ -1,9 +1,10 @@
 """Run the original and the packaged model side by side and measure what was lost, and what it costs in time.
 
-Per output: top-1 agreement for class outputs (float, last axis of at least 2), cosine similarity (per
-sample: the mean and the worst), the largest absolute difference, and accuracy against labels when the data
-has them. Both models are timed on this machine, interleaved, and a quantized model slower than its fp32
-original is flagged: int8 convolutions are often slower on x86 CPUs, dynamic int8 convolutions much slower.
+Per output (kinds.py says which kind each is): top-1 agreement for class outputs, cosine similarity (per
+sample: the mean and the worst; over all samples together for outputs of fewer than 8 values per sample),
+the largest absolute and relative difference, and accuracy against labels when the data has them. Both
+models are timed on this machine, interleaved, and a quantized model slower than its fp32 original is
+flagged: int8 convolutions are often slower on x86 CPUs, dynamic int8 convolutions much slower.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from edgepack.runtime.session import session_options
 
 from ..datasets import Samples
 from . import files
+from .kinds import SMALL, OutputKind, kind_of
 from .sanity import warn_labels
 
 SLOWER = 1.10        # flag a model more than 10% slower: timing noise on a busy machine stays below that
@@ -36,22 +38,43 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb))
 
 
-def metrics(refs: list[np.ndarray], outs: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any]:
+def _relative(ref: np.ndarray, diff: np.ndarray) -> float:
+    """The largest |out - ref| / |ref|, with |ref| floored at 1e-3 of the output's largest magnitude (values
+    near zero would otherwise make any difference infinitely large)."""
+    scale = float(np.max(np.abs(ref), initial=0.0))
+    if scale == 0 or not np.isfinite(scale):
+        return 0.0 if not np.any(diff) else float("inf")
+    return float(np.max(diff / np.maximum(np.abs(ref), 1e-3 * scale), initial=0.0))
+
+
+def metrics(refs: list[np.ndarray], outs: list[np.ndarray], labels: np.ndarray | None, name: str = "",
+            kinds: dict[str, OutputKind] | None = None) -> dict[str, Any]:
+    """The fidelity figures of one output over all samples (refs and outs: one array per sample)."""
     ref, out = np.concatenate([r.ravel() for r in refs]), np.concatenate([o.ravel() for o in outs])
     if refs[0].dtype.kind != "f":
         return {"exact_match": float(np.mean(ref == out))}
+    kind = kind_of(name, refs[0], kinds)
+    if kind.kind == "ignore":
+        return {"kind": kind.record()}
+    small = refs[0].size < SMALL
     with np.errstate(all="ignore"):  # non-finite outputs are counted, not warned about by numpy
-        cosines = [_cosine(r, o) for r, o in zip(refs, outs)]
-    m: dict[str, Any] = {
-        "nonfinite": int(np.sum(~np.isfinite(out) & np.isfinite(ref))),
-        "cosine_mean": float(np.mean(cosines)), "cosine_min": float(np.min(cosines)),
-        "max_abs_error": float(np.max(np.abs(ref.astype(np.float64) - out), initial=0.0)),
-        "reference_max_abs": float(np.max(np.abs(ref), initial=0.0)),
-    }
-    if refs[0].ndim >= 2 and refs[0].shape[-1] >= 2:
-        top_ref = np.concatenate([r.argmax(-1).ravel() for r in refs])
-        top_out = np.concatenate([o.argmax(-1).ravel() for o in outs])
+        cosines = [_cosine(ref, out)] if small else [_cosine(r, o) for r, o in zip(refs, outs)]
+        diff = np.abs(ref.astype(np.float64) - out)
+        m: dict[str, Any] = {
+            "kind": kind.record(),
+            "nonfinite": int(np.sum(~np.isfinite(out) & np.isfinite(ref))),
+            "cosine_mean": float(np.mean(cosines)), "cosine_min": float(np.min(cosines)),
+            "max_abs_error": float(np.max(diff, initial=0.0)),
+            "max_rel_error": _relative(ref.astype(np.float64), diff),
+            "reference_max_abs": float(np.max(np.abs(ref), initial=0.0)),
+        }
+    if small:  # one cosine over all samples: per sample, a number's cosine with another is always 1
+        m["cosine_over"] = "all samples together"
+    if kind.kind == "class":
+        top_ref = np.concatenate([r.argmax(kind.axis).ravel() for r in refs])
+        top_out = np.concatenate([o.argmax(kind.axis).ravel() for o in outs])
         m["top1_agreement"] = float(np.mean(top_ref == top_out))
+        m["predictions"] = int(top_ref.size)
         if labels is not None and labels.size == top_ref.size:
             m["reference_accuracy"] = float(np.mean(top_ref == labels.ravel()))
             m["accuracy"] = float(np.mean(top_out == labels.ravel()))
@@ -73,8 +96,8 @@ def _time(sessions: list, feeds: list[dict]) -> list[float]:
 
 
 def compare(reference: onnx.ModelProto, packaged: onnx.ModelProto, samples: Samples, held_out: bool,
-            folder: str, reference_profile: Profile, packaged_profile: Profile
-            ) -> tuple[dict[str, Any], dict[str, Any]]:
+            folder: str, reference_profile: Profile, packaged_profile: Profile,
+            kinds: dict[str, OutputKind] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fidelity, speed) of `packaged` against `reference` on `samples`, each run with its profile's
     session options on this machine's CPU."""
     ref_s = files.session(reference, folder, "reference.onnx", session_options(reference_profile))
@@ -101,7 +124,7 @@ def compare(reference: onnx.ModelProto, packaged: onnx.ModelProto, samples: Samp
     fidelity = {
         "data": os.path.basename(os.path.normpath(samples.source)), "samples": len(samples),
         "held_out": held_out, "labels": samples.labels is not None,
-        "outputs": {n: metrics(refs[n], outs[n], samples.labels) for n in names},
+        "outputs": {n: metrics(refs[n], outs[n], samples.labels, n, kinds) for n in names},
     }
     ref_ms, out_ms = _time([ref_s, out_s], samples.feeds[:TIMED_SAMPLES])
     speed = {"reference_ms": ref_ms, "packaged_ms": out_ms, "ratio": out_ms / ref_ms if ref_ms else float("nan"),

@@ -21,6 +21,7 @@ Method = Literal["minmax", "entropy", "percentile"]
 Format = Literal["qdq", "qoperator"]
 ActivationType = Literal["uint8", "int8"]
 WeightType = Literal["int8", "uint8"]
+Recipe = Literal["measure", "profile"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 METHODS: tuple[str, ...] = get_args(Method)
@@ -49,6 +50,7 @@ _USED_BY: dict[str, tuple[str, ...]] = {
     "method": ("int8-static",),
     "calibration_samples": ("int8-static", "fp16"),
     "format": ("int8-static",),
+    "recipe": ("int8-static",),
     "activation_type": ("int8-static",),
     "weight_type": INT8_MODES,
     "reduce_range": INT8_MODES,
@@ -79,6 +81,8 @@ class QuantizeOptions:
     accuracy_level: Optional[int] = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
     symmetric: Optional[bool] = None            # int4: symmetric blocks (no zero points); default False
     allow_unquantized: bool = False             # keep going when weights the mode targets stay float
+    recipe: Optional[Recipe] = None             # int8-static: "measure" the formats on this host when it runs
+    #                                             the target's kernels (the default), or take the "profile"'s
 
     @property
     def active(self) -> bool:
@@ -94,7 +98,7 @@ class QuantizeOptions:
 
 
 _LITERALS = {"mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
-             "weight_type": get_args(WeightType)}
+             "weight_type": get_args(WeightType), "recipe": get_args(Recipe)}
 _BOOLS = {"reduce_range", "per_channel", "symmetric", "allow_unquantized"}
 _INTS = {"calibration_samples", "block_size", "accuracy_level"}
 _NAME_LISTS = {"op_types", "exclude_nodes"}

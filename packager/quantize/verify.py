@@ -18,6 +18,7 @@ from edgepack.runtime.profile import Profile
 from ..datasets import Samples
 from . import files
 from .fidelity import compare
+from .kinds import OutputKind, check_names
 from .samples import load_for, random_samples
 
 ACCURACY_DROP = 0.01   # warn past one point of accuracy lost
@@ -51,7 +52,8 @@ def _warnings(fidelity: dict[str, Any]) -> list[str]:
 
 
 def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str | None, fallback: Samples | None,
-          reference_profile: Profile, packaged_profile: Profile) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+          reference_profile: Profile, packaged_profile: Profile, kinds: dict[str, OutputKind] | None = None
+          ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """(fidelity, speed, warnings). Samples: `eval_data` (held out), else the calibration samples, else random
     inputs; the fidelity record says which."""
     if eval_data:
@@ -62,8 +64,9 @@ def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str 
         return {"skipped": "no samples: the model's inputs have unknown shapes; give --eval DATA"}, {}, []
     with files.workdir() as folder:
         try:
+            check_names(kinds or {}, [o.name for o in reference.graph.output])
             fidelity, speed = compare(reference, packaged, samples, held_out, folder, reference_profile,
-                                      packaged_profile)
+                                      packaged_profile, kinds)
         except OptionError:
             if eval_data or fallback:
                 raise

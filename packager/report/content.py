@@ -4,39 +4,15 @@ collect()'s data. html.py and markdown.py render the same content."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ..quantize.describe import fidelity_lines
 from ..search.budget import FIGURE, LIMITS, MEASURED
 from . import plot
+from .parts import Bar, Cell, Item, Section, Table
+from .recipe import recipe_section
 
-
-@dataclass
-class Bar:
-    """A table cell drawn as a bar (HTML) or plain text (Markdown)."""
-
-    fraction: float
-    text: str
-
-
-Cell = Union[str, Bar]
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[Cell]]
-    numeric: set[int] = field(default_factory=set)   # right-aligned columns
-
-
-Item = Union[str, Table, plot.Figure]
-
-
-@dataclass
-class Section:
-    title: str
-    items: list[Item]
+__all__ = ["Bar", "Cell", "Item", "Section", "Table", "sections"]
 
 
 def _kb(n: int | float | None) -> str:
@@ -143,9 +119,14 @@ def sensitivity(d: dict[str, Any]) -> Section | None:
         cell: Cell = Bar(1.0, "quantization failed") if "failed" in r else Bar(err / top, f"{err:.3g}")
         rows.append([r["node"], r["op"], _kb(r["weight_bytes"]), cell, _pct(r.get("agreement")),
                      "-" if r.get("accuracy_drop") is None else f"{r['accuracy_drop']:.2f}"])
-    return Section("Per-layer sensitivity", [
-        f"Each node quantized alone (every other one in float), measured on {sens['samples']} eval samples: the "
-        "error is 1 - the mean cosine similarity of the outputs with the original's. Most sensitive first.",
+    how = (f"Each node quantized alone (every other one in float), measured on {sens['samples']} eval samples: the "
+           "error is 1 - the mean cosine similarity of the outputs with the original's.") \
+        if sens.get("method", "exact") == "exact" else (
+        f"Each node's own output with its weights rounded to int8 (and, for int8-static, its inputs and output "
+        f"through the calibrated ranges), against the float node's, on {sens['samples']} eval samples, all nodes "
+        "in one pass: the error is the worst channel's relative error of its output or of one quantized input. "
+        "A cheap signal to rank by, not the effect on the model's outputs.")
+    return Section("Per-layer sensitivity", [how + " Most sensitive first.",
         Table(["node", "op", "fp32 weight bytes", "error", "top-1 agreement", "accuracy drop (pt)"], rows,
               {2, 4, 5})])
 
@@ -198,6 +179,6 @@ def warnings(d: dict[str, Any]) -> Section | None:
 
 
 def sections(d: dict[str, Any]) -> list[Section]:
-    built = [overview(d), steps(d), search(d), fidelity(d), sensitivity(d), layer_sizes(d), measured(d),
-             warnings(d)]
+    built = [overview(d), steps(d), recipe_section(d), search(d), fidelity(d), sensitivity(d), layer_sizes(d),
+             measured(d), warnings(d)]
     return [s for s in built if s is not None]

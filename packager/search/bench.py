@@ -60,8 +60,9 @@ def float_weight_bytes(model: onnx.ModelProto) -> int:
 
 def make_bench(source: onnx.ModelProto, ratio: float, prune: PruneOptions | None, calibration: str | None,
                opts: QuantizeOptions | None, widen: bool, folder: str,
-               progress: Callable[[int, int], None] | None) -> Bench:
-    """Prune `source` at `ratio` (none at 0), prepare it for `opts` and calibrate it once."""
+               progress: Callable[[int, int], None] | None, prepared: Prepared | None = None) -> Bench:
+    """Prune `source` at `ratio` (none at 0), prepare it for `opts` and calibrate it once (`prepared`: done
+    already, for the unpruned model, by the recipe choice)."""
     model, pruned = source, None
     if ratio > 0 and prune is not None:
         model, step, report = prune_mod.prune_step(source, dataclasses.replace(prune, ratio=ratio), calibration)
@@ -71,7 +72,7 @@ def make_bench(source: onnx.ModelProto, ratio: float, prune: PruneOptions | None
     opts = widest(opts, model, widen)
     sub = os.path.join(folder, f"bench-{ratio:.4f}")
     os.makedirs(sub, exist_ok=True)
-    prepared = prepare_once(model, opts, sub, progress)
+    prepared = prepared or prepare_once(model, opts, sub, progress)
     candidates = [] if opts.mode not in PER_NODE_MODES else [
         n.name for n, _ in nodes(prepared.model) if n.op_type in (opts.op_types or ()) and n.name not in
         opts.exclude_nodes]

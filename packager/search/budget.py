@@ -1,8 +1,10 @@
 """The budget a packaged model must meet: typed, checked before any work starts.
 
 Fidelity budgets are measured on the `--eval` samples against the original model: accuracy lost against the
-labels (points), top-1 agreement with the original's predictions, mean cosine similarity of the outputs.
-With several outputs, the worst output counts. Size is the bundle file's bytes; memory and latency are
+labels (points), top-1 agreement with the original's predictions (class outputs only), cosine similarity of
+the outputs: --min-cosine holds for the worst sample (outputs of fewer than 8 values per sample: the cosine
+over all samples together), --min-mean-cosine for the mean over samples. With several outputs, the worst
+output counts. Size is the bundle file's bytes; memory and latency are
 measured on this machine, in a fresh process that loads the bundle and runs it (peak RSS, median latency).
 """
 
@@ -20,17 +22,20 @@ LIMITS: dict[str, tuple[str, str, str]] = {
     "max_accuracy_drop": ("--max-accuracy-drop", "pt", "max"),
     "min_agreement": ("--min-agreement", "", "min"),
     "min_cosine": ("--min-cosine", "", "min"),
+    "min_mean_cosine": ("--min-mean-cosine", "", "min"),
     "max_bytes": ("--max-bytes", "bytes", "max"),
     "max_memory_mb": ("--max-memory-mb", "MB", "max"),
     "max_latency_ms": ("--max-latency-ms", "ms", "max"),
 }
-FIDELITY = ("max_accuracy_drop", "min_agreement", "min_cosine")
+FIDELITY = ("max_accuracy_drop", "min_agreement", "min_cosine", "min_mean_cosine")
 MEASURED = ("max_memory_mb", "max_latency_ms")
 # the figure of a trial each budget is compared with
 FIGURE = {"max_accuracy_drop": "accuracy_drop", "min_agreement": "agreement", "min_cosine": "cosine",
-          "max_bytes": "bytes", "max_memory_mb": "peak_mb", "max_latency_ms": "p50_ms"}
+          "min_mean_cosine": "cosine_mean", "max_bytes": "bytes", "max_memory_mb": "peak_mb",
+          "max_latency_ms": "p50_ms"}
 # how messages name each figure
-DISPLAY = {"accuracy_drop": "accuracy drop", "agreement": "top-1 agreement", "cosine": "mean cosine",
+DISPLAY = {"accuracy_drop": "accuracy drop", "agreement": "top-1 agreement", "cosine": "worst-sample cosine",
+           "cosine_mean": "mean cosine",
            "bytes": "bundle", "peak_mb": "peak memory", "p50_ms": "median latency"}
 
 
@@ -40,11 +45,14 @@ class Budget:
 
     max_accuracy_drop: Optional[float] = None   # points of accuracy lost against the eval labels, e.g. 1.0
     min_agreement: Optional[float] = None       # top-1 agreement with the original, a fraction, e.g. 0.99
-    min_cosine: Optional[float] = None          # mean cosine similarity with the original's outputs
+    min_cosine: Optional[float] = None          # cosine similarity with the original's outputs, worst sample
+    min_mean_cosine: Optional[float] = None     # the same, mean over samples
     max_bytes: Optional[int] = None             # the bundle file's size
     max_memory_mb: Optional[float] = None       # peak RSS of a fresh process loading and running the bundle
     max_latency_ms: Optional[float] = None      # median latency of one run in that process
     max_trials: int = 24                        # recipes tried at most (per-node sensitivity runs not counted)
+    allow_slower: bool = False                  # on a host that runs the target's kernels, a quantized recipe
+    #                                             must run at most as slow as fp32 (p50) unless this is True
 
     def __post_init__(self) -> None:
         for name in LIMITS:
@@ -55,6 +63,9 @@ class Budget:
         _range("--max-accuracy-drop", self.max_accuracy_drop, 0, 100, "points of accuracy, e.g. 1.0")
         _range("--min-agreement", self.min_agreement, 0, 1, "a fraction, e.g. 0.99 for 99%")
         _range("--min-cosine", self.min_cosine, -1, 1, "a cosine similarity, e.g. 0.99")
+        _range("--min-mean-cosine", self.min_mean_cosine, -1, 1, "a cosine similarity, e.g. 0.99")
+        if not isinstance(self.allow_slower, bool):
+            raise OptionError(f"allow_slower must be true or false, got {self.allow_slower!r}")
         for name in ("max_bytes", "max_memory_mb", "max_latency_ms"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise OptionError(f"{LIMITS[name][0]} must be positive, got {getattr(self, name)!r}")
@@ -85,7 +96,7 @@ class Budget:
         return out
 
     def record(self) -> dict[str, Any]:
-        return {**self.limits, "max_trials": self.max_trials}
+        return {**self.limits, "max_trials": self.max_trials, **({"allow_slower": True} if self.allow_slower else {})}
 
 
 def _range(flag: str, value: float | None, low: float, high: float, what: str) -> None:
@@ -120,6 +131,20 @@ def check_usable(budget: Budget, eval_data: Any) -> None:
         raise OptionError(f"{flags} needs a fidelity budget too, or the search would keep the smallest model however "
                           "wrong it is: add --max-accuracy-drop POINTS (with labels), --min-agreement FRACTION or "
                           "--min-cosine VALUE")
+
+
+def resolution(budget: Budget, samples: int, predictions: int | None) -> list[str]:
+    """Why the eval data is too small to hold the fidelity budgets it is asked to: one changed prediction
+    moves the figure by more than the budget allows."""
+    notes = []
+    if budget.max_accuracy_drop is not None and samples and 100 / samples > budget.max_accuracy_drop:
+        notes.append(f"the eval data is too small for --max-accuracy-drop {budget.max_accuracy_drop:g}: one of its "
+                     f"{samples} samples is {100 / samples:.2f} pt, so one changed prediction misses the budget; "
+                     f"give at least {int(100 / budget.max_accuracy_drop) + 1} samples")
+    if budget.min_agreement is not None and predictions and 1 - budget.min_agreement < 1 / predictions:
+        notes.append(f"the eval data is too small for --min-agreement {budget.min_agreement:g}: one of its "
+                     f"{predictions} predictions is {100 / predictions:.2f}%, so one changed prediction misses it")
+    return notes
 
 
 def describe_miss(name: str, miss: dict[str, Any]) -> str:

@@ -27,6 +27,12 @@ def _figure(name: str, value: Any) -> str:
     return f"{value:.4g}{' ' + unit if unit else ''}"
 
 
+def quantized_nothing(trial: dict[str, Any]) -> bool:
+    """The trial's bundle holds no quantized weight."""
+    return trial["mode"] == "none" or trial.get("float_nodes") == ["*"] or \
+        trial.get("quantized_weight_fraction", 1.0) == 0
+
+
 def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = None) -> list[str]:
     if not search:
         return []
@@ -34,6 +40,12 @@ def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = 
     chosen = trials[search["chosen"]]
     took = f" in {timing['seconds']:.1f} s" if timing and "seconds" in timing else ""
     lines = [f"search: {len(trials)} trials{took}; chose trial {chosen['index']}: {_recipe(chosen)}"]
+    if search.get("mode", "none") != "none" and quantized_nothing(chosen):
+        why = " (every quantized recipe that held the fidelity budgets ran slower than fp32 here)" \
+            if search.get("slower_than_fp32") else ""
+        lines[0] = (f"search: QUANTIZED NOTHING: no quantized recipe met the budget{why}; the bundle is the "
+                    f"{'pruned ' if chosen.get('prune_ratio') else ''}model in float "
+                    f"({len(trials)} trials{took}, chose trial {chosen['index']})")
     held = []
     for name, limit in search["budget"].items():
         if name not in LIMITS:
@@ -50,6 +62,12 @@ def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = 
         top = [f"{r['node']} ({r['error']:.2g})" if r.get("error") is not None else f"{r['node']} (fails)"
                for r in sens["nodes"][:3]]
         lines.append(f"  sensitive   {', '.join(top)} (1 - cosine when quantized alone)")
+    for note in search.get("notes", []):
+        lines.append(f"  note        {note}")
+    if search.get("speed_rule"):
+        slow = search.get("slower_than_fp32")
+        lines.append(f"  speed       {search['speed_rule']}"
+                     + (f"; trials {', '.join(map(str, slow))} were slower, so not chosen" if slow else ""))
     if search.get("stopped") != "done":
         lines.append(f"  stopped     {search['stopped']} (--max-trials)")
     return lines

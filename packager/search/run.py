@@ -2,7 +2,8 @@
 
     1. start    the mode's most aggressive recipe: every op type its quantizer supports, at the pruning ratio
                 asked for (if any); built, sized (a real bundle) and measured on the eval samples
-    2. rank     when a fidelity budget is missed: each candidate node quantized alone (sensitivity.py)
+    2. rank     when a fidelity budget is missed: each candidate node quantized alone on a small model, a cheap
+                one-pass signal (each node's own error under fake quantization) on a larger one (sensitivity.py)
     3. back off keep the k most sensitive nodes in float, k found by bisection over the ranking; then give
                 back (quantize again) the nodes with weights among them, heaviest first, while the budget holds
     4. prune    with --prune, when the ratio asked for misses: bisection for the largest ratio below it at which
@@ -34,10 +35,12 @@ from ..layers import layer_sizes
 from ..progress import Progress
 from ..prune.options import PruneOptions
 from ..quantize.options import QuantizeOptions
-from . import costs, sensitivity
+from . import costs, probe, sensitivity
 from .bench import ALL, Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
 from .budget import FIDELITY, MEASURED, Budget, describe_miss
 from .evaluate import Evaluator, summarize
+from .notes import _note, describe
+from .speed import SpeedGate, not_slower
 from .trial import Trial, closeness
 
 PRUNE_STEPS = 4          # bisection steps over the pruning ratio: a resolution of 1/16 of the range
@@ -74,6 +77,9 @@ class Inputs:
     profile: Any
     write: Writer
     progress: bool | None = None
+    kinds: dict[str, Any] | None = None   # output kinds (quantize.kinds), for the fidelity figures
+    prepared: Any = None                  # the unpruned model prepared and calibrated by the recipe choice
+    speed: str | None = None              # None: check p50 <= fp32 on this host; else why it is not checked
 
 
 class Search:
@@ -85,8 +91,11 @@ class Search:
         self.calibrations = 0
         self.started = time.monotonic()
         self.timing: dict[str, Any] = {}
-        self.evaluator = Evaluator(inputs.source, inputs.samples, inputs.profile, folder)
-        self.evaluator.check_budget(self.budget)
+        self.evaluator = Evaluator(inputs.source, inputs.samples, inputs.profile, folder, inputs.kinds)
+        self.notes = self.evaluator.check_budget(self.budget)
+        self.gate = SpeedGate(inputs.source, inputs.samples, inputs.profile, folder) \
+            if inputs.quantize is not None and inputs.speed is None else None
+        self.slower: list[dict[str, Any]] = []
         self.bar = Progress("searching", inputs.budget.max_trials, inputs.progress)
 
     # --- the search ---------------------------------------------------------------------------------
@@ -96,7 +105,8 @@ class Search:
             start = self.x.prune.ratio if self.x.prune else 0.0
             best = self.inner(start, "start")
             first = self.benches.get(start)
-            if self.ranking is None and first is not None and len(first.candidates) <= sensitivity.ALWAYS:
+            if self.ranking is None and first is not None and first.opts is not None and \
+                    len(first.candidates) <= sensitivity.ALWAYS and sensitivity.method(first) == "exact":
                 self.order(first)   # for the report: cheap enough on a model of this size
             if self.x.prune is not None and not (best and best.meets):
                 self.search_ratio(0.0, start)
@@ -225,7 +235,8 @@ class Search:
         try:
             with bar:
                 bench = make_bench(self.x.source, ratio, prune, self.x.calibration, self.x.quantize, self.x.widen,
-                                   self.folder, lambda done, total: bar.update(done, total=total))
+                                   self.folder, lambda done, total: bar.update(done, total=total),
+                                   self.x.prepared if ratio == 0 else None)
         except EdgepackError as e:
             self.trials.append(Trial(len(self.trials), stage, ratio, "none", (), error=" ".join(str(e).split())[:300]))
             return None
@@ -248,6 +259,8 @@ class Search:
 
     def choose(self) -> Trial:
         feasible = sorted((t for t in self.trials if t.meets), key=lambda t: (t.figures["bytes"], t.index))
+        if self.gate is not None and feasible:
+            feasible = self.not_slower(feasible)
         if not any(n in self.budget.limits for n in MEASURED):
             if feasible:
                 return feasible[0]
@@ -259,6 +272,23 @@ class Search:
         if floor is not None and self.measure(floor):
             return floor
         raise self.failure()
+
+    def not_slower(self, feasible: list[Trial]) -> list[Trial]:
+        """The feasible trials without quantized ones slower than fp32 here; when every one timed is slower,
+        the same model in float (speed.py)."""
+        def model_of(t: Trial) -> onnx.ModelProto | None:
+            bench = self.benches[t.ratio]
+            return None if recipe_opts(bench, t.float_nodes) is None else build(bench, t.float_nodes)[0]
+
+        kept, self.slower = not_slower(feasible, self.gate, model_of)  # type: ignore[arg-type]
+        self.timing["speed"] = self.gate.figures if self.gate else {}
+        if kept or not self.slower:
+            return kept
+        bench = self.benches[feasible[0].ratio]
+        everything = all_float(bench)
+        done = [t for t in self.trials if t.ratio == bench.ratio and t.float_nodes == everything]
+        floor = done[0] if done else self.trial(bench, everything, "float")
+        return [floor] if floor.meets else []
 
     def measure(self, t: Trial) -> bool:
         """Measure the trial's bundle in a fresh process; whether it meets every budget then."""
@@ -286,8 +316,11 @@ class Search:
         if best is None:
             return BudgetNotMet(f"the budget search could not build any recipe ({seconds:.0f} s)")
         missed = "; ".join(describe_miss(k, v) for k, v in best.misses.items()) or best.error or "?"
+        ratios = ", ".join(f"{x['trial']}: {x['ratio']:.2f}x" for x in self.slower)
+        slow = "" if not self.slower else (f"; the quantized recipes that met it ran slower than fp32 on this host "
+                                           f"(trials {ratios}; --allow-slower accepts that)")
         return BudgetNotMet(f"no recipe met the budget in {len(self.trials)} trials ({seconds:.0f} s): the closest, "
-                            f"trial {best.index} ({describe(best)}), missed {missed}",
+                            f"trial {best.index} ({describe(best)}), missed {missed}{slow}",
                             best.record() | ({"measured": best.measured} if best.measured else {}),
                             best.misses, [t.record() for t in self.trials])
 
@@ -300,7 +333,13 @@ class Search:
             "trials": [t.record() for t in self.trials],
             "chosen": chosen.index,
             "stopped": "trial limit reached" if self.exhausted else "done",
+            "speed_rule": "quantized recipes must run at most as slow as fp32 (p50) on this host" if self.gate
+            else f"p50 against fp32 not checked: {self.x.speed}",
         }
+        if self.notes:
+            out["notes"] = self.notes
+        if self.slower:
+            out["slower_than_fp32"] = [x["trial"] for x in self.slower]
         if bench.opts is not None:
             out["op_types"] = list(bench.opts.op_types or [])
         if bench.prepared is not None and bench.prepared.ranges is not None:
@@ -311,34 +350,10 @@ class Search:
             out["prune"] = {"ratio_asked": self.x.prune.ratio if self.x.prune else None,
                             "auto": self.x.prune is None}
         if self.ranking is not None:
-            out["sensitivity"] = {"samples": min(sensitivity.SAMPLES, len(self.x.samples)), "nodes": self.ranking}
+            how = sensitivity.method(self.benches.get(0.0) or bench)
+            limit = sensitivity.SAMPLES if how == "exact" else probe.SAMPLES
+            out["sensitivity"] = {"samples": min(limit, len(self.x.samples)), "method": how, "nodes": self.ranking}
         return out
-
-
-def describe(t: Trial) -> str:
-    """`int8-static, pruned 0.3, 2 nodes in float (a, b), 123,456 bytes`."""
-    parts = [t.mode]
-    if t.ratio:
-        parts.append(f"pruned {t.ratio:g}")
-    if t.float_nodes == ALL:
-        parts.append("everything in float")
-    elif t.float_nodes:
-        shown = ", ".join(t.float_nodes[:4]) + (f" and {len(t.float_nodes) - 4} more" if len(t.float_nodes) > 4 else "")
-        parts.append(f"{len(t.float_nodes)} node{'s' if len(t.float_nodes) > 1 else ''} in float ({shown})")
-    if t.figures.get("bytes"):
-        parts.append(f"{t.figures['bytes']:,} bytes")
-    return ", ".join(parts)
-
-
-def _note(t: Trial) -> str:
-    if t.error:
-        return f"trial {t.index}: failed"
-    f = t.figures
-    fid = (f"drop {f['accuracy_drop']:.2f} pt" if f.get("accuracy_drop") is not None else
-           f"agreement {f['agreement']:.4f}" if f.get("agreement") is not None else
-           f"cosine {f['cosine']:.4f}" if f.get("cosine") is not None else "")
-    return f"trial {t.index}: {t.mode}, {len(t.float_nodes)} in float, {fid}, {f.get('bytes', 0):,} B " \
-           f"{'ok' if t.meets else 'missed'}"
 
 
 def search(inputs: Inputs, folder: str) -> Plan:

@@ -1,5 +1,10 @@
 """Per-node sensitivity: how far the outputs move when only that node is quantized.
 
+Two ways, by the model's size. A small model (at most EXACT_NODES candidates and EXACT_BYTES of float
+weights) is measured exactly, as below: it costs seconds there. A larger one is ranked by probe.py's cheap
+signal (each node's own error under fake quantization, one pass for all nodes), since one quantization and
+one evaluation per node took more than 15 minutes on a 90 MB transformer.
+
 Each candidate node is quantized alone (every other candidate kept in float), with the activation ranges
 calibrated once, and the result runs on the eval samples (at most SAMPLES of them). The error is one minus
 the worst output's mean cosine similarity with the original: continuous, so that nodes whose quantization
@@ -16,6 +21,7 @@ from edgepack.runtime.errors import EdgepackError
 from ..quantize.walk import nodes
 from .bench import Bench, build
 from .evaluate import Evaluator
+from .probe import rank
 
 SAMPLES = 256
 # measured even when the first recipe meets the budget (for the report) up to this many candidate nodes;
@@ -23,9 +29,30 @@ SAMPLES = 256
 ALWAYS = 64
 
 
+EXACT_NODES = 64
+EXACT_BYTES = 8 << 20
+
+
+def method(bench: Bench) -> str:
+    """"exact" or "probe": how measure() ranks this bench's candidates."""
+    return "exact" if len(bench.candidates) <= EXACT_NODES and bench.weight_bytes <= EXACT_BYTES else "probe"
+
+
 def measure(bench: Bench, evaluator: Evaluator, progress: Callable[[int, int, str], None] | None = None
             ) -> list[dict[str, Any]]:
-    """One entry per candidate, most sensitive first: node, op, weight_bytes, error, agreement, accuracy_drop."""
+    """One entry per candidate, most sensitive first: node, op, weight_bytes, error (and, measured exactly,
+    agreement and accuracy_drop)."""
+    if method(bench) == "probe":
+        try:
+            return rank(bench, evaluator.samples)
+        except Exception:  # a graph the probe cannot copy or run: the exact way, slow but sure
+            pass
+    return exact(bench, evaluator, progress)
+
+
+def exact(bench: Bench, evaluator: Evaluator, progress: Callable[[int, int, str], None] | None = None
+          ) -> list[dict[str, Any]]:
+    """Each candidate quantized alone and evaluated."""
     ops = {n.name: n.op_type for n, _ in nodes(bench.prepared.model)} if bench.prepared else {}
     rows = []
     for i, name in enumerate(bench.candidates):

@@ -9,7 +9,7 @@ from .budget import FIDELITY, MEASURED
 
 # figures kept in the bundle's report: the same model and options give the same figures
 RECORDED = ("bytes", "quantized_weight_fraction", "accuracy", "reference_accuracy", "accuracy_drop", "agreement",
-            "cosine", "nonfinite")
+            "cosine", "cosine_mean", "nonfinite")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from edgepack.cli_fidelity import fidelity_options, take
 from edgepack.runtime.errors import EdgepackError
 from edgepack.runtime.text import clip
 
@@ -135,7 +136,7 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--min-agreement", type=float, default=None, metavar="FRACTION",
               help="Budget: top-1 agreement with the original model on --eval (no labels needed), e.g. 0.99.")
 @click.option("--min-cosine", type=float, default=None, metavar="VALUE",
-              help="Budget: mean cosine similarity of the outputs with the original's on --eval, e.g. 0.99.")
+              help="Budget: cosine similarity of the outputs with the original's on --eval, worst sample, e.g. 0.99.")
 @click.option("--max-bytes", default=None, metavar="SIZE",
               help="Budget: the bundle file's size (bytes, or 500k, 1.5M, 2MiB).")
 @click.option("--max-memory-mb", type=float, default=None, metavar="MB",
@@ -146,6 +147,7 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: only when stderr is a terminal).")
 @shape_option
+@fidelity_options
 def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
                 trust_pickle: bool, rtol: float | None, atol: float | None, prune: str | None,
                 prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
@@ -167,16 +169,17 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
         example.pop("labels", None)  # as in `run --inputs`: labels may sit beside the samples
     convert = {"trust_pickle": True} if trust_pickle else {}
     convert.update({k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None})
+    more_budget, output_kinds = take(quantize_options)
     quantize_options.update(op_types=_names(op_types), exclude_nodes=_names(exclude_nodes))
     budget = {"max_accuracy_drop": max_accuracy_drop, "min_agreement": min_agreement, "min_cosine": min_cosine,
               "max_bytes": parse_size(max_bytes), "max_memory_mb": max_memory_mb, "max_latency_ms": max_latency_ms,
-              "max_trials": max_trials}
+              "max_trials": max_trials, **more_budget}
     result = package(model, output=output, target=target, level=level, example_inputs=example, convert=convert,
                      prune=prune, prune_scope=prune_scope, prune_criterion=prune_criterion,
                      prune_round_to=prune_round_to, reconstruct=bool(reconstruct), quantize=quantize,
                      calibration=calibration, eval_data=eval_data, quantize_options=quantize_options,
                      budget={k: v for k, v in budget.items() if v is not None}, progress=progress,
-                     shapes=shapes_of(shapes))
+                     shapes=shapes_of(shapes), output_kinds=output_kinds)
     from edgepack.packager.search.describe import search_lines
 
     for line in search_lines(result.report.get("search"), result.report.get("search_timing")):
