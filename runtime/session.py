@@ -36,8 +36,9 @@ from . import profile as profile_mod
 from .compat import TargetWarning, compare, enforce
 from .device import DeviceInfo, detect
 from .errors import BundleError, InputError, InvalidGraph, RunTimeout, SessionError
-from .format import BINDING_EXTERNAL, DTYPES, EXTERNAL_LOCATION_PREFIX, numpy_dtype
+from .format import BINDING_EXTERNAL, BINDING_INLINE, DTYPES, EXTERNAL_LOCATION_PREFIX, LAYOUT_MAPPED, numpy_dtype
 from .malloc import pin_mmap_threshold
+from .mapped import create_mapped
 from .manifest import TensorEntry
 from .profile import Profile
 from .protowire import ProtoError, scan_model
@@ -86,6 +87,7 @@ class LoadStats:
     raw_bytes: int = 0
     threads: int = 1
     lean: bool = False
+    mapped_bytes: int = 0  # mapped layout: bytes of the bundle onnxruntime maps once built (-1: unknown)
 
 
 def session_options(profile: Profile, threads: int | None = None, lean: bool | None = None) -> ort.SessionOptions:
@@ -497,7 +499,7 @@ def _private_dir() -> str:
 def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int,
             defer: bool = False) -> tuple[Any, list]:
     manifest = bundle.manifest
-    inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
+    inline = sorted((t for t in manifest.tensors if t.binding == BINDING_INLINE), key=lambda t: t.splice)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
     graph = bundle.read_graph()  # no copy: a graph may be up to 1 GiB
     _check_graph(bundle, graph, inline, external)
@@ -591,7 +593,12 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         # bundle's bytes are all checked before onnxruntime reads them (_Feeder).
         defer = public_key is None and not lean and usable_cpus() > 1
         t1 = time.perf_counter()
-        session, owned = _create(bundle, so, chosen, decode_threads, defer)
+        mapped_bytes = 0
+        if bundle.manifest.layout == LAYOUT_MAPPED:  # onnxruntime maps the large tensors (runtime/mapped.py)
+            built = create_mapped(bundle, so, chosen, decode_threads, defer)
+            session, owned, mapped_bytes = built.session, [], built.mapped_bytes
+        else:
+            session, owned = _create(bundle, so, chosen, decode_threads, defer)
         t2 = time.perf_counter()
         wanted = profile.providers[0] if providers is None else chosen[0]
         differences = _differences(wanted, session.get_providers(), chosen, fallback, notes)
@@ -599,7 +606,8 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
             warnings.warn(f"{bundle.path} (target {profile.name!r}) {'; '.join(differences)}", TargetWarning,
                           stacklevel=2)
         stats = LoadStats(open_s=t1 - t0, session_s=t2 - t1, total_s=t2 - t0,
-                          raw_bytes=bundle.manifest.raw_bytes, threads=decode_threads, lean=lean)
+                          raw_bytes=bundle.manifest.raw_bytes, threads=decode_threads, lean=lean,
+                          mapped_bytes=mapped_bytes)
         return Session(session, bundle.path, bundle.manifest, profile, stats, owned, device, differences)
     finally:
         bundle.close()

@@ -138,6 +138,10 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--max-trials", type=click.IntRange(1), default=None, help="Recipes the search tries at most (24).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: only when stderr is a terminal).")
+@click.option("--layout", type=click.Choice(["compressed", "mapped"]), default=None,
+              help="compressed: every tensor coded (smallest). mapped: large initializers stored raw and "
+                   "page-aligned, which onnxruntime maps in place (faster load, less memory, bigger file). "
+                   "Default: the profile's codec.layout.")
 def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
                 trust_pickle: bool, rtol: float | None, atol: float | None, prune: str | None,
                 prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
@@ -145,7 +149,7 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
                 op_types: str | None, exclude_nodes: str | None, max_accuracy_drop: float | None,
                 min_agreement: float | None, min_cosine: float | None, max_bytes: str | None,
                 max_memory_mb: float | None, max_latency_ms: float | None, max_trials: int | None,
-                progress: bool | None, **quantize_options: Any) -> None:
+                progress: bool | None, layout: str | None, **quantize_options: Any) -> None:
     """Package MODEL (.onnx; .pt2 from torch.export.save; scikit-learn .joblib/.pkl with --trust-pickle) into
     a bundle for one target device."""
     from edgepack.packager import package
@@ -164,7 +168,7 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
                      prune=prune, prune_scope=prune_scope, prune_criterion=prune_criterion,
                      prune_round_to=prune_round_to, reconstruct=bool(reconstruct), quantize=quantize,
                      calibration=calibration, eval_data=eval_data, quantize_options=quantize_options,
-                     budget={k: v for k, v in budget.items() if v is not None}, progress=progress)
+                     budget={k: v for k, v in budget.items() if v is not None}, progress=progress, layout=layout)
     from edgepack.packager.search.describe import search_lines
 
     for line in search_lines(result.report.get("search"), result.report.get("search_timing")):
@@ -324,7 +328,8 @@ def summary(path: str) -> dict[str, Any]:
         return {
             "path": path, "bundle_bytes": b.file_size, "stored_bytes": m.stored_bytes, "raw_bytes": m.raw_bytes,
             "compression_ratio": (m.stored_bytes / m.raw_bytes) if m.raw_bytes else 1.0,
-            "signed": bool(b.signature), "signer": b.signer, "tensor_count": len(m.tensors), "manifest": m.raw,
+            "signed": bool(b.signature), "signer": b.signer, "tensor_count": len(m.tensors), "layout": m.layout,
+            "mapped_bytes": sum(t.raw_length for t in m.mapped), "manifest": m.raw,
         }
 
 
@@ -347,6 +352,10 @@ def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
     click.echo(f"  source      {src.get('name', '?')} ({src.get('kind', '?')}, {src.get('bytes', 0):,} bytes, "
                f"sha256 {str(src.get('sha256', ''))[:16]}...)")
     click.echo(f"  steps       {', '.join(step['name'] for step in prov.get('steps', []))}")
+    mapped = (f": {len([t for t in m['tensors'] if t['binding'] == 'mapped'])} tensors ({_human(s['mapped_bytes'])}) "
+              f"raw at {m['layout']['alignment']}-byte aligned offsets, mapped by onnxruntime"
+              if s["layout"] == "mapped" else ": every tensor coded")
+    click.echo(f"  layout      {s['layout']}{mapped}")
     click.echo(f"  tensors     {s['tensor_count']}: {_human(s['raw_bytes'])} raw, {_human(s['stored_bytes'])} "
                f"stored ({s['compression_ratio']:.3f}x)")
     tensors = sorted(m["tensors"], key=lambda t: -t["raw_length"])
