@@ -48,7 +48,7 @@ FRESH_NS = 20_000_000  # a file changed more recently than this (ns) is waited o
 LATE_MIN_BYTES = 64 * 1024
 _LATE_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int4", "uint4",
                           "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz"})
-_HASH_BLOCK = 1 << 20
+_HASH_BLOCK = 256 * 1024  # read and hashed at a time, per hashing thread
 
 
 @dataclass

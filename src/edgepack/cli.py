@@ -292,7 +292,8 @@ def _progress(side: str, report: dict[str, Any]) -> None:
 @cli.command("measure")
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None,
-              help="An .onnx file: measure plain onnxruntime on it too, side by side, with ratios.")
+              help="An .onnx file (with its external data files beside it, if it has any): measure plain "
+                   "onnxruntime on it too, side by side, with ratios.")
 @click.option("--runs", type=click.IntRange(0), default=100, show_default=True, help="Runs after the first.")
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), default=None,
               help=".npz of feeds keyed by input name (default: seeded random feeds).")
