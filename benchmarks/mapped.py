@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
-
 from common import median, ratio, rounds, table
+from onnx import numpy_helper
 
 
 def external_copy(src: str, folder: str, name: str) -> list[str]:
@@ -93,8 +93,9 @@ def main() -> None:
     ap.add_argument("--modes", default="warm,cold", help="warm, cold or both (default)")
     ap.add_argument("--runs", type=int, default=5, help="runs after the first, per process (default 5)")
     args = ap.parse_args()
-    import edgepack
     from edgepack.runtime.measure import measure_child
+
+    import edgepack
 
     rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +107,8 @@ def main() -> None:
                 edgepack.package(path, output=bundle, layout=layout)
                 files[layout] = [bundle]
             for mode in args.modes.split(","):
-                def child(kind: str, name: str, mode: str = mode) -> Callable[[], dict[str, Any]]:
+                def child(kind: str, name: str, mode: str = mode, files: dict[str, list[str]] = files,
+                          feeds: str = feeds) -> Callable[[], dict[str, Any]]:
                     def run() -> dict[str, Any]:
                         if mode == "cold":
                             drop_cache(files[name])

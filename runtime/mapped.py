@@ -23,10 +23,12 @@ onnxruntime maps (docs/DESIGN.md, "The mapped layout: what is checked"):
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +104,8 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
     if any(t.binding not in (BINDING_INLINE, BINDING_MAPPED) for t in bundle.manifest.tensors):
         raise InvalidGraph(bundle.path, "a mapped bundle holds inline and mapped tensors only")
     try:
-        records = scan_model(memoryview(graph), [(t.splice, t.raw_length) for t in inline], spliced_only=True)
+        splices = [(t.splice or 0, t.raw_length) for t in inline]  # inline tensors always have a splice
+        records = scan_model(memoryview(graph), splices, spliced_only=True)
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None
     names = {t.name for t in mapped}
@@ -200,9 +203,10 @@ class _Hasher:
                                                                f"offset {frame.raw_offset}")
 
     def run(self) -> None:
+        jobs: list[Callable[[], None]] = [functools.partial(self._check, t, f) for t, f in self.work]
         try:
-            run_parallel([lambda t=t, f=f: self._check(t, f) for t, f in self.work], self.threads)
-        except BaseException as e:
+            run_parallel(jobs, self.threads)
+        except BaseException as e:  # noqa: BLE001 -- handed to the thread that waits for this one
             self.error = e
 
 
@@ -228,7 +232,8 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     check_graph(bundle, graph, inline, mapped)
     path = os.path.abspath(bundle.path)
     before = check_file(bundle)
-    parts, pos = [], 0
+    parts: list[Any] = []
+    pos = 0
     for tensor in inline:  # small tensors, each decoded and checked here
         parts += [memoryview(graph)[pos:tensor.splice], bundle.read_blob(tensor, threads)]
         pos = tensor.splice or 0
@@ -250,7 +255,7 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     worker.start()
     try:
         session = ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported as a SessionError
         worker.join()
         if hasher.error is not None:
             raise hasher.error from None

@@ -3,12 +3,11 @@ onnxruntime from the bundle itself; small tensors and the graph coded as usual."
 
 import os
 
+import graphs
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
-import graphs
 from bundles import edit_manifest
 from edgepack.packager import package
 from edgepack.runtime import load, open_bundle
@@ -68,6 +67,23 @@ def test_alignment_and_threshold_come_from_the_profile(tmp):
     assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), got.values()))
 
 
+def test_onnxruntime_maps_the_tensors_it_uses_in_place(tmp):
+    """The biases (Add's inputs, not prepacked) stay mapped from the bundle once the session is built."""
+    from edgepack.runtime.profile import resolve
+
+    base = resolve(None).to_dict()
+    base["codec"].update(layout="mapped", mapped_min_bytes=256)
+    model, feeds = graphs.mlp()
+    package(model, tmp / "b.edgepack", target=base)
+    with open_bundle(tmp / "b.edgepack") as b:
+        assert {"b0", "b1"} <= {t.name for t in b.manifest.mapped}
+    s = load(tmp / "b.edgepack")
+    if os.path.exists("/proc/self/maps"):
+        assert s.stats.mapped_bytes >= 4096
+    got = s.run(feeds)
+    assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), got.values()))
+
+
 def test_constants_and_subgraph_tensors_stay_inline(tmp):
     model, feeds = graphs.constant_weights()
     path = _mapped(tmp, model)
@@ -79,7 +95,7 @@ def test_constants_and_subgraph_tensors_stay_inline(tmp):
 
 
 def test_a_changed_mapped_byte_fails_load_and_verify(tmp):
-    model, feeds = graphs.mlp()
+    model, _ = graphs.mlp()
     path = _mapped(tmp, model)
     with open_bundle(path) as b:
         w = b.manifest.tensor("w1")
@@ -96,7 +112,7 @@ def test_a_changed_mapped_byte_fails_load_and_verify(tmp):
 
 @pytest.mark.parametrize("defer", [True, False])
 def test_every_mapped_tensor_is_checked_whatever_its_type(tmp, defer):
-    model, feeds = graphs.mlp()
+    model, _ = graphs.mlp()
     path = _mapped(tmp, model)
     with open_bundle(path) as b:
         w = b.manifest.tensor("w2")  # 5 KiB: checked before onnxruntime reads it
