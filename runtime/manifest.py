@@ -294,6 +294,8 @@ def parse(obj: dict[str, Any], path: str, format_name: str, version: int) -> Man
     layout, alignment = _layout(c, obj["layout"]) if "layout" in obj else (LAYOUT_COMPRESSED, ALIGNMENT)
     mapped_alignment = alignment if layout == LAYOUT_MAPPED else None
     tensors = tuple(_tensor(c, t, i, mapped_alignment) for i, t in enumerate(tensors_in))
+    if layout == LAYOUT_MAPPED and any(t.binding == BINDING_EXTERNAL for t in tensors):
+        raise c.fail("a bundle of the mapped layout has no external tensors")
     _check_layout(path, graph, tensors, data_length, alignment)
     return Manifest(graph, tensors, data_length, obj["target"], obj["provenance"], obj["report"], obj, layout,
                     alignment)

@@ -50,6 +50,7 @@ FRESH_NS = 20_000_000  # a file changed more recently than this (ns) is waited o
 LATE_MIN_BYTES = 64 * 1024
 _LATE_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int4", "uint4",
                           "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz"})
+_PREADV = hasattr(os, "preadv")
 _HASH_BLOCK = 256 * 1024  # read and hashed at a time, per hashing thread
 
 
@@ -195,8 +196,11 @@ class _Hasher:
         pos, end = frame.offset, frame.offset + frame.length
         while pos < end:
             n = min(_HASH_BLOCK, end - pos)
-            self.bundle.read_into(pos, view[:n])
-            digest.update(view[:n])
+            if _PREADV:
+                self.bundle.read_into(pos, view[:n])
+                digest.update(view[:n])
+            else:
+                digest.update(self.bundle.read_stored(pos, n))
             pos += n
         if digest.hexdigest() != frame.sha256:
             raise CorruptTensor(self.bundle.path, tensor.name, f"SHA-256 mismatch in the mapped frame at raw "
@@ -230,7 +234,8 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     mapped = list(manifest.mapped)
     graph = bundle.read_graph()
     check_graph(bundle, graph, inline, mapped)
-    path = os.path.abspath(bundle.path)
+    # onnxruntime resolves links and refuses data outside the folder it is given: give it the real one
+    path = os.path.realpath(bundle.path)
     before = check_file(bundle)
     parts: list[Any] = []
     pos = 0

@@ -123,6 +123,16 @@ def test_every_mapped_tensor_is_checked_whatever_its_type(tmp, defer):
         load(path, lean=not defer)
 
 
+def test_a_bundle_reached_through_a_link_loads(tmp):
+    model, feeds = graphs.mlp()
+    path = _mapped(tmp, model)
+    (tmp / "elsewhere").mkdir()
+    link = tmp / "elsewhere" / "link.edgepack"
+    link.symlink_to(path)
+    got = load(link).run(feeds)
+    assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), got.values()))
+
+
 def test_a_bundle_others_may_write_is_refused(tmp):
     model, _ = graphs.mlp()
     path = _mapped(tmp, model)
@@ -179,6 +189,12 @@ def test_manifest_rules_for_mapped_tensors(tmp):
     check(coded, InvalidManifest, "must be stored raw")
     check(moved, InvalidOffset, "not a multiple of the layout's alignment")
     check(spliced, InvalidManifest, "has no splice")
+
+    def external(m):
+        next(t for t in m["tensors"] if t["binding"] == "inline")["binding"] = "external"
+        next(t for t in m["tensors"] if t["binding"] == "external").pop("splice")
+
+    check(external, InvalidManifest, "no external tensors")
 
 
 def test_graph_with_a_mapped_name_is_refused(tmp):
