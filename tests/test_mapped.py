@@ -251,3 +251,35 @@ def test_measure_takes_an_onnx_with_external_data_as_baseline(tmp):
     report = measure(path, tmp / "ext.onnx", runs=1, inputs=tmp / "feeds.npz")
     assert report["baseline"]["bytes"] == os.path.getsize(tmp / "ext.onnx") + os.path.getsize(tmp / "ext.bin")
     assert report["outputs_identical"]
+
+
+def test_a_change_undone_while_onnxruntime_builds_is_caught(tmp, monkeypatch):
+    """A weight changed and changed back while the session is built (after onnxruntime may have read it,
+    before its hash is checked) leaves the hashes matching but the file's ctime moved: load() fails."""
+    import edgepack.runtime.mapped as mapped
+
+    model, _ = graphs.mlp()
+    path = _mapped(tmp, model)
+    with open_bundle(path) as b:
+        where = DATA_START + b.manifest.tensor("w1").offset
+    original = mapped._Hasher.run
+    calls = []
+
+    def meddling_run(self):
+        if calls:  # the second hasher: the one that runs while onnxruntime builds the session
+            with open(path, "r+b") as f:
+                f.seek(where)
+                byte = f.read(1)
+                for value in (bytes([byte[0] ^ 1]), byte):
+                    f.seek(where)
+                    f.write(value)
+                    f.flush()
+                    os.fsync(f.fileno())
+        calls.append(self)
+        original(self)
+
+    monkeypatch.setattr(mapped._Hasher, "run", meddling_run)
+    with pytest.raises(BundleError, match="changed while loading"):
+        load(path)
+    monkeypatch.setattr(mapped._Hasher, "run", original)
+    load(path)
