@@ -256,7 +256,7 @@ def test_measure_takes_an_onnx_with_external_data_as_baseline(tmp):
 def test_a_change_undone_while_onnxruntime_builds_is_caught(tmp, monkeypatch):
     """A weight changed and changed back while the session is built (after onnxruntime may have read it,
     before its hash is checked) leaves the hashes matching but the file's ctime moved: load() fails."""
-    import edgepack.runtime.mapped as mapped
+    from edgepack.runtime import mapped
 
     model, _ = graphs.mlp()
     path = _mapped(tmp, model)
