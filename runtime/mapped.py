@@ -257,15 +257,18 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     so.add_session_config_entry(FOLDER_CONFIG, os.path.dirname(path))
     hasher = _Hasher(bundle, late, hash_threads)
     worker = threading.Thread(target=hasher.run, name="edgepack-hash", daemon=True)
-    worker.start()
+    if late:
+        worker.start()
     try:
         session = ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
     except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported as a SessionError
-        worker.join()
+        if late:
+            worker.join()
         if hasher.error is not None:
             raise hasher.error from None
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
-    worker.join()
+    if late:
+        worker.join()
     if hasher.error is not None:
         raise hasher.error
     after = os.fstat(bundle.fileno())
