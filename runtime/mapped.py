@@ -225,18 +225,25 @@ def _short(e: BaseException) -> str:
 
 # --- the session -------------------------------------------------------------------------------------------
 
-def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int,
-                  defer: bool = True) -> MappedSession:
-    """Build the session of a mapped bundle (see the module's docstring). `defer`: check weights' hashes while
-    onnxruntime builds the session, on another thread; otherwise every hash is checked before."""
-    manifest = bundle.manifest
-    inline = sorted((t for t in manifest.tensors if t.binding == BINDING_INLINE), key=lambda t: t.splice or 0)
-    mapped = list(manifest.mapped)
+def _read_ahead(bundle: Bundle, mapped: list[TensorEntry]) -> None:
+    """Ask the kernel to read the mapped tensors in now, for the hashes and onnxruntime's mapping alike."""
+    if not mapped or not hasattr(os, "posix_fadvise"):
+        return
+    start = DATA_START + mapped[0].offset
+    end = DATA_START + max(t.offset + t.length for t in mapped)
+    try:
+        os.posix_fadvise(bundle.fileno(), start, end - start, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+
+
+def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int, path: str,
+           before: os.stat_result, inline: list[TensorEntry], mapped: list[TensorEntry],
+           early: list[tuple[TensorEntry, Frame]], hash_threads: int) -> Any:
+    """Check the graph, splice the small tensors in, check the mapped tensors that are not weights, and build
+    the session on the model with the mapped initializers appended."""
     graph = bundle.read_graph()
     check_graph(bundle, graph, inline, mapped)
-    # onnxruntime resolves links and refuses data outside the folder it is given: give it the real one
-    path = os.path.realpath(bundle.path)
-    before = check_file(bundle)
     parts: list[Any] = []
     pos = 0
     for tensor in inline:  # small tensors, each decoded and checked here
@@ -244,10 +251,6 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
         pos = tensor.splice or 0
     parts += [memoryview(graph)[pos:], initializers_message(mapped, os.path.basename(path))]
     model = b"".join(parts)
-    work = [(t, f) for t in mapped for f in t.frames]
-    early = [(t, f) for t, f in work if not (defer and _late(t))]
-    late = [(t, f) for t, f in work if defer and _late(t)]
-    hash_threads = max(1, min(threads, usable_cpus() - 1 if defer else usable_cpus()))
     first = _Hasher(bundle, early, hash_threads)
     first.run()
     if first.error is not None:
@@ -255,22 +258,42 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     if not _same_file(path, before):
         raise BundleError(f"{bundle.path}: the file was replaced while loading")
     so.add_session_config_entry(FOLDER_CONFIG, os.path.dirname(path))
+    try:
+        return ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
+    except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported as a SessionError
+        raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
+
+
+def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int,
+                  defer: bool = True) -> MappedSession:
+    """Build the session of a mapped bundle (see the module's docstring). `defer`: check weights' hashes while
+    onnxruntime builds the session, on another thread; otherwise every hash is checked before."""
+    manifest = bundle.manifest
+    inline = sorted((t for t in manifest.tensors if t.binding == BINDING_INLINE), key=lambda t: t.splice or 0)
+    mapped = list(manifest.mapped)
+    # onnxruntime resolves links and refuses data outside the folder it is given: give it the real one
+    path = os.path.realpath(bundle.path)
+    before = check_file(bundle)
+    _read_ahead(bundle, mapped)
+    work = [(t, f) for t in mapped for f in t.frames]
+    late = [(t, f) for t, f in work if defer and _late(t)]
+    hash_threads = max(1, min(threads, usable_cpus() - 1 if defer else usable_cpus()))
     hasher = _Hasher(bundle, late, hash_threads)
     worker = threading.Thread(target=hasher.run, name="edgepack-hash", daemon=True)
-    if late:
+    if late:  # weights: hashed from now on, while the graph is checked and onnxruntime builds the session
         worker.start()
+    failure: BaseException | None = None
     try:
-        session = ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
-    except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported as a SessionError
-        if late:
-            worker.join()
-        if hasher.error is not None:
-            raise hasher.error from None
-        raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
+        session = _build(bundle, so, providers, threads, path, before, inline, mapped,
+                         [(t, f) for t, f in work if not (defer and _late(t))], hash_threads)
+    except BaseException as e:  # noqa: BLE001 -- raised below, after the hashing thread has ended
+        failure = e
     if late:
-        worker.join()
-    if hasher.error is not None:
+        worker.join()  # the bundle's descriptor must outlive the thread that reads it
+    if hasher.error is not None:  # a corrupt weight: reported in preference to onnxruntime's error
         raise hasher.error
+    if failure is not None:
+        raise failure
     after = os.fstat(bundle.fileno())
     if not _same_content(before, after) or not _same_file(path, before):
         raise BundleError(f"{bundle.path}: the file changed while loading (size, times or identity differ); "
