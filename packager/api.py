@@ -28,6 +28,7 @@ from edgepack.runtime import profile as profile_mod
 from edgepack.runtime.compat import TargetWarning
 from edgepack.runtime.errors import BudgetNotMet, OptionError
 from edgepack.runtime.feeds import RECORDED
+from edgepack.runtime.format import BINDING_MAPPED, LAYOUT_MAPPED, LAYOUTS, Codec
 from edgepack.runtime.paths import check_output
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
@@ -75,7 +76,8 @@ def _encode_all(split: Split, level: int, frame_bytes: int, threads: int):
         def job(item):
             if item is None:
                 return encode(memoryview(split.skeleton), "uint8", level, frame_bytes, pool=frame_pool)
-            return encode(item.data, item.dtype, level, frame_bytes, pool=frame_pool)
+            codecs = [Codec.RAW] if item.binding == BINDING_MAPPED else None  # mapped: used in place, raw
+            return encode(item.data, item.dtype, level, frame_bytes, codecs, pool=frame_pool)
 
         pending: deque = deque()
         it = iter(items)
@@ -104,8 +106,11 @@ def _codec_counts(encoded: list[Encoded]) -> dict[str, int]:
 def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLike, profile: Profile,
                  steps: list[dict[str, Any]], report: dict[str, Any], level: int, frame_bytes: int,
                  threads: int) -> PackageResult:
-    """Split, encode and write `model`; `steps` and `report` come from the steps that ran before."""
-    split = split_model(model)
+    """Split, encode and write `model`; `steps` and `report` come from the steps that ran before. The profile's
+    codec.layout says how: `mapped` stores large initializers raw at page-aligned offsets (docs/FORMAT.md)."""
+    mapped = profile.codec.layout == LAYOUT_MAPPED
+    split = split_model(model, profile.codec.mapped_min_bytes if mapped else None)
+    page = profile.codec.mapped_alignment if mapped else None
     encoded_all: list[Encoded] = []
     with BundleWriter(output) as writer:
         for tensor, enc in _encode_all(split, level, frame_bytes, threads):
@@ -113,7 +118,8 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
             if tensor is None:
                 writer.add_graph(enc)
             else:
-                writer.add_tensor(tensor.name, tensor.dtype, tensor.shape, enc, tensor.binding, tensor.splice)
+                writer.add_tensor(tensor.name, tensor.dtype, tensor.shape, enc, tensor.binding, tensor.splice,
+                                  page if tensor.binding == BINDING_MAPPED else None)
         raw = sum(e.raw_length for e in encoded_all)
         stored = sum(e.length for e in encoded_all)
         steps = [*steps, {"name": "encode", "options": {"level": level, "frame_bytes": frame_bytes}}]
@@ -124,7 +130,8 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
         }
         report = {**report, "lossless": {"tensors": len(split.tensors), "raw_bytes": raw, "stored_bytes": stored,
                                          "codecs": _codec_counts(encoded_all[1:])}}
-        size = writer.finish(target=profile.to_dict(), provenance=provenance, report=report)
+        layout = {"name": LAYOUT_MAPPED, "alignment": page} if mapped else None
+        size = writer.finish(target=profile.to_dict(), provenance=provenance, report=report, layout=layout)
     return PackageResult(os.fspath(output), size, source.size, raw, profile.name, report)
 
 
@@ -136,7 +143,7 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
             calibration: str | os.PathLike | None = None, eval_data: Any = None,
             quantize_options: "dict[str, Any] | None" = None, budget: "Budget | dict[str, Any] | None" = None,
             progress: bool | None = None, shapes: "dict[str, tuple[int, ...]] | None" = None,
-            output_kinds: "dict[str, str] | list[str] | None" = None) -> PackageResult:
+            output_kinds: "dict[str, str] | list[str] | None" = None, layout: str | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an
@@ -172,6 +179,9 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         otherwise 1), e.g. {"images": (1, 3, 640, 640)}.
     output_kinds: {output name: "class[:AXIS]" | "regression" | "ignore"} (or ["NAME=KIND", ...]): which
         fidelity figures each output gets (quantize.kinds; default: guessed from its shape and name).
+    layout: "compressed" or "mapped" (default: the profile's codec.layout): mapped stores initializers of at
+        least codec.mapped_min_bytes raw at offsets aligned to codec.mapped_alignment, for onnxruntime to map
+        in place; bigger bundle, faster load, less memory (docs/FORMAT.md "Layouts", docs/PERFORMANCE.md).
     """
     from .search import check_usable, make_budget
 
@@ -179,6 +189,10 @@ def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | 
         raise OptionError("output: give the path of the bundle to write")
     check_output(output, [model, calibration, eval_data, example_inputs], "output")
     profile = profile_mod.resolve(target)
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise OptionError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        profile = dataclasses.replace(profile, codec=dataclasses.replace(profile.codec, layout=layout))
     level = profile.codec.level if level is None else level
     frame_bytes = profile.codec.frame_bytes if frame_bytes is None else frame_bytes
     if not 1 <= level <= 22:

@@ -31,7 +31,8 @@ def summary(path: str | os.PathLike) -> dict[str, Any]:
         info = {
             "path": path, "bundle_bytes": b.file_size, "stored_bytes": m.stored_bytes, "raw_bytes": m.raw_bytes,
             "compression_ratio": (m.stored_bytes / m.raw_bytes) if m.raw_bytes else 1.0,
-            "signed": bool(b.signature), "signer": b.signer, "tensor_count": len(m.tensors), "manifest": m.raw,
+            "signed": bool(b.signature), "signer": b.signer, "tensor_count": len(m.tensors),
+            "layout": m.layout, "mapped_bytes": sum(t.raw_length for t in m.mapped), "manifest": m.raw,
         }
     from .export import model_io
 
@@ -55,6 +56,15 @@ def io_lines(io: dict[str, list[dict[str, Any]]]) -> list[str]:
         for v in io.get(key, []):
             lines.append(f"  {label:<11} {v['name']}: {v['dtype']} {shape_text(v['shape'])}")
     return lines
+
+
+def _layout_text(s: dict[str, Any]) -> str:
+    if s["layout"] != "mapped":
+        return ": every tensor coded"
+    m = s["manifest"]
+    count = len([t for t in m["tensors"] if t["binding"] == "mapped"])
+    return (f": {count} tensors ({human(s['mapped_bytes'])}) raw at {m['layout']['alignment']}-byte aligned "
+            "offsets, mapped by onnxruntime")
 
 
 def _tensor_lines(tensors: list[dict[str, Any]], show_all: bool) -> list[str]:
@@ -104,6 +114,7 @@ def inspect_lines(path: str | os.PathLike, show_all: bool = False) -> list[str]:
             f"sha256 {str(src.get('sha256', ''))[:16]}...)",
             f"  steps       {', '.join(str(step['name']) for step in prov.get('steps', []))}",
             *io_lines(s),
+            f"  layout      {s['layout']}{_layout_text(s)}",
             f"  tensors     {s['tensor_count']}: {human(s['raw_bytes'])} raw, {human(s['stored_bytes'])} "
             f"stored ({s['compression_ratio']:.3f}x)",
         ]

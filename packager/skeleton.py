@@ -21,7 +21,7 @@ from onnx import numpy_helper
 
 from edgepack.runtime.errors import ModelError
 from edgepack.runtime.format import (
-    BINDING_EXTERNAL, BINDING_INLINE, EXTERNAL_LOCATION_PREFIX, ONNX_TO_DTYPE, raw_length,
+    BINDING_EXTERNAL, BINDING_INLINE, BINDING_MAPPED, EXTERNAL_LOCATION_PREFIX, ONNX_TO_DTYPE, raw_length,
 )
 from edgepack.runtime.protowire import ProtoError, scan_model
 
@@ -141,9 +141,39 @@ def _unique(name: str, taken: set[str]) -> str:
     return name
 
 
-def split_model(model: onnx.ModelProto) -> Split:
-    """Normalize `model` (in place), then cut it into skeleton and tensors."""
+# The only fields a TensorProto may set to be mapped: the runtime rebuilds it from the manifest with these.
+_MAPPABLE_FIELDS = {"name", "dims", "data_type", "raw_data"}
+
+
+def _take_mapped(model: onnx.ModelProto, min_bytes: int) -> tuple[onnx.ModelProto, list[SplitTensor]]:
+    """A copy of `model` without its mappable initializers (main graph, raw_data of at least `min_bytes`, a
+    name no other tensor has, no field but name, dims, data type and data), and those initializers."""
+    names: dict[str, int] = {}
+    for t in iter_tensor_protos(model):
+        names[t.name] = names.get(t.name, 0) + 1
+    picked = {i for i, t in enumerate(model.graph.initializer)
+              if len(t.raw_data) >= min_bytes and t.name and names[t.name] == 1
+              and t.data_type in ONNX_TO_DTYPE and {f.name for f, _ in t.ListFields()} <= _MAPPABLE_FIELDS}
+    if not picked:
+        return model, []
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    mapped = [SplitTensor(t.name, ONNX_TO_DTYPE[t.data_type], tuple(t.dims), memoryview(t.raw_data), BINDING_MAPPED,
+                          None) for i, t in enumerate(model.graph.initializer) if i in picked]
+    kept = [t for i, t in enumerate(copy.graph.initializer) if i not in picked]
+    del copy.graph.initializer[:]
+    copy.graph.initializer.extend(kept)
+    return copy, mapped
+
+
+def split_model(model: onnx.ModelProto, mapped_min_bytes: int | None = None) -> Split:
+    """Normalize `model` (in place), then cut it into skeleton and tensors. With `mapped_min_bytes` (the mapped
+    layout), main-graph initializers of at least that many bytes leave the skeleton as mapped tensors, stored
+    after the others (the model passed in keeps them)."""
     normalize(model)
+    mapped: list[SplitTensor] = []
+    if mapped_min_bytes is not None:
+        model, mapped = _take_mapped(model, mapped_min_bytes)
     external = _bind_external(model) if not _may_fit(model) else {}
     serialized = model.SerializeToString()
     try:
@@ -179,7 +209,11 @@ def split_model(model: onnx.ModelProto) -> Split:
             taken.add(t.name)
             tensors.append(SplitTensor(t.name, dtype, tuple(t.dims), memoryview(external[t.name]),
                                        BINDING_EXTERNAL, None))
-    return Split(b"".join(skeleton), tensors)
+    for t in mapped:
+        if t.name in taken:  # a Constant's output or a sparse tensor of the same name
+            raise ModelError(f"tensor name {t.name!r} is used twice; rename one before packaging")
+        taken.add(t.name)
+    return Split(b"".join(skeleton), tensors + mapped)
 
 
 def join_model(split: Split) -> bytes:

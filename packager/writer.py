@@ -127,8 +127,9 @@ class BundleWriter:
         if self.state != "finished":
             self.abort()
 
-    def _blob(self, encoded: Encoded) -> dict[str, Any]:
-        start = align(self.pos, ALIGNMENT)
+    def _blob(self, encoded: Encoded, page: int | None = None) -> dict[str, Any]:
+        # `page`: align the blob's file offset (DATA_START + offset) to it, for a mapped tensor
+        start = align(self.pos, ALIGNMENT) if page is None else align(DATA_START + self.pos, page) - DATA_START
         self.file.write(bytes(start - self.pos))
         frames = []
         for f in encoded.frames:
@@ -145,23 +146,29 @@ class BundleWriter:
         self.state = "tensors"
 
     def add_tensor(self, name: str, dtype: str, shape: tuple[int, ...], encoded: Encoded,
-                   binding: str = BINDING_INLINE, splice: int | None = None) -> None:
+                   binding: str = BINDING_INLINE, splice: int | None = None, page: int | None = None) -> None:
+        """`page`: for a mapped tensor, the alignment of its offset in the file (the layout's)."""
         if self.state != "tensors":
             raise WriterStateError(f"add_tensor in state {self.state!r}: add the graph first")
         if name == GRAPH_NAME:
             raise WriterStateError(f"{GRAPH_NAME!r} is reserved")
         entry = {"name": name, "dtype": dtype, "shape": list(shape), "binding": binding}
-        entry.update(self._blob(encoded))
+        entry.update(self._blob(encoded, page))
         if splice is not None:
             entry["splice"] = splice
         self.tensors.append(entry)
 
-    def finish(self, target: dict[str, Any], provenance: dict[str, Any], report: dict[str, Any]) -> int:
-        """Write the manifest and header, fsync, and rename into place. Returns the bundle's size in bytes."""
+    def finish(self, target: dict[str, Any], provenance: dict[str, Any], report: dict[str, Any],
+               layout: dict[str, Any] | None = None) -> int:
+        """Write the manifest and header, fsync, and rename into place. Returns the bundle's size in bytes.
+        `layout`: the manifest's layout object, for a mapped bundle (docs/FORMAT.md, "Layouts")."""
         if self.state != "tensors":
             raise WriterStateError(f"finish in state {self.state!r}")
         manifest = {"format": FORMAT_NAME, "version": VERSION, "graph": self.graph, "tensors": self.tensors,
-                    "data_length": self.pos, "target": target, "provenance": provenance, "report": report}
+                    "data_length": self.pos}
+        if layout is not None:
+            manifest["layout"] = layout
+        manifest.update({"target": target, "provenance": provenance, "report": report})
         data, flags = stored_manifest(dumps_manifest(manifest))
         manifest_offset = DATA_START + self.pos
         self.file.write(data)

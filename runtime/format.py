@@ -133,5 +133,19 @@ PLANE_CODECS = (Codec.RAW, Codec.ZSTD)
 # Tensor bindings: how the graph gets a tensor's bytes.
 BINDING_INLINE = "inline"      # spliced into the graph stream as the TensorProto's raw_data
 BINDING_EXTERNAL = "external"  # handed to onnxruntime as an external initializer (graphs over 2 GB)
+BINDING_MAPPED = "mapped"      # stored raw and page-aligned; onnxruntime maps it from the bundle file itself
 # The external-data location of an externally bound tensor in the stored graph.
 EXTERNAL_LOCATION_PREFIX = "edgepack:"
+
+
+# Bundle layouts (docs/FORMAT.md, "Layouts"). `compressed`: every tensor coded and streamed to onnxruntime.
+# `mapped`: main-graph initializers of at least a threshold stored raw at offsets aligned to a page size, which
+# onnxruntime memory-maps from the bundle; the manifest says so in its optional `layout` object.
+LAYOUT_COMPRESSED = "compressed"
+LAYOUT_MAPPED = "mapped"
+LAYOUTS = (LAYOUT_COMPRESSED, LAYOUT_MAPPED)
+# Alignments a mapped bundle may declare: page sizes (4 KiB x86 and most ARM kernels; 16 KiB Raspberry Pi 5's
+# and Apple's; 64 KiB some ARM server kernels and Windows' allocation granularity).
+MAPPED_ALIGNMENTS = (4096, 16384, 65536)
+DEFAULT_MAPPED_ALIGNMENT = 4096
+DEFAULT_MAPPED_MIN_BYTES = 4096

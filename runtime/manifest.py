@@ -16,9 +16,10 @@ from typing import Any
 from .codecs import DECODERS
 from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, UnknownCodec
 from .format import (
-    ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, DTYPES, MANIFEST_BYTES_PER_VALUE, MANIFEST_FREE_VALUES,
-    MAX_ASTRAL_MANIFEST_BYTES, MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP, MAX_GRAPH_BYTES, MAX_MANIFEST_DEPTH,
-    MAX_NAME_BYTES, MAX_RANK, MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
+    ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES, LAYOUT_COMPRESSED, LAYOUT_MAPPED,
+    MAPPED_ALIGNMENTS, MANIFEST_BYTES_PER_VALUE, MANIFEST_FREE_VALUES, MAX_ASTRAL_MANIFEST_BYTES,
+    MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP, MAX_GRAPH_BYTES, MAX_MANIFEST_DEPTH, MAX_NAME_BYTES, MAX_RANK,
+    MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
 )
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -69,6 +70,12 @@ class Manifest:
     provenance: dict[str, Any]
     report: dict[str, Any]
     raw: dict[str, Any]
+    layout: str = LAYOUT_COMPRESSED
+    alignment: int = ALIGNMENT  # of mapped tensors' file offsets (mapped layout)
+
+    @property
+    def mapped(self) -> tuple[TensorEntry, ...]:
+        return tuple(t for t in self.tensors if t.binding == BINDING_MAPPED)
 
     def tensor(self, name: str) -> TensorEntry:
         for t in self.tensors:
@@ -228,7 +235,7 @@ def _blob(c: _Checker, value: Any, name: str, where: str, keys: set[str], option
             "sha256": c.sha(d["sha256"], f"{where}.sha256"), "frames": tuple(frames)}
 
 
-def _tensor(c: _Checker, value: Any, index: int) -> TensorEntry:
+def _tensor(c: _Checker, value: Any, index: int, alignment: int | None) -> TensorEntry:
     where = f"tensors[{index}]"
     d = c.obj(value, where, _TENSOR_KEYS, {"splice"})
     name = c.str(d["name"], f"{where}.name")
@@ -250,19 +257,45 @@ def _tensor(c: _Checker, value: Any, index: int) -> TensorEntry:
     splice = d.get("splice")
     if binding == BINDING_INLINE:
         splice = c.int(splice, f"tensor {name!r} splice")
-    elif binding == BINDING_EXTERNAL:
+    elif binding in (BINDING_EXTERNAL, BINDING_MAPPED):
         if splice is not None:
-            raise c.fail(f"tensor {name!r}: an external tensor has no splice")
+            raise c.fail(f"tensor {name!r}: an {binding} tensor has no splice")
+        if binding == BINDING_MAPPED:
+            _check_mapped(c, name, blob, alignment)
     else:
         raise c.fail(f"tensor {name!r}: unknown binding {show(binding)}")
     return TensorEntry(name=name, dtype=dtype, shape=shape, binding=binding, splice=splice, **blob)
+
+
+def _check_mapped(c: _Checker, name: str, blob: dict[str, Any], alignment: int | None) -> None:
+    """A mapped tensor: only in a mapped bundle, stored raw, at a file offset that is a multiple of the layout's
+    alignment (so that onnxruntime maps it in place)."""
+    if alignment is None:
+        raise c.fail(f"tensor {name!r} is mapped, but the manifest declares no mapped layout")
+    if blob["codec"] != "raw":
+        raise c.fail(f"tensor {name!r}: a mapped tensor must be stored raw, not {blob['codec']!r}")
+    if (DATA_START + blob["offset"]) % alignment:
+        raise InvalidOffset(c.path, name, f"file offset {DATA_START + blob['offset']} is not a multiple of the "
+                                          f"layout's alignment {alignment}")
+
+
+def _layout(c: _Checker, value: Any) -> tuple[str, int]:
+    """The optional `layout` object: {"name": "mapped", "alignment": A} (absent: the compressed layout)."""
+    d = c.obj(value, "layout", {"name", "alignment"})
+    if d["name"] != LAYOUT_MAPPED:
+        raise c.fail(f"layout.name must be {LAYOUT_MAPPED!r} (the compressed layout has no layout object), "
+                     f"got {show(d['name'])}")
+    if type(d["alignment"]) is not int or d["alignment"] not in MAPPED_ALIGNMENTS:
+        raise c.fail(f"layout.alignment must be one of {', '.join(map(str, MAPPED_ALIGNMENTS))}, "
+                     f"got {show(d['alignment'])}")
+    return LAYOUT_MAPPED, d["alignment"]
 
 
 def parse(obj: dict[str, Any], path: str, format_name: str, version: int) -> Manifest:
     """Check a parsed manifest against the v1 schema and the layout rules; return typed records."""
     c = _Checker(path)
     c.obj(obj, "manifest", {"format", "version", "graph", "tensors", "data_length", "target", "provenance",
-                            "report"})
+                            "report"}, {"layout"})
     if obj["format"] != format_name or obj["version"] != version:
         raise c.fail(f"format/version fields say {show(obj['format'])} {show(obj['version'])}, "
                      f"the header says {format_name!r} {version}")
@@ -280,9 +313,14 @@ def parse(obj: dict[str, Any], path: str, format_name: str, version: int) -> Man
         raise c.fail("tensors is not a list")
     if len(tensors_in) > MAX_TENSORS:
         raise LimitExceeded(path, "tensor count", len(tensors_in), MAX_TENSORS)
-    tensors = tuple(_tensor(c, t, i) for i, t in enumerate(tensors_in))
-    _check_layout(path, graph, tensors, data_length)
-    return Manifest(graph, tensors, data_length, obj["target"], obj["provenance"], obj["report"], obj)
+    layout, alignment = _layout(c, obj["layout"]) if "layout" in obj else (LAYOUT_COMPRESSED, ALIGNMENT)
+    mapped_alignment = alignment if layout == LAYOUT_MAPPED else None
+    tensors = tuple(_tensor(c, t, i, mapped_alignment) for i, t in enumerate(tensors_in))
+    if layout == LAYOUT_MAPPED and any(t.binding == BINDING_EXTERNAL for t in tensors):
+        raise c.fail("a bundle of the mapped layout has no external tensors")
+    _check_layout(path, graph, tensors, data_length, alignment)
+    return Manifest(graph, tensors, data_length, obj["target"], obj["provenance"], obj["report"], obj, layout,
+                    alignment)
 
 
 def _depth(value: Any) -> int:
@@ -297,8 +335,10 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _check_layout(path: str, graph: Blob, tensors: tuple[TensorEntry, ...], data_length: int) -> None:
-    """Names unique; blobs in ascending order, non-overlapping, inside the data section, gaps short;
+def _check_layout(path: str, graph: Blob, tensors: tuple[TensorEntry, ...], data_length: int,
+                  alignment: int = ALIGNMENT) -> None:
+    """Names unique; blobs in ascending order, non-overlapping, inside the data section, gaps short (before a
+    mapped tensor: shorter than the layout's alignment);
     splices distinct and inside the graph; totals within limits."""
     names: set[str] = set()
     splices: set[int] = set()
@@ -313,7 +353,9 @@ def _check_layout(path: str, graph: Blob, tensors: tuple[TensorEntry, ...], data
         if blob.offset + blob.length > data_length:
             raise InvalidOffset(path, blob.name, f"data ends at {blob.offset + blob.length}, past the data section "
                                                  f"({data_length} bytes)")
-        if blob.offset - end >= MAX_GAP:
+        mapped = isinstance(blob, TensorEntry) and blob.binding == BINDING_MAPPED
+        gap_limit = max(MAX_GAP, alignment) if mapped else MAX_GAP
+        if blob.offset - end >= gap_limit:
             raise InvalidOffset(path, blob.name, f"gap of {blob.offset - end} bytes before the data")
         end = blob.offset + blob.length
         total_raw += blob.raw_length

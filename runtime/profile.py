@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from .errors import TargetError
+from .format import MAPPED_ALIGNMENTS
 
 MAX_THREADS = 256
 
@@ -73,6 +74,12 @@ class CodecSpec:
     level: int = _f(3, "zstd level used when packaging for this device")
     frame_bytes: int = _f(1024 * 1024, "raw bytes per independently compressed frame")
     threads: int = _f(0, "decode threads at load; 0 for one per core (at most 8)")
+    layout: Literal["compressed", "mapped"] = _f(
+        "compressed", "bundle layout: compressed (every tensor coded; smallest) or mapped (large initializers "
+                      "stored raw and page-aligned, memory-mapped by onnxruntime: faster load, less memory)")
+    mapped_alignment: int = _f(4096, "mapped layout: alignment of mapped tensors in the file, a multiple of the "
+                                     "device OS's page size (4096, 16384 or 65536)")
+    mapped_min_bytes: int = _f(4096, "mapped layout: initializers of at least this many bytes are mapped")
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,11 @@ def _check_rules(profile: Profile, source: str) -> None:
         raise TargetError(f"{source}: codec.level must be between 1 and 22")
     if not 4096 <= profile.codec.frame_bytes <= 16 * 1024 * 1024:
         raise TargetError(f"{source}: codec.frame_bytes must be between 4096 and 16777216")
+    if profile.codec.mapped_alignment not in MAPPED_ALIGNMENTS:
+        raise TargetError(f"{source}: codec.mapped_alignment must be one of "
+                          f"{', '.join(map(str, MAPPED_ALIGNMENTS))}, got {profile.codec.mapped_alignment}")
+    if profile.codec.mapped_min_bytes < 1:
+        raise TargetError(f"{source}: codec.mapped_min_bytes must be at least 1")
     threads = {"session.intra_op_threads": profile.session.intra_op_threads,
                "session.inter_op_threads": profile.session.inter_op_threads, "codec.threads": profile.codec.threads}
     for key, value in threads.items():

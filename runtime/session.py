@@ -34,10 +34,11 @@ from .compat import TargetWarning, compare, enforce
 from .device import DeviceInfo, detect
 from .errors import BundleError, InputError, RunTimeout, SessionError
 from .feeder import short, stream_session
-from .format import BINDING_EXTERNAL, numpy_dtype
+from .format import BINDING_EXTERNAL, LAYOUT_MAPPED, numpy_dtype
 from .graphcheck import check_graph
 from .limits import LoadLimits, check_sizes, default_limits, run_isolated
 from .malloc import pin_mmap_threshold
+from .mapped import create_mapped
 from .manifest import TensorEntry
 from .profile import Profile
 from .reader import Bundle, check_fits, default_threads, usable_cpus
@@ -80,6 +81,7 @@ class LoadStats:
     raw_bytes: int = 0
     threads: int = 1
     lean: bool = False
+    mapped_bytes: int = 0  # mapped layout: bytes of the bundle onnxruntime maps once built (-1: unknown)
 
 
 def session_options(profile: Profile, threads: int | None = None, lean: bool | None = None) -> ort.SessionOptions:
@@ -296,7 +298,14 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         defer = public_key is None and not lean and usable_cpus() > 1
         limits = limits if limits is not None else default_limits(public_key is not None)
         t1 = time.perf_counter()
-        session, owned = _create(bundle, so, chosen, decode_threads, defer, limits)
+        mapped_bytes = 0
+        if bundle.manifest.layout == LAYOUT_MAPPED:  # onnxruntime maps the large tensors (runtime/mapped.py)
+            check_sizes(bundle.path, limits, bundle.file_size, bundle.manifest.graph.raw_length,
+                        bundle.manifest.raw_bytes)
+            built = create_mapped(bundle, so, chosen, decode_threads, defer, limits.max_fields(bundle.file_size))
+            session, owned, mapped_bytes = built.session, [], built.mapped_bytes
+        else:
+            session, owned = _create(bundle, so, chosen, decode_threads, defer, limits)
         t2 = time.perf_counter()
         wanted = profile.providers[0] if providers is None else chosen[0]
         differences = _differences(wanted, session.get_providers(), chosen, fallback, notes)
@@ -304,7 +313,8 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
             warnings.warn(f"{bundle.path} (target {profile.name!r}) {'; '.join(differences)}", TargetWarning,
                           stacklevel=2)
         stats = LoadStats(open_s=t1 - t0, session_s=t2 - t1, total_s=t2 - t0,
-                          raw_bytes=bundle.manifest.raw_bytes, threads=decode_threads, lean=lean)
+                          raw_bytes=bundle.manifest.raw_bytes, threads=decode_threads, lean=lean,
+                          mapped_bytes=mapped_bytes)
         return Session(session, bundle.path, bundle.manifest, profile, stats, owned, device, differences)
     finally:
         bundle.close()

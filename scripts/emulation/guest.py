@@ -126,7 +126,9 @@ def run_case(work: str, name: str) -> str:
     outputs = session.run(feeds)
     t3 = time.perf_counter()
     np.savez(os.path.join(work, "arm", f"{name}.npz"), **outputs)
-    return (f"{name}: verified {t1 - t0:.1f}s, loaded for {session.profile.name} {t2 - t1:.1f}s, "
+    layout = getattr(session.manifest, "layout", "compressed")
+    mapped = f" ({layout} layout, {session.stats.mapped_bytes} bytes mapped)" if layout != "compressed" else ""
+    return (f"{name}{mapped}: verified {t1 - t0:.1f}s, loaded for {session.profile.name} {t2 - t1:.1f}s, "
             f"ran {t3 - t2:.1f}s (emulated: times say nothing of a real board)")
 
 

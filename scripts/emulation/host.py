@@ -6,6 +6,8 @@
 Cases (all packaged losslessly for TARGET, so the aarch64 run sees exactly the weights x86 saw):
   digits-fp32          the residual digits CNN that ships with edgepack, 450 held-out samples
   mlp-fp32-multiframe  an 8 MB MLP whose 4 MB weights span several 1 MiB frames (parallel decode order)
+  mlp-fp32-mapped      the same MLP packaged with --layout mapped: onnxruntime maps its weights from the
+                       bundle at TARGET's page alignment (docs/FORMAT.md, "Layouts")
   digits-int8-static   the CNN quantized with onnxruntime.quantization as TARGET's profile says (QDQ,
                        per-channel, calibrated on the first 64 samples)
   digits-int8-dynamic  the CNN with dynamically quantized int8 weights (MatMulInteger/ConvInteger)
@@ -95,6 +97,8 @@ def _sources(work: str, profile) -> list[dict]:
     return [
         {"name": "digits-fp32", "kind": "fp32", "model": digits, "feeds": {"x": x}, "labels": labels},
         {"name": "mlp-fp32-multiframe", "kind": "fp32", "model": mlp, "feeds": mlp_feeds, "labels": None},
+        {"name": "mlp-fp32-mapped", "kind": "fp32", "model": mlp, "feeds": mlp_feeds, "labels": None,
+         "layout": "mapped"},
         {"name": "digits-int8-static", "kind": "int8", "model": static, "feeds": {"x": x}, "labels": labels,
          "reference": "qdq"},
         {"name": "digits-int8-dynamic", "kind": "int8", "model": dynamic, "feeds": {"x": x}, "labels": labels},
@@ -112,7 +116,8 @@ def _package(case: dict, work: str, target: str) -> str:
     import edgepack
 
     bundle = os.path.join(work, "bundles", f"{case['name']}.edgepack")
-    result = edgepack.package(case["model"], output=bundle, target=target)
+    layout = {"layout": case["layout"]} if "layout" in case else {}
+    result = edgepack.package(case["model"], output=bundle, target=target, **layout)
     with edgepack.runtime.open_bundle(bundle) as b:
         steps = [s["name"] for s in b.manifest.provenance["steps"]]
     if steps != ["import", "encode"]:

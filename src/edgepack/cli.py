@@ -148,6 +148,10 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
               help="Progress bars on stderr (default: only when stderr is a terminal).")
 @shape_option
 @fidelity_options
+@click.option("--layout", type=click.Choice(["compressed", "mapped"]), default=None,
+              help="compressed: every tensor coded (smallest). mapped: large initializers stored raw and "
+                   "page-aligned, which onnxruntime maps in place (faster load, less memory, bigger file). "
+                   "Default: the profile's codec.layout.")
 def package_cmd(model: str, output: str, target: str | None, level: int | None, example_path: str | None,
                 trust_pickle: bool, rtol: float | None, atol: float | None, prune: str | None,
                 prune_scope: str | None, prune_criterion: str | None, prune_round_to: int | None,
@@ -155,7 +159,8 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
                 op_types: str | None, exclude_nodes: str | None, max_accuracy_drop: float | None,
                 min_agreement: float | None, min_cosine: float | None, max_bytes: str | None,
                 max_memory_mb: float | None, max_latency_ms: float | None, max_trials: int | None,
-                progress: bool | None, shapes: tuple[str, ...], **quantize_options: Any) -> None:
+                progress: bool | None, shapes: tuple[str, ...], layout: str | None,
+                **quantize_options: Any) -> None:
     """Package MODEL (.onnx; .pt2 from torch.export.save; scikit-learn .joblib/.pkl with --trust-pickle) into
     a bundle for one target device."""
     from edgepack.runtime.paths import check_output
@@ -179,7 +184,7 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
                      prune_round_to=prune_round_to, reconstruct=bool(reconstruct), quantize=quantize,
                      calibration=calibration, eval_data=eval_data, quantize_options=quantize_options,
                      budget={k: v for k, v in budget.items() if v is not None}, progress=progress,
-                     shapes=shapes_of(shapes), output_kinds=output_kinds)
+                     shapes=shapes_of(shapes), output_kinds=output_kinds, layout=layout)
     from edgepack.packager.search.describe import search_lines
 
     for line in search_lines(result.report.get("search"), result.report.get("search_timing")):
@@ -273,7 +278,8 @@ def _progress(side: str, report: dict[str, Any]) -> None:
 @cli.command("measure")
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None,
-              help="An .onnx file: measure plain onnxruntime on it too, side by side, with ratios.")
+              help="An .onnx file (with its external data files beside it, if it has any): measure plain "
+                   "onnxruntime on it too, side by side, with ratios.")
 @click.option("--runs", type=click.IntRange(0), default=100, show_default=True, help="Runs after the first.")
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), default=None,
               help=".npz of feeds keyed by input name (default: seeded random feeds).")
