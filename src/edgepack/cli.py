@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from edgepack.cli_delta import apply_cmd, delta_cmd, inspect_delta
 from edgepack.runtime.errors import EdgepackError
 
 
@@ -333,7 +334,12 @@ def summary(path: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every tensor (default: the 20 largest).")
 def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
-    """Show BUNDLE's manifest: target, provenance, tensors and sizes. Decodes no tensor."""
+    """Show BUNDLE's manifest: target, provenance, tensors and sizes (or a delta's base, result and changed
+    tensors). Decodes no tensor."""
+    from edgepack.runtime.delta_reader import is_delta
+
+    if is_delta(bundle):
+        return inspect_delta(bundle, as_json)
     s = summary(bundle)
     if as_json:
         click.echo(json.dumps(s, indent=1))
@@ -450,6 +456,10 @@ def sign_cmd(bundle: str, key: str) -> None:
 
     signed = sign_bundle(bundle, key)
     click.echo(f"signed {signed.path} with key {signed.key_id} ({signed.bundle_bytes:,} bytes)")
+
+
+cli.add_command(delta_cmd)
+cli.add_command(apply_cmd)
 
 
 # --- targets -------------------------------------------------------------------------------------------
