@@ -31,7 +31,7 @@ def versions(folder: Path, hidden: tuple[int, ...] = (256, 256)) -> tuple[dict[s
     last = f"w{len(hidden)}", f"b{len(hidden)}"
     models = {
         "v1": base,
-        "head": _edit(base, lambda n, a: (a + rng.standard_normal(a.shape).astype(np.float32) * 0.05)
+        "head": _edit(base, lambda n, a: (a * (1 + rng.standard_normal(a.shape).astype(np.float32) * 0.01))
                       if n in last else None),
         "full": _edit(base, lambda n, a: a * (1 + rng.standard_normal(a.shape).astype(np.float32) * 1e-3)),
         "shape": graphs.mlp(hidden=(hidden[0], hidden[1] // 2), d_out=10)[0],

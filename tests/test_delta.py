@@ -60,7 +60,8 @@ def test_unchanged_blobs_are_referenced_and_changed_ones_coded(made, versions):
     head = os.path.getsize(made["head"])
     assert head < 0.2 * os.path.getsize(paths["head"])  # 2 of 7 blobs changed, the smallest ones
     with open_delta(made["full"]) as d:
-        assert all(op.op == "diff" for op in d.ops[1:]), [op.op for op in d.ops]
+        ops = {op.result.name: op.op for op in d.ops}
+        assert ops["w0"] == ops["w1"] == ops["w2"] == "diff", ops  # b2 (40 bytes raw) may be carried whole
         # the differences code smaller than the new tensors do in the bundle
         assert sum(op.delta_bytes for op in d.ops) < 0.8 * sum(op.result.length for op in d.ops[1:])
     with open_delta(made["shape"]) as d:
