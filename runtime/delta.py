@@ -24,7 +24,7 @@ from .delta_format import (
 )
 from .delta_reader import BlobOp, Delta, DiffFrame, Result
 from .digest import sha256_for
-from .errors import CorruptTensor, OptionError
+from .errors import OptionError
 from .format import DATA_START, HEADER_SIZE, SIGNATURE_SIGNED_PREFIX, Codec
 from .manifest import GRAPH_NAME, Blob
 from .reader import Bundle, check_fits
@@ -130,8 +130,9 @@ class _Builder:
         if op.op == OP_COPY:
             source = self.sources[op.base]
             yield from self._checked(op, lambda at, n: self.base.read_stored(source.offset + at, n),
-                                     lambda: CorruptTensor(self.base.path, op.base, "its stored bytes are not the "
-                                                           "ones the delta was made against"))
+                                     lambda: ResultMismatch(self.delta.path, f"the base's stored bytes of "
+                                                            f"{op.base!r} do not have the SHA-256 {op.sha256} it "
+                                                            "was made against"))
         elif op.op == OP_LITERAL:
             yield from self._checked(op, lambda at, n: self.delta.read(op.offset + at, n),
                                      lambda: CorruptDelta(self.delta.path, f"the bytes it carries for "

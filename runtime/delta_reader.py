@@ -140,8 +140,11 @@ class Delta:
         self.version = version
         self.data_length = index_offset - DELTA_DATA_START
         text = _unpack(self.path, stored, "index") if flags & DELTA_FLAG_INDEX_ZSTD else stored
-        self.index = manifest_mod.loads(text, self.path)
-        self._parse(self.index)
+        try:  # the manifest's checks, reused, raise bundle errors: a delta's problems are delta errors
+            self.index = manifest_mod.loads(text, self.path)
+            self._parse(self.index)
+        except BundleError as e:
+            raise InvalidDelta(self.path, str(e).removeprefix(f"{self.path}: ")) from None
 
     # --- the index ------------------------------------------------------------------------------------
 
