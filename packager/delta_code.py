@@ -26,10 +26,10 @@ from edgepack.runtime.delta_reader import transform_width
 from edgepack.runtime.format import Codec
 from edgepack.runtime.manifest import Frame, TensorEntry
 
-from .encode import ENCODERS, ORDER0_PARAMS, choose, candidates
+from .encode import ENCODERS, ORDER0_PARAMS, candidates, choose
 
 _UINT = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
-_NP = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_NP: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 TRANSFORMS = (TRANSFORM_ADD, TRANSFORM_XOR, TRANSFORM_NONE)
 
 
@@ -117,7 +117,7 @@ def code_tensor(old: bytes | memoryview, new: bytes | memoryview, entry: TensorE
 def _code_frames(d: np.ndarray, frames: tuple[Frame, ...], width: int, level: int,
                  parts: list[tuple[list[dict[str, int]], list[bytes]]], transform: str) -> CodedTensor:
     dtype = _UINT[width]
-    data = memoryview(d)
+    data = d.data
     choice = choose(data, dtype, level, candidates(dtype))
     out = []
     for f, (recipe, literals) in zip(frames, parts):

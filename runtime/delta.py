@@ -20,7 +20,8 @@ import zstandard
 from . import signature as signature_mod
 from .codecs import DECODERS, CodecError
 from .delta_format import (
-    OP_COPY, OP_DIFF, OP_LITERAL, TRANSFORM_ADD, TRANSFORM_XOR, CorruptDelta, InvalidDelta, ResultMismatch, WrongBase,
+    OP_COPY, OP_DIFF, OP_LITERAL, TRANSFORM_ADD, TRANSFORM_XOR, CorruptDelta, DeltaError, InvalidDelta, ResultMismatch,
+    WrongBase,
 )
 from .delta_reader import BlobOp, Delta, DiffFrame, Result
 from .digest import sha256_for
@@ -30,7 +31,7 @@ from .manifest import GRAPH_NAME, Blob
 from .reader import Bundle, check_fits
 
 _CHUNK = 1 << 20
-_UINT = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_UINT: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 _DIGEST_START = SIGNATURE_SIGNED_PREFIX - 32  # the data digest's place in a signature block
 
 
@@ -50,7 +51,7 @@ def base_sha256(bundle: Bundle) -> str:
 
 
 def apply_delta(base: str | os.PathLike, delta: str | os.PathLike, output: str | os.PathLike,
-                public_key: "str | os.PathLike | bytes | None" = None) -> Applied:
+                public_key: str | os.PathLike | bytes | None = None) -> Applied:
     """Write the bundle that `delta` makes from `base` to `output`, atomically. With `public_key`, refuse
     (SignatureError) before writing anything unless the result is signed by that key."""
     out = os.fspath(output)
@@ -69,8 +70,8 @@ def apply_delta(base: str | os.PathLike, delta: str | os.PathLike, output: str |
         check_fits(b.path, 2 * largest)
         builder = _Builder(d, b, sources)
         _write_atomic(out, builder.chunks(), os.fstat(b.fileno()).st_mode & 0o777)
-        return Applied(out, d.result.file_bytes, *(sum(op.op == kind for op in d.ops)
-                                                    for kind in (OP_COPY, OP_DIFF, OP_LITERAL)),
+        count = {kind: sum(op.op == kind for op in d.ops) for kind in (OP_COPY, OP_DIFF, OP_LITERAL)}
+        return Applied(out, d.result.file_bytes, count[OP_COPY], count[OP_DIFF], count[OP_LITERAL],
                        signature_mod.signer_key_id(d.result.signature) if d.result.signature else None)
 
 
@@ -130,13 +131,12 @@ class _Builder:
         if op.op == OP_COPY:
             source = self.sources[op.base]
             yield from self._checked(op, lambda at, n: self.base.read_stored(source.offset + at, n),
-                                     lambda: ResultMismatch(self.delta.path, f"the base's stored bytes of "
-                                                            f"{op.base!r} do not have the SHA-256 {op.sha256} it "
-                                                            "was made against"))
+                                     ResultMismatch(self.delta.path, f"the base's stored bytes of {op.base!r} do "
+                                                    f"not have the SHA-256 {op.sha256} it was made against"))
         elif op.op == OP_LITERAL:
             yield from self._checked(op, lambda at, n: self.delta.read(op.offset + at, n),
-                                     lambda: CorruptDelta(self.delta.path, f"the bytes it carries for "
-                                                                           f"{op.result.name!r} do not match"))
+                                     CorruptDelta(self.delta.path, f"the bytes it carries for {op.result.name!r} "
+                                                                   "do not match their SHA-256"))
         else:
             old = self.base.read_blob(self.sources[op.base])
             try:
@@ -146,7 +146,7 @@ class _Builder:
                 del old
 
     def _checked(self, op: BlobOp, read: Callable[[int, int], bytes],
-                 error: Callable[[], Exception]) -> Iterator[bytes]:
+                 error: DeltaError) -> Iterator[bytes]:
         """The op's stored bytes a MiB at a time, then its SHA-256 checked (the temporary file is discarded
         if it fails)."""
         digest = sha256_for(op.result.length)()
@@ -155,7 +155,7 @@ class _Builder:
             digest.update(chunk)
             yield chunk
         if digest.hexdigest() != op.sha256:
-            raise error()
+            raise error
 
     def _frame(self, op: BlobOp, diff: DiffFrame, old: Any) -> bytes:
         frame = diff.frame

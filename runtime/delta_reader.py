@@ -20,7 +20,7 @@ from . import manifest as manifest_mod
 from .codecs import DECODERS, CodecError, zstd_decode_into
 from .delta_format import (
     DELTA_DATA_START, DELTA_FLAG_INDEX_ZSTD, DELTA_FORMAT_NAME, DELTA_HEADER, DELTA_KNOWN_FLAGS, DELTA_MAGIC,
-    MAX_INDEX_BYTES, MAX_ZSTD_SETTINGS, OP_COPY, OP_DIFF, OP_LITERAL, OPS, SUPPORTED_DELTA_VERSIONS,
+    MAX_INDEX_BYTES, MAX_ZSTD_SETTINGS, OP_COPY, OP_LITERAL, OPS, SUPPORTED_DELTA_VERSIONS,
     TRANSFORM_WIDTHS, TRANSFORMS, ZSTD_LEVEL_RANGE, ZSTD_PARAM_RANGES, BadDeltaMagic, CorruptDelta, InvalidDelta,
     TruncatedDelta, UnsupportedDeltaVersion,
 )
@@ -30,7 +30,7 @@ from .format import (
     DATA_START, DTYPES, FLAG_MANIFEST_ZSTD, HEADER, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, SIGNATURE_BLOCK_SIZE,
     VERSION, Codec,
 )
-from .manifest import GRAPH_NAME, Blob, Frame, Manifest, TensorEntry
+from .manifest import Blob, Frame, Manifest, TensorEntry
 from .signature import signer_key_id
 
 _FREE_FORM_DEPTH = 8
@@ -300,7 +300,7 @@ class Delta:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "Delta":
+    def __enter__(self) -> Delta:
         return self
 
     def __exit__(self, *exc: object) -> None:

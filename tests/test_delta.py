@@ -88,7 +88,7 @@ def test_transforms_round_trip_every_width():
 
 
 def test_signed_new_gives_a_bundle_that_verifies(versions, tmp_path):
-    paths, feeds = versions
+    paths, _ = versions
     keys = keygen(tmp_path / "k.key")
     signed = tmp_path / "full.edgepack"
     signed.write_bytes(paths["full"].read_bytes())

@@ -111,8 +111,7 @@ def test_the_header_is_checked_before_the_index(tmp, pair):
 
 
 def test_an_index_declaring_a_gigabyte_is_refused_unread(tmp, pair):
-    base, full, _ = pair
-    index, section, _ = delta_edit.parts(full)
+    base, _, _ = pair
     header = F.DELTA_HEADER.pack(F.DELTA_MAGIC, 1, 0, 64, 2 ** 25, bytes(32))
     refused(tmp, base, header + bytes(100), F.TruncatedDelta)
     huge = F.DELTA_HEADER.pack(F.DELTA_MAGIC, 1, 0, 64, 2 ** 40, bytes(32))
@@ -121,7 +120,7 @@ def test_an_index_declaring_a_gigabyte_is_refused_unread(tmp, pair):
 
 def test_a_compressed_index_that_lies_about_its_size_is_refused(tmp, pair):
     base, full, _ = pair
-    index, section, _ = delta_edit.parts(full)
+    _, section, _ = delta_edit.parts(full)
     bomb = zstandard.ZstdCompressor(level=3).compress(bytes(2 ** 27))  # 128 MiB of zeros, declared
     refused(tmp, base, delta_edit.assemble(bomb, section, flags=F.DELTA_FLAG_INDEX_ZSTD), F.InvalidDelta)
 
