@@ -257,7 +257,7 @@ class Delta:
                     where: str) -> DiffFrame:
         d = c.obj(value, where, {"codec", "length", "parts"}, {"rotate", "planes"})
         codec = d["codec"]
-        if codec not in DECODERS:
+        if not isinstance(codec, str) or codec not in DECODERS:
             raise InvalidDelta(self.path, f"{where}.codec {manifest_mod.show(codec)} is not a known codec")
         length = c.int(d["length"], f"{where}.length")
         if frame.raw_offset % width or frame.raw_length % width:

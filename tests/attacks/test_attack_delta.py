@@ -71,6 +71,8 @@ EDITS = {
     "frame count": (lambda i, s: i["blobs"][first_diff(i)]["frames"].append({}), F.InvalidDelta),
     "frame length huge": (lambda i, s: i["blobs"][first_diff(i)]["frames"][0].update(length=2 ** 60),
                           F.DeltaError),
+    # found by tests/fuzz/delta_run.py (seed 7, case 1745): a codec that is a list is not a dict key
+    "frame codec a list": (lambda i, s: i["blobs"][first_diff(i)]["frames"][0].update(codec=[1]), F.InvalidDelta),
     "frame codec": (lambda i, s: i["blobs"][first_diff(i)]["frames"][0].update(codec="lzma"), F.InvalidDelta),
     "planes of width 3": (lambda i, s: i["blobs"][first_diff(i)]["frames"][0].update(
         planes=[["raw", 1]] * 3), F.InvalidDelta),
