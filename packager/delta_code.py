@@ -135,7 +135,7 @@ def reencode(entry: TensorEntry, frame: Frame, raw: bytes, stored: bytes,
     elif entry.codec == Codec.PLANES:
         planes = frame.params["planes"]
         pieces, at = [], 0
-        for (codec, length), plane in zip(planes, split_planes(raw, len(planes), frame.params["rotate"])):
+        for (codec, length), plane in zip(planes, split_planes(bytearray(raw), len(planes), frame.params["rotate"])):
             if codec == Codec.ZSTD:
                 pieces.append((plane, stored[at:at + length]))
             at += length

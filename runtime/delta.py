@@ -18,7 +18,7 @@ import numpy as np
 import zstandard
 
 from . import signature as signature_mod
-from .codecs import DECODERS, CodecError
+from .codecs import DECODERS, SCRATCH_KEEP, CodecError, _rotate_right, plane_scratch
 from .delta_format import (
     OP_COPY, OP_DIFF, OP_LITERAL, TRANSFORM_ADD, TRANSFORM_XOR, CorruptDelta, DeltaError, InvalidDelta, ResultMismatch,
     WrongBase,
@@ -31,6 +31,7 @@ from .manifest import GRAPH_NAME, Blob
 from .reader import Bundle, check_fits
 
 _CHUNK = 1 << 20
+_ZIGZAG_CHUNK = 1 << 16  # elements
 _UINT: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 _DIGEST_START = SIGNATURE_SIGNED_PREFIX - 32  # the data digest's place in a signature block
 
@@ -141,7 +142,7 @@ class _Builder:
             old = self.base.read_blob(self.sources[op.base])
             try:
                 for frame in op.frames:
-                    yield self._frame(op, frame, old)
+                    yield from self._frame(op, frame, old)
             finally:
                 del old
 
@@ -157,7 +158,7 @@ class _Builder:
         if digest.hexdigest() != op.sha256:
             raise error
 
-    def _frame(self, op: BlobOp, diff: DiffFrame, old: Any) -> bytes:
+    def _frame(self, op: BlobOp, diff: DiffFrame, old: Any) -> Iterator[Any]:
         frame = diff.frame
         name = op.result.name
         where = f"tensor {name!r}, frame at raw offset {frame.raw_offset}"
@@ -180,25 +181,26 @@ class _Builder:
             raise CorruptDelta(self.delta.path, f"{where}: the rebuilt bytes do not match the result's SHA-256")
         return self._encode(op, diff, new, where)
 
-    def _encode(self, op: BlobOp, diff: DiffFrame, raw: bytearray, where: str) -> bytes:
-        """The result frame's stored bytes, encoded as its manifest entry says (docs/FORMAT.md, Codecs)."""
+    def _encode(self, op: BlobOp, diff: DiffFrame, raw: bytearray, where: str) -> Iterator[Any]:
+        """The result frame's stored bytes, encoded as its manifest entry says (docs/FORMAT.md, Codecs), in
+        pieces (a plane at a time: `raw` is rotated in place, and no piece is copied to be joined)."""
         codec, parts = op.result.codec, iter(diff.parts)
         if codec == Codec.RAW:
-            stored = bytes(raw)
+            pieces: list[Any] = [raw]
         elif codec == Codec.ZSTD:
-            stored = self._zstd(next(parts), raw)
+            pieces = [self._zstd(next(parts), raw)]
         else:
             planes = diff.frame.params["planes"]
             pieces = []
             for k, plane in enumerate(split_planes(raw, len(planes), diff.frame.params["rotate"])):
-                piece = plane.tobytes() if planes[k][0] == Codec.RAW else self._zstd(next(parts), plane)
+                piece = plane if planes[k][0] == Codec.RAW else self._zstd(next(parts), plane)
                 if len(piece) != planes[k][1]:
                     raise self._mismatch(where, f"plane {k} encodes to {len(piece)} bytes, not {planes[k][1]}")
                 pieces.append(piece)
-            stored = b"".join(pieces)
-        if len(stored) != diff.frame.length:
-            raise self._mismatch(where, f"it encodes to {len(stored)} bytes, not {diff.frame.length}")
-        return stored
+        stored = sum(len(p) for p in pieces)
+        if stored != diff.frame.length:
+            raise self._mismatch(where, f"it encodes to {stored} bytes, not {diff.frame.length}")
+        return iter(pieces)
 
     def _zstd(self, part: Any, data: Any) -> bytes:
         if part.setting is None:
@@ -216,11 +218,17 @@ class _Builder:
 
 
 def unzigzag(d: np.ndarray) -> None:
-    """Map zigzag codes 0, 1, 2, 3, ... back to the differences 0, -1, 1, -2, ... in place (modulo 2**bits)."""
+    """Map zigzag codes 0, 1, 2, 3, ... back to the differences 0, -1, 1, -2, ... in place (modulo 2**bits),
+    in chunks, so that the scratch stays small."""
     one = d.dtype.type(1)
-    sign = np.negative(np.bitwise_and(d, one))
-    np.right_shift(d, one, out=d)
-    np.bitwise_xor(d, sign, out=d)
+    sign = np.empty(min(len(d), _ZIGZAG_CHUNK), d.dtype)
+    for start in range(0, len(d), _ZIGZAG_CHUNK):
+        part = d[start:start + _ZIGZAG_CHUNK]
+        s = sign[:len(part)]
+        np.bitwise_and(part, one, out=s)
+        np.negative(s, out=s)
+        np.right_shift(part, one, out=part)
+        np.bitwise_xor(part, s, out=part)
 
 
 def zstd_compressor(setting: dict[str, int]) -> zstandard.ZstdCompressor:
@@ -231,13 +239,13 @@ def zstd_compressor(setting: dict[str, int]) -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(compression_params=params)
 
 
-def split_planes(data: Any, width: int, rotate: int) -> list[np.ndarray]:
+def split_planes(data: bytearray, width: int, rotate: int) -> list[np.ndarray]:
     """Plane k holds byte k (least significant first) of every `width`-byte element of `data`, each element
-    rotated left by `rotate` bits first: the planes codec's split (docs/FORMAT.md)."""
+    rotated left by `rotate` bits first: the planes codec's split (docs/FORMAT.md). The rotation is done in
+    place: `data` is changed."""
     elements = np.frombuffer(data, _UINT[width])
     if rotate:
-        kind = elements.dtype.type
-        elements = (elements << kind(rotate)) | (elements >> kind(8 * width - rotate))
+        _rotate_right(elements, 8 * width - rotate, plane_scratch(min(len(data), SCRATCH_KEEP)))
     grid = elements.view(np.uint8).reshape(-1, width)
     return [np.ascontiguousarray(grid[:, k]) for k in range(width)]
 
