@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
@@ -90,7 +89,7 @@ def edited(src: str, out: str, change) -> str:
 def lm_versions(models: str, folder: str) -> tuple[str, str, str]:
     rng = np.random.default_rng(0)
     src = os.path.join(models, "tiny_lm.onnx")
-    floats = lambda a: a.dtype == np.float32 and a.size > 1  # noqa: E731
+    floats = lambda a: a.dtype == np.float32 and a.size > 1
     last_name = [i.name for i in onnx.load(src).graph.initializer if len(i.dims) == 2][-1]  # the output projection
     last = edited(src, os.path.join(folder, "lm_last.onnx"), lambda n, a: a * (1 + 0.01 * rng.standard_normal(
         a.shape)) if n == last_name and floats(a) else None)
@@ -145,7 +144,8 @@ def main() -> None:
                                           quantize="int8-dynamic").path
             row(f"{name}: last layer", b["v1"], b["last"], v1, last, folder)
             row(f"{name}: full fine-tune", b["v1"], b["full"], v1, full, folder)
-            q1, qf = onnx_of(b["q1"], os.path.join(folder, "q1.onnx")), onnx_of(b["qfull"], os.path.join(folder, "qf.onnx"))
+            q1 = onnx_of(b["q1"], os.path.join(folder, "q1.onnx"))
+            qf = onnx_of(b["qfull"], os.path.join(folder, "qf.onnx"))
             row(f"{name}: int8 re-quantized", b["q1"], b["qfull"], q1, qf, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

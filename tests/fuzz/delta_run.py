@@ -36,7 +36,6 @@ import rss  # noqa: E402
 from fuzz.mutate import INT_EDGES, ODD_VALUES, U64_EDGES  # noqa: E402
 
 from edgepack.runtime import EdgepackError, apply_delta, open_bundle  # noqa: E402
-from edgepack.runtime.delta_format import DELTA_DATA_START  # noqa: E402
 
 
 def make_seeds(folder: str) -> list[dict[str, Any]]:
