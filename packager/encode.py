@@ -36,6 +36,11 @@ ZSTD_MODES = (LZ, ORDER0)
 # evenly over it, each SAMPLE_BYTES / SAMPLE_SLICES long.
 SAMPLE_BYTES = 256 * 1024
 SAMPLE_SLICES = 4
+# order0 mode's zstd parameters (zstd_compressor); deltas name them so a device can re-encode the same bytes.
+# Matches of at least 7 bytes, looked up in a 64-entry table: on i.i.d. bytes almost none are found, so
+# zstd's Huffman literal coder does the work; 128 KiB blocks keep table overheads small.
+ORDER0_PARAMS = {"strategy": zstandard.STRATEGY_FAST, "window_log": 17, "chain_log": 6, "hash_log": 6,
+                 "search_log": 1, "min_match": 7}
 # A plane that order0 zstd stores in more than this fraction of its size is treated as noise.
 NOISE = 0.99
 
@@ -83,11 +88,8 @@ def zstd_compressor(level: int, mode: str = LZ) -> zstandard.ZstdCompressor:
     c = cache.get(key)
     if c is None:
         if mode == ORDER0:
-            # Matches of at least 7 bytes, looked up in a 64-entry table: on i.i.d. bytes almost none are
-            # found, so zstd's Huffman literal coder does the work; 128 KiB blocks keep table overheads small.
-            params = zstandard.ZstdCompressionParameters(
-                strategy=zstandard.STRATEGY_FAST, window_log=17, chain_log=6, hash_log=6, search_log=1,
-                min_match=7, write_content_size=True, write_checksum=False)
+            params = zstandard.ZstdCompressionParameters(**ORDER0_PARAMS, write_content_size=True,
+                                                         write_checksum=False)
             c = zstandard.ZstdCompressor(compression_params=params)
         else:
             c = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False)

@@ -9,6 +9,12 @@ standard library.
 """
 
 from .compat import TargetWarning
+from .delta import Applied, apply_delta
+from .delta_format import (
+    BadDeltaMagic, CorruptDelta, DeltaError, InvalidDelta, ResultMismatch, TruncatedDelta, UnsupportedDeltaVersion,
+    WrongBase,
+)
+from .delta_reader import Delta, open_delta
 from .device import DeviceInfo, detect
 from .errors import (
     BadMagic, BadSignature, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, InputError, InvalidGraph,
@@ -30,4 +36,6 @@ __all__ = [
     "InvalidGraph", "NoSuchTensor", "NotARegularFile", "TooLargeForDevice", "SignatureError", "UnsignedBundle",
     "BadSignature", "InvalidKey", "TargetError", "DeviceMismatch", "SessionError", "RunTimeout", "InputError",
     "LoadLimits", "UNTRUSTED", "TRUSTED", "LoadBudgetExceeded",
+    "apply_delta", "Applied", "open_delta", "Delta", "DeltaError", "BadDeltaMagic", "UnsupportedDeltaVersion",
+    "TruncatedDelta", "CorruptDelta", "InvalidDelta", "WrongBase", "ResultMismatch",
 ]

@@ -4,7 +4,8 @@
 
 It checks, in order, and stops at the first failure: the machine is aarch64 and its CPU features (from
 /proc/cpuinfo, and from the kernel's hwcaps, which QEMU sets for the emulated CPU) agree; nothing but the
-runtime and its three dependencies can be imported; every bundle verifies, loads and runs.
+runtime and its three dependencies can be imported; every bundle verifies, loads and runs; the delta in
+WORK/delta applies to digits-fp32 and gives the new bundle byte for byte.
 """
 
 from __future__ import annotations
@@ -139,6 +140,32 @@ def main(work: str) -> None:
     with open(os.path.join(work, "cases.json")) as f:
         for case in json.load(f):
             print(run_case(work, case["name"]))
+    print(apply_case(work))
+
+
+def apply_case(work: str) -> str:
+    """Apply WORK/delta/update.edgedelta to digits-fp32 with the runtime alone; the result must be the new
+    bundle exactly, and the base unchanged."""
+    import hashlib
+
+    folder = os.path.join(work, "delta")
+    with open(os.path.join(folder, "expected.json")) as f:
+        expected = json.load(f)
+    base = os.path.join(work, "bundles", "digits-fp32.edgepack")
+    with open(base, "rb") as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    out = os.path.join(folder, "applied.edgepack")
+    t0 = time.perf_counter()
+    rt.apply_delta(base, os.path.join(folder, "update.edgedelta"), out)
+    t1 = time.perf_counter()
+    with open(out, "rb") as f:
+        if hashlib.sha256(f.read()).hexdigest() != expected["sha256"]:
+            fail("delta: the applied bundle is not the new one")
+    with open(base, "rb") as f:
+        if hashlib.sha256(f.read()).hexdigest() != before:
+            fail("delta: applying it changed the base")
+    return (f"delta: {expected['delta_bytes']:,} B for a {expected['bundle_bytes']:,} B bundle, applied in "
+            f"{t1 - t0:.1f}s to the exact new bundle")
 
 
 if __name__ == "__main__":

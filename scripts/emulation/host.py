@@ -1,6 +1,6 @@
 """The x86 half of scripts/arm64-check: build the bundles, run them here, and judge the aarch64 outputs.
 
-    python host.py prepare WORK TARGET   # WORK/cases.json, WORK/bundles/*, WORK/x86/*.npz
+    python host.py prepare WORK TARGET   # WORK/cases.json, WORK/bundles/*, WORK/x86/*.npz, WORK/delta/*
     python host.py compare WORK          # reads WORK/arm/*.npz, prints one line per case; exit 1 on a miss
 
 Cases (all packaged losslessly for TARGET, so the aarch64 run sees exactly the weights x86 saw):
@@ -11,6 +11,8 @@ Cases (all packaged losslessly for TARGET, so the aarch64 run sees exactly the w
   digits-int8-static   the CNN quantized with onnxruntime.quantization as TARGET's profile says (QDQ,
                        per-channel, calibrated on the first 64 samples)
   digits-int8-dynamic  the CNN with dynamically quantized int8 weights (MatMulInteger/ConvInteger)
+  delta                digits-fp32 with every float weight moved by 1e-3 of itself, as an update: the
+                       device applies the delta from digits-fp32 and must get the new bundle byte for byte
 
 Tolerances, on max |aarch64 - x86| over every output element, relative to max |x86 output| (the logits'
 scale): fp32 1e-5 (float32 sums over a few hundred terms, accumulated in another order by NEON and AVX
@@ -168,6 +170,38 @@ def prepare(work: str, target: str) -> None:
         index.append({"name": case["name"], "kind": case["kind"], "bundle_bytes": os.path.getsize(bundle)})
     with open(os.path.join(work, "cases.json"), "w") as f:
         json.dump(index, f, indent=1)
+    _delta(work, target)
+
+
+def _delta(work: str, target: str) -> None:
+    """WORK/delta: an update of digits-fp32 (every float weight moved by 1e-3 of itself), the delta from
+    it, and the SHA-256 the applied bundle must have."""
+    import hashlib
+
+    import edgepack
+    import onnx
+    from edgepack.packager.delta import make_delta
+    from onnx import numpy_helper
+
+    folder = os.path.join(work, "delta")
+    os.makedirs(folder, exist_ok=True)
+    model = onnx.load(_digits()[0])
+    rng = np.random.default_rng(0)
+    for init in model.graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype == np.float32 and a.size > 1:
+            init.CopyFrom(numpy_helper.from_array((a * (1 + 1e-3 * rng.standard_normal(a.shape))).astype(a.dtype),
+                                                  init.name))
+    source = os.path.join(work, "models", "digits-update.onnx")
+    onnx.save(model, source)
+    new = edgepack.package(source, output=os.path.join(folder, "new.edgepack"), target=target).path
+    base = os.path.join(work, "bundles", "digits-fp32.edgepack")
+    made = make_delta(base, new, os.path.join(folder, "update.edgedelta"))
+    with open(new, "rb") as f:
+        expected = {"sha256": hashlib.sha256(f.read()).hexdigest(), "delta_bytes": made.bytes,
+                    "bundle_bytes": made.new_bytes}
+    with open(os.path.join(folder, "expected.json"), "w") as f:
+        json.dump(expected, f)
 
 
 def _difference(a: np.ndarray, b: np.ndarray) -> tuple[float, str]:

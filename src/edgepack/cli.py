@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from edgepack.cli_delta import apply_cmd, delta_cmd, inspect_delta
 from edgepack.cli_fidelity import fidelity_options, take
 from edgepack.runtime.errors import EdgepackError
 from edgepack.runtime.text import clip
@@ -312,8 +313,13 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every tensor (default: the 20 largest).")
 def inspect_cmd(bundle: str, as_json: bool, show_all: bool) -> None:
-    """Show BUNDLE's manifest: target, provenance, tensors and sizes. Decodes no tensor."""
+    """Show BUNDLE's manifest: target, provenance, tensors and sizes (or a delta's base, result and changed
+    tensors). Decodes no tensor."""
     from edgepack.packager.show import inspect_lines, summary_json
+    from edgepack.runtime.delta_reader import is_delta
+
+    if is_delta(bundle):
+        return inspect_delta(bundle, as_json)
 
     for line in [summary_json(bundle)] if as_json else inspect_lines(bundle, show_all):
         click.echo(line)
@@ -393,6 +399,10 @@ def sign_cmd(bundle: str, key: str) -> None:
 
     signed = sign_bundle(bundle, key)
     click.echo(f"signed {signed.path} with key {signed.key_id} ({signed.bundle_bytes:,} bytes)")
+
+
+cli.add_command(delta_cmd)
+cli.add_command(apply_cmd)
 
 
 # --- targets -------------------------------------------------------------------------------------------
