@@ -16,6 +16,8 @@ from edgepack.runtime import errors
 # Exception types edgepack defines that are not EdgepackErrors, and why none reaches a caller as bad input.
 INTERNAL = {
     "edgepack.runtime.codecs.CodecError": "raised by a frame decoder; Bundle.decode_frame raises CorruptTensor",
+    "edgepack.runtime.zstdframe.FrameShapeError": "raised by the zstd frame-shape check; zstd_decode_into raises "
+                                                  "CodecError",
     "edgepack.runtime.protowire.ProtoError": "raised by the graph walker; load() raises InvalidGraph, the "
                                              "packager ModelError",
     "edgepack.packager.writer.WriterStateError": "the writer used out of order: a bug in the caller, not input",

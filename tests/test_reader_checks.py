@@ -204,8 +204,8 @@ def test_truncation_messages_name_the_bytes_declared(tmp, good):
         with pytest.raises(E.TruncatedBundle, match=f"declares {DATA_START + t.offset + 16} bytes but the file has "
                                                     f"{DATA_START + 8}"):
             b.read_stored(t.offset, 16)
-        with pytest.raises(E.TruncatedBundle, match=f"declares {DATA_START + 64} bytes but the file has"):
-            b.read_into(0, memoryview(bytearray(64)))
+        with pytest.raises(E.TruncatedBundle, match=f"declares {DATA_START + 8 + 64} bytes but the file has"):
+            b.read_into(8, memoryview(bytearray(64)))
     finally:
         b.close()
 
@@ -245,3 +245,24 @@ def test_a_signed_bundle_verifies_with_its_key_only(tmp, good):
         assert b.signed_data_digest == b.data_digest() and b.verify() == []
     with pytest.raises(E.BadSignature):
         open_bundle(path, public_key=other.public_path)
+
+
+def test_an_empty_tensor_reads_as_an_empty_array(tmp):
+    manifest = dict(EMPTY, tensors=[{"name": "e", "dtype": "float32", "shape": [0, 3], "binding": "external"}])
+    with open_bundle(bundles_path(tmp, bundles.build(manifest, b"graph", [b""], codec="raw"))) as b:
+        e = b.tensor("e")
+    assert e.shape == (0, 3) and e.dtype == np.float32
+
+
+def test_a_tensor_larger_than_memory_is_refused_before_allocating(tmp, good, monkeypatch):
+    from edgepack.runtime import reader
+
+    with open_bundle(bundles_path(tmp, good)) as b:
+        t = max(b.manifest.tensors, key=lambda t: t.raw_length)
+        monkeypatch.setattr(reader, "physical_memory", lambda: t.raw_length)
+        assert b.tensor(t.name).nbytes == t.raw_length  # exactly the memory there is: allowed
+        monkeypatch.setattr(reader, "physical_memory", lambda: t.raw_length - 1)
+        with pytest.raises(E.TooLargeForDevice, match=f"takes {t.raw_length} bytes"):
+            b.tensor(t.name)
+        monkeypatch.setattr(reader, "physical_memory", lambda: None)  # unknown: not refused
+        assert b.tensor(t.name).nbytes == t.raw_length
