@@ -87,8 +87,9 @@ def native_stderr_captured() -> Iterator[NativeLog]:
     Lines that are not onnxruntime's log lines are passed on at the end."""
     try:
         sys.stderr.flush()
+        sink = tempfile.NamedTemporaryFile(prefix="edgepack-stderr-")
         real = os.dup(2)
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError):  # no temporary folder, or no descriptor 2: nothing to capture
         yield NativeLog()
         return
     python_stderr, swapped = sys.stderr, False
@@ -99,7 +100,7 @@ def native_stderr_captured() -> Iterator[NativeLog]:
             swapped = True
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         pass
-    with tempfile.NamedTemporaryFile(prefix="edgepack-stderr-") as sink:
+    with sink:
         log = NativeLog(sink)
         os.dup2(sink.fileno(), 2)
         try:
