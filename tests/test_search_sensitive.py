@@ -49,8 +49,10 @@ def test_static_int8_over_all_op_types_loses_more_than_ten_points(wide, referenc
 @pytest.fixture(scope="module")
 def searched(wide, tmp_path_factory):
     out = tmp_path_factory.mktemp("wide") / "budget.edgepack"
+    # allow_slower: this is about the accuracy back-off; whether int8 beats fp32 on a 78 KB MLP is timing noise
+    # here (the speed rule has its own test, test_search_speed.py)
     return out, edgepack.package(wide["model"], str(out), quantize="int8-static", calibration=wide["calibration"],
-                                 eval_data=wide["eval"], budget={"max_accuracy_drop": 1.0})
+                                 eval_data=wide["eval"], budget={"max_accuracy_drop": 1.0, "allow_slower": True})
 
 
 def test_search_finds_a_recipe_within_one_point(wide, reference, searched):
@@ -98,7 +100,7 @@ def test_cli_prints_the_search_and_fails_in_one_line(wide, tmp):
     import sys
 
     base = [sys.executable, "-m", "edgepack.cli", "package", wide["model"], "--calibration", wide["calibration"],
-            "--eval", wide["eval"], "--max-accuracy-drop", "1"]
+            "--eval", wide["eval"], "--max-accuracy-drop", "1", "--allow-slower"]
     r = subprocess.run([*base, "-o", str(tmp / "ok.edgepack")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
