@@ -269,3 +269,14 @@ def test_a_one_byte_frame_is_allowed(tmp):
              "target": {}, "provenance": {}, "report": {}}
     m, problems = opened(tmp, bundles.build(empty, b"g", [b"\x07"], codec="raw"))
     assert problems == [] and m.tensors[0].frames[0].raw_length == 1 and m.graph.frames[0].raw_length == 1
+
+
+def test_a_blob_past_the_data_section_is_refused(tmp, good):
+    """The data section cut 8 bytes short of its last blob, data_length and the header agreeing on it."""
+    _, section, m, sig = bundles.parts(relaid(good))
+    last = m["tensors"][-1]
+    assert last["offset"] + last["length"] == len(section)
+    cut = bundles.assemble(section[:-8], dict(m, data_length=len(section) - 8), sig)
+    with pytest.raises(E.InvalidOffset, match=f"data ends at {len(section)}, past the data section "
+                                              f"\\({len(section) - 8} bytes\\)"):
+        opened(tmp, cut)

@@ -23,8 +23,8 @@ def test_a_directory_is_refused(tmp, reader):
         READERS[reader](tmp)
 
 
-@pytest.mark.parametrize("path", ["/proc/self/mem", "/proc/self/status", "/sys/kernel/mm/transparent_hugepage"
-                                  "/enabled", "/proc/self/fd/0"])
+@pytest.mark.parametrize("path", ["/proc/self/mem", "/proc/self/status", "/proc/self/pagemap",
+                                  "/sys/kernel/mm/transparent_hugepage/enabled"])
 @pytest.mark.parametrize("reader", sorted(READERS))
 def test_proc_and_sys_files_are_refused(path, reader):
     if not os.path.exists(path):
