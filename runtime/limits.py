@@ -125,11 +125,11 @@ def run_isolated(path: str, limits: LoadLimits, build: Callable[[], object]) -> 
     finally:
         os.close(r)
         _, status = os.waitpid(pid, 0)
-    message = b"".join(chunks).decode("utf-8", "replace")
+    report = b"".join(chunks).decode("utf-8", "replace")
     if timed_out:
         raise LoadBudgetExceeded(path, f"building its session took over {limits.seconds} s "
                                        "(LoadLimits.seconds)")
-    if status != 0 or message != "ok":
-        why = message or f"the child process ended with status {status}"
+    if status != 0 or report != "ok":
+        why = report or f"the child process ended with status {status}"
         raise LoadBudgetExceeded(path, f"building its session within {limits.memory_bytes} bytes of data "
                                        f"(LoadLimits.memory_bytes) failed: {why[:500]}")

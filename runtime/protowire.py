@@ -294,9 +294,9 @@ class _Walker:
     def _finish(self, frame: _Frame, parent: _Frame | None) -> None:
         if frame.kind == ENTRY:
             assert parent is not None and parent.record is not None
-            record = parent.record
-            record.external = record.external or {}
-            record.external[frame.entry[0]] = frame.entry[1]
+            owner = parent.record
+            owner.external = owner.external or {}
+            owner.external[frame.entry[0]] = frame.entry[1]
         elif frame.kind == TENSOR:
             record = frame.record
             assert record is not None

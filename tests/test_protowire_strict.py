@@ -189,3 +189,27 @@ def test_the_field_budget_is_exact():
     scan_model(model, max_fields=fields)
     with pytest.raises(ProtoError, match="more protobuf fields"):
         scan_model(model, max_fields=fields - 1)
+
+
+def test_a_ten_byte_varint_is_minimal_for_a_negative_value():
+    """int64 -1 is ten bytes, the last 0x01: canonical (a dim of -1, as some exporters write)."""
+    record = scan_model(_init(w.vi(1, 2 ** 64 - 1) + w.vi(2, 1)))[0]
+    assert record.dims == [-1]
+
+
+def test_a_truncated_fixed32_is_refused():
+    attribute = w.ld(1, b"alpha") + w.tag(2, 5) + b"\x00\x00"   # AttributeProto.f, 2 of its 4 bytes
+    node = w.ld(4, b"LeakyRelu") + w.tag(5, 2) + w.varint(len(attribute) + 2) + attribute
+    graph = w.tag(1, 2) + w.varint(len(node)) + node
+    model = w.vi(1, 8) + w.tag(7, 2) + w.varint(len(graph)) + graph
+    with pytest.raises(ProtoError, match="runs past the end"):
+        scan_model(model)
+
+
+def test_a_sub_message_reaching_past_its_parent_is_refused():
+    """A node whose length takes in the 3 bytes after its graph (a valid op_type field there)."""
+    node = w.ld(1, b"in")
+    graph = w.tag(1, 2) + w.varint(len(node) + 3) + node
+    model = w.vi(1, 8) + w.tag(7, 2) + w.varint(len(graph)) + graph + w.ld(4, b"R")
+    with pytest.raises(ProtoError, match="overruns its GraphProto"):
+        scan_model(model)
