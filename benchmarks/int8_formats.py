@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--folder", default="/tmp/edgepack-int8-formats")
     ap.add_argument("--target", default=None, help="profile (default: this host's generic one)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--only", default=None, help="comma-separated models to measure (yolo, resnet, tiny-lm)")
     args = ap.parse_args()
     os.makedirs(args.folder, exist_ok=True)
     import onnx
@@ -133,6 +134,8 @@ def main() -> None:
     print(f"int8-static candidates on this host for {profile.name}, p50 / fp32 p50 measured in the same round "
           f"({os.cpu_count()} CPUs; {args.repeat} rounds)")
     for name, build in (("yolo", _yolo), ("resnet", _resnet), ("tiny-lm", _tiny_lm)):
+        if args.only and name not in args.only.split(","):
+            continue
         path, data = build(args.folder)
         model = onnx.load(path)
         opts = resolve(make_options("int8-static", calibration=data["calibration"]), profile)

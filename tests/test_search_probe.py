@@ -2,7 +2,6 @@
 narrow input that shares a tensor with a wide one above nodes int8 handles, with no quantization per node."""
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 

@@ -36,7 +36,7 @@ from ..progress import Progress
 from ..prune.options import PruneOptions
 from ..quantize.options import QuantizeOptions
 from . import costs, probe, sensitivity
-from .bench import ALL, Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
+from .bench import Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
 from .budget import FIDELITY, MEASURED, Budget, describe_miss
 from .evaluate import Evaluator, summarize
 from .notes import _note, describe
