@@ -339,7 +339,7 @@ def _to_budget(job: _Job, budget: Any, qopts: Any, widen: bool, prune_options: A
 
     samples: Samples = load_for(job.source.model, os.fspath(eval_data), "eval data")
     qopts, choice, speed = choose_for_search(job.named_source, qopts, widen, budget, job.profile, job.explicit,
-                                             job.kinds, folder)
+                                             job.kinds, folder, job.progress)
     inputs = Inputs(job.named_source, budget, qopts if qopts.active else None, widen, prune_options,
                     os.fspath(calibration) if calibration is not None else None, samples, job.profile, job.write,
                     job.progress, job.kinds, choice.prepared if choice else None, speed)

@@ -22,8 +22,9 @@ def digits():
 
 def test_package_int8_static_prints_what_it_did_and_inspect_shows_it(digits, tmp):
     out = tmp / "q8.edgepack"
+    # --recipe profile: the profile's QDQ format, whose node counts this test reads (measured, QOperator may win)
     r = cli("package", digits["model"], "-o", out, "--quantize", "int8-static", "--calibration",
-            digits["calibration"], "--eval", digits["eval"])
+            digits["calibration"], "--eval", digits["eval"], "--recipe", "profile")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"wrote {out}:")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import onnx
 
@@ -109,7 +109,7 @@ def _source(profile: Profile) -> str:
 
 def choose(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, explicit: dict[str, Any],
            tolerance: Tolerance | None = None, kinds: dict[str, OutputKind] | None = None,
-           folder: str | None = None) -> Choice:
+           folder: str | None = None, progress: Callable[[int, int], None] | None = None) -> Choice:
     """The int8-static recipe for `profile`: measured here when this host runs its kernels, else the
     profile's default. `explicit`: the recipe fields the user set (they narrow the candidates)."""
     tolerance = tolerance or Tolerance()
@@ -126,7 +126,7 @@ def choose(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, expl
     with files.workdir() as own:
         work = folder or own
         widest = dataclasses.replace(opts, per_channel=any(c.per_channel for c in candidates), format="qdq")
-        prepared = prepare_once(model, widest, work)
+        prepared = prepare_once(model, widest, work, progress)
         return _measure(model, opts, candidates, prepared, profile, tolerance, kinds, work, default)
 
 

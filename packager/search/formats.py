@@ -13,13 +13,14 @@ from edgepack.runtime.profile import Profile
 from ..quantize.kinds import OutputKind
 from ..quantize.options import QuantizeOptions
 from ..quantize.recipes import CHOSEN_BY, MIN_AGREEMENT, MIN_COSINE, Choice, Tolerance, choose, host_runs
+from ..progress import Progress
 from .bench import widest
 from .budget import Budget
 
 
 def choose_for_search(model: onnx.ModelProto, opts: QuantizeOptions, widen: bool, budget: Budget, profile: Profile,
-                      explicit: dict[str, Any], kinds: dict[str, OutputKind] | None, folder: str
-                      ) -> tuple[QuantizeOptions, Choice | None, str | None]:
+                      explicit: dict[str, Any], kinds: dict[str, OutputKind] | None, folder: str,
+                      progress: bool | None = None) -> tuple[QuantizeOptions, Choice | None, str | None]:
     """For a budget search: (the options with int8-static's format chosen as choose() does, measured on the
     search's widest recipe and held to the budget's cosine and agreement; the choice, whose calibration the
     search reuses; None when the search must hold quantized recipes to p50 <= fp32 here, else why not)."""
@@ -33,5 +34,7 @@ def choose_for_search(model: onnx.ModelProto, opts: QuantizeOptions, widen: bool
     tolerance = Tolerance(MIN_COSINE if budget.min_cosine is None else budget.min_cosine,
                           MIN_AGREEMENT if budget.min_agreement is None else budget.min_agreement,
                           "the budget's --min-cosine and --min-agreement" if given else "default tolerance")
-    choice = choose(model, widest(opts, model, widen), profile, explicit, tolerance, kinds, folder)
+    with Progress("calibrating", 0, progress) as bar:
+        choice = choose(model, widest(opts, model, widen), profile, explicit, tolerance, kinds, folder,
+                        lambda done, total: bar.update(done, total=total))
     return dataclasses.replace(opts, **{k: getattr(choice.opts, k) for k in CHOSEN_BY}), choice, speed
