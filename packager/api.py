@@ -210,6 +210,8 @@ class _Job:
         self.steps: list[dict[str, Any]] = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
         self.report: dict[str, Any] = {"import": {"check": source.options["check"]}} \
             if "check" in source.options else {}
+        if source.llm is not None:
+            self.report["llm"] = source.llm
         self.model, self.packaged_profile, self.calibration_samples = source.model, profile, None
         self.quantized = False
 
@@ -239,6 +241,10 @@ class _Job:
             self.steps.append(step)
         if plan is not None and plan.quantize is not None:
             q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
+        elif plan is None and qopts.active and self.source.llm is not None:
+            from .quantize.lm_step import quantize_language_model
+
+            q = quantize_language_model(packaged, qopts, self.profile, self.source.llm)
         elif plan is None and qopts.active:
             q = quantize_model(packaged, qopts, self.profile)
         else:
@@ -254,7 +260,7 @@ class _Job:
         """Compare with the original, record the layers, write the bundle (atomically), warn; `shown_as`: the
         path warnings name, when `output` is a staging file."""
         speed: dict[str, Any] = {}
-        if self.quantized or eval_data is not None:
+        if (self.quantized and self.source.llm is None) or eval_data is not None:
             from .quantize.verify import check
 
             fidelity, speed, warned = check(self.source.model, self.model, eval_data, self.calibration_samples,

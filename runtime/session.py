@@ -183,6 +183,13 @@ class Session:
                 timer.cancel()
         return dict(zip(names, values))
 
+    def generate(self, prompt: Any, max_new_tokens: int = 64, **options: Any) -> Any:
+        """Generate text with a language model's KV cache: runtime/generate.py (options: temperature, top_k,
+        top_p, stop, on_token, seed)."""
+        from .generate import generate
+
+        return generate(self, prompt, max_new_tokens, **options)
+
     def _prepare(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if not isinstance(feeds, Mapping):
             raise InputError("feeds must map input names to arrays")

@@ -25,6 +25,9 @@ INT4_OPSET = 21
 
 
 def quantize(model: onnx.ModelProto, opts: QuantizeOptions) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    if opts.int4_method == "gptq":
+        raise QuantizationError("--int4-method gptq applies to language models packaged from a Hugging Face "
+                                "folder or a KV-cache .onnx; other models use round-to-nearest")
     op_types = tuple(sorted({"MatMul" if t == "Gemm" else t for t in opts.op_types}))  # Gemm: see prepare
     details: dict[str, Any] = {"block_size": opts.block_size, "accuracy_level": opts.accuracy_level}
     tables = [n for n, w, _ in weights(model) if n.op_type == "Gather" and w.data_type in FLOAT_TYPES]

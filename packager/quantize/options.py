@@ -43,7 +43,7 @@ INT4_OP_TYPES = ("MatMul", "Gemm", "Gather")
 GEMM_AS_MATMUL = ("int4-weight",)
 
 # Which option belongs to which modes; giving one to another mode is a mistake, not a no-op.
-CALIBRATED_MODES = ("int8-static", "fp16")  # the modes that read --calibration samples
+CALIBRATED_MODES = ("int8-static", "fp16", "int4-weight")  # int4: language models' text (lm_data)  # the modes that read --calibration samples
 _USED_BY: dict[str, tuple[str, ...]] = {
     "calibration": CALIBRATED_MODES,
     "method": ("int8-static",),
@@ -57,6 +57,7 @@ _USED_BY: dict[str, tuple[str, ...]] = {
     "block_size": ("int4-weight",),
     "accuracy_level": ("int4-weight",),
     "symmetric": ("int4-weight",),
+    "int4_method": ("int4-weight",),
 }
 
 
@@ -78,6 +79,7 @@ class QuantizeOptions:
     block_size: Optional[int] = None            # int4: weights per scale (power of two, >= 16); default 32
     accuracy_level: Optional[int] = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
     symmetric: Optional[bool] = None            # int4: symmetric blocks (no zero points); default False
+    int4_method: Optional[str] = None           # int4 for language models: "gptq" (default) or "rtn"
     allow_unquantized: bool = False             # keep going when weights the mode targets stay float
 
     @property
@@ -93,7 +95,7 @@ class QuantizeOptions:
         return out
 
 
-_LITERALS = {"mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
+_LITERALS = {"int4_method": ("gptq", "rtn"), "mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
              "weight_type": get_args(WeightType)}
 _BOOLS = {"reduce_range", "per_channel", "symmetric", "allow_unquantized"}
 _INTS = {"calibration_samples", "block_size", "accuracy_level"}

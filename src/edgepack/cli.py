@@ -16,6 +16,8 @@ import click
 
 from edgepack.runtime.errors import EdgepackError
 
+from . import cli_llm
+
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
@@ -65,7 +67,7 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 
 
 @cli.command("package")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
 @click.option("--target", default=None, help="Target profile name or file (default: this host's generic profile).")
 @click.option("--level", type=click.IntRange(1, 22), default=None,
@@ -119,6 +121,9 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--block-size", type=int, default=None, help="int4-weight: weights per scale (default 32).")
 @click.option("--accuracy-level", type=int, default=None,
               help="int4-weight: MatMulNBits compute type, 0-4 (default 4: int8, fastest on CPUs).")
+@click.option("--int4-method", type=click.Choice(["gptq", "rtn"]), default=None,
+              help="int4-weight for language models: gptq (default; calibrated on --calibration TEXT.txt or "
+                   "token ids .npz, else on text the model samples) or rtn (round-to-nearest).")
 @click.option("--symmetric/--asymmetric", default=None, help="int4-weight: symmetric blocks (default asymmetric).")
 @click.option("--allow-unquantized", is_flag=True, default=None,
               help="Package even when weights the mode targets stay in float (a warning instead of an error).")
@@ -527,6 +532,10 @@ def _show_warning(message: Any, category: type, filename: str, lineno: int, file
                   line: Any = None) -> None:
     """Warnings as one line each, like errors (the default format adds the file and source line)."""
     click.echo(f"edgepack: warning: {_one_line(message)}", err=True)
+
+
+for _command in cli_llm.COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:
