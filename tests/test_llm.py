@@ -153,3 +153,22 @@ def test_cli_generate_and_perplexity_json(fp_bundle, tmp_path):
     assert json.loads(res.output)["perplexity"] > 1
     res = runner.invoke(cli, ["generate", fp_bundle])
     assert res.exit_code == 1 and "--prompt" in res.output
+
+
+def test_outlier_ratio_flags_one_huge_token():
+    from edgepack.packager.quantize.lm_data import outlier_ratio
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-4, 4, (64, 32))
+    assert outlier_ratio(x) < 2
+    x[0, 5] = 2900.0  # the down_proj input on the first token of a window
+    assert outlier_ratio(x) > 500
+
+
+def test_int8_dynamic_language_model_reports_outliers_and_keeps_the_interface(folder, tmp_path):
+    out = str(tmp_path / "q8.edgepack")
+    r = package(folder, out, quantize="int8-dynamic")
+    q = r.report["quantization"]
+    assert "kept_float_for_outliers" in q and q["perplexity"]["quantized"] > 0
+    s = load(out)
+    assert "past_key_values.0.key" in s.input_names and s.generate([5, 6], 4).token_ids

@@ -136,3 +136,24 @@ def model_perplexity(model: onnx.ModelProto, windows: list[np.ndarray]) -> float
         total += float((logz - logits[np.arange(len(target)), target]).sum())
         count += len(target)
     return math.exp(total / count)
+
+
+def outlier_ratio(x: np.ndarray) -> float:
+    """How far one token's activations stand out: the largest per-token max |x| over the median per-token
+    max |x| (x: [tokens, features]). A one-scale-per-tensor int8 activation, as int8-dynamic uses, spends its
+    range on the outlier and rounds every other token to a few levels."""
+    per_token = np.abs(x.reshape(-1, x.shape[-1])).max(axis=1)
+    median = float(np.median(per_token))
+    return float(per_token.max()) / median if median > 0 else float("inf")
+
+
+def outlier_inputs(model: onnx.ModelProto, windows: list[np.ndarray], names: Sequence[str],
+                   threshold: float) -> dict[str, float]:
+    """The named tensors whose outlier_ratio on some calibration window exceeds `threshold`, with the ratio."""
+    unique = list(dict.fromkeys(names))
+    session = _session(model, unique)
+    worst: dict[str, float] = {}
+    for ids in windows:
+        for n, v in zip(unique, session.run(unique, _feeds(model, ids))):
+            worst[n] = max(worst.get(n, 0.0), outlier_ratio(np.asarray(v)))
+    return {n: r for n, r in worst.items() if r > threshold}
