@@ -74,10 +74,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     import onnx
-
-    import edgepack
     from edgepack.packager.convert.from_hf import TOKENIZER_FILES, from_hf
     from edgepack.runtime.profile import resolve
+
+    import edgepack
 
     work = tempfile.mkdtemp()
     try:

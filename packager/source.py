@@ -99,7 +99,10 @@ def load_source(model: Any, example_inputs: Any = None, **options: Any) -> Sourc
             if not is_hf_folder(os.fspath(model)):
                 raise ModelError(f"{os.fspath(model)}: a folder is packaged as a Hugging Face model, which needs "
                                  "config.json, *.safetensors and tokenizer.json in it")
-            return from_hf(os.fspath(model), opts.rtol, opts.atol)
+            imported = from_hf(os.fspath(model), opts.rtol, opts.atol)
+            sha, size = hash_files(imported.files)
+            return Source(imported.model, "huggingface", os.path.basename(os.path.normpath(model)), sha, size,
+                          imported.options, imported.llm)
         return _from_file(os.fspath(model), example_inputs, opts)
     if _is_torch(model):
         from .convert import from_torch

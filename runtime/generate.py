@@ -107,10 +107,11 @@ class KVRunner:
                              pair[k][src].ctypes.data)
                 b.bind_output(f"present.{i}.{kind}", "cpu", 0, element, [1, lay.kv_heads, past + n, lay.head_dim],
                               pair[k][dst].ctypes.data)
-        if self.logits is not None and n * (self.vocab or 0) <= self.logits.size:
-            b.bind_output("logits", "cpu", 0, np.float32, [1, n, self.vocab], self.logits.ctypes.data)
+        vocab = self.vocab
+        if self.logits is not None and vocab is not None and n * vocab <= self.logits.size:
+            b.bind_output("logits", "cpu", 0, np.float32, [1, n, vocab], self.logits.ctypes.data)
             self.session._session.run_with_iobinding(b)
-            out = self.logits[:n * self.vocab].reshape(n, self.vocab)  # type: ignore[operator]
+            out = self.logits[:n * vocab].reshape(n, vocab)
         else:
             b.bind_output("logits", "cpu")
             self.session._session.run_with_iobinding(b)
@@ -203,8 +204,8 @@ def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: in
         rate = (len(out) - 1) / decode_s
     else:
         rate = len(out) / total if total > 0 else 0.0
-    text = tok.decode(out) if tok is not None else None
-    return Generation(text, out, len(ids), first, rate, reason, {"total_s": total})
+    final = tok.decode(out) if tok is not None else None
+    return Generation(final, out, len(ids), first, rate, reason, {"total_s": total})
 
 
 def token_ids_of(session: "Session", text: str) -> list[int]:

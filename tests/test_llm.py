@@ -12,7 +12,6 @@ pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 import llm_models  # noqa: E402
-
 from edgepack.packager import package  # noqa: E402
 from edgepack.runtime import load  # noqa: E402
 

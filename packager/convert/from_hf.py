@@ -12,13 +12,12 @@ from __future__ import annotations
 import glob
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from edgepack.runtime.errors import ModelError
 
-from ..source import Source, hash_files
 from .check import compare, run_onnx
 from .extras import require
 from .llama_graph import LlamaShape, build
@@ -109,7 +108,18 @@ def llm_extras(folder: str, config: dict[str, Any]) -> dict[str, Any]:
             "tokenizer": tokenizer}
 
 
-def from_hf(folder: str, rtol: float | None = None, atol: float | None = None) -> Source:
+@dataclass
+class HFImport:
+    """What from_hf made: the checked graph, the files it came from (hashed for provenance by source.py), the
+    import options and report["llm"]."""
+
+    model: Any
+    files: list[str]
+    options: dict[str, Any]
+    llm: dict[str, Any]
+
+
+def from_hf(folder: str, rtol: float | None = None, atol: float | None = None) -> HFImport:
     """Build, check and return the graph of the model in `folder`."""
     config, shape = read_config(folder)
     files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
@@ -118,11 +128,8 @@ def from_hf(folder: str, rtol: float | None = None, atol: float | None = None) -
     tensors = SafeTensors(files)
     model = build(shape, tensors.get, name=os.path.basename(os.path.normpath(folder)))
     check = _check(folder, model, shape, rtol if rtol is not None else 1e-3, atol if atol is not None else 1e-3)
-    sha, size = hash_files([os.path.join(folder, "config.json"), *files])
-    source = Source(model, "huggingface", os.path.basename(os.path.normpath(folder)), sha, size,
-                    {"exporter": "edgepack.llama_graph", "opset": model.opset_import[0].version, "check": check})
-    source.llm = llm_extras(folder, config)
-    return source
+    options = {"exporter": "edgepack.llama_graph", "opset": model.opset_import[0].version, "check": check}
+    return HFImport(model, [os.path.join(folder, "config.json"), *files], options, llm_extras(folder, config))
 
 
 def _check(folder: str, model: Any, shape: LlamaShape, rtol: float, atol: float) -> dict[str, Any]:

@@ -16,7 +16,7 @@ table is stored once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -55,14 +55,14 @@ class _Builder:
         self.count = 0
 
     def node(self, op: str, inputs: list[str], name: str = "", outputs: int = 1, domain: str = "",
-             **attrs: object) -> list[str]:
+             **attrs: Any) -> list[str]:
         self.count += 1
         base = name or f"{op}_{self.count}"
         outs = [f"{base}/out{i}" if outputs > 1 else f"{base}/out" for i in range(outputs)]
         self.nodes.append(helper.make_node(op, inputs, outs, name=base, domain=domain, **attrs))
         return outs
 
-    def one(self, op: str, inputs: list[str], name: str = "", **attrs: object) -> str:
+    def one(self, op: str, inputs: list[str], name: str = "", **attrs: Any) -> str:
         return self.node(op, inputs, name, **attrs)[0]
 
     def const(self, name: str, value: np.ndarray) -> str:
@@ -167,11 +167,11 @@ def build(shape: LlamaShape, weight: Weights, name: str = "llama") -> onnx.Model
     if s.tied:
         b.const("const.rows", np.array([-1, s.hidden], np.int64))
         b.const("const.vocab", np.array([s.vocab], np.int64))
-        shape = b.one("Concat", [b.one("Shape", ["input_ids"], "lm_head/ids_shape"), "const.vocab"], "lm_head/shape",
-                      axis=0)
+        out_shape = b.one("Concat", [b.one("Shape", ["input_ids"], "lm_head/ids_shape"), "const.vocab"],
+                          "lm_head/shape", axis=0)
         flat = b.one("Reshape", [h, "const.rows"], "lm_head/flatten")
         logits = b.one("Gemm", [flat, embed], "lm_head/Gemm", transB=1)
-        b.nodes.append(helper.make_node("Reshape", [logits, shape], ["logits"], name="lm_head/out"))
+        b.nodes.append(helper.make_node("Reshape", [logits, out_shape], ["logits"], name="lm_head/out"))
     else:
         w = b.const("lm_head.weight", np.ascontiguousarray(weight("lm_head.weight").T))
         b.nodes.append(helper.make_node("MatMul", [h, w], ["logits"], name="lm_head/MatMul"))

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
-
 from edgepack.runtime.errors import QuantizationError
+from onnx import helper, numpy_helper
 
 from .blocks4 import Quantized4, gptq, rtn
 from .lm_data import activations_hessians

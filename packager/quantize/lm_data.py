@@ -10,9 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import onnx
-from onnx import helper
-
 from edgepack.runtime.errors import OptionError
+from onnx import helper
 
 WINDOW = 128
 MAX_WINDOWS = 32

@@ -8,12 +8,11 @@ import dataclasses
 from typing import Any
 
 import onnx
-
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 
-from .lm_data import model_perplexity, outlier_inputs, sampled_windows, windows_from
 from .llm import quantize_lm
+from .lm_data import model_perplexity, outlier_inputs, sampled_windows, windows_from
 from .options import QuantizeOptions
 from .run import QuantizeResult
 
