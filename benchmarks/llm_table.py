@@ -18,8 +18,11 @@ import sys
 import tempfile
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from edgepack.runtime import load
+def hwm():  # VmHWM: ru_maxrss is carried over from the parent across fork and exec
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM"))
 from edgepack.runtime.generate import token_ids_of
 from edgepack.runtime.perplexity import perplexity
 path, text, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -29,7 +32,7 @@ load_s = time.perf_counter() - t0
 g = s.generate("Return a new list containing", n)
 ppl = perplexity(s, token_ids_of(s, open(text, encoding="utf-8").read()), 128).perplexity
 print(json.dumps({"load_s": load_s, "tokens_per_s": g.tokens_per_s, "ttft_s": g.time_to_first_token_s,
-                  "perplexity": ppl, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "perplexity": ppl, "peak_rss_mb": hwm()}))
 """
 
 

@@ -171,3 +171,14 @@ def test_int8_dynamic_language_model_reports_outliers_and_keeps_the_interface(fo
     assert "kept_float_for_outliers" in q and q["perplexity"]["quantized"] > 0
     s = load(out)
     assert "past_key_values.0.key" in s.input_names and s.generate([5, 6], 4).token_ids
+
+
+def test_measure_on_a_language_model_reports_generation(fp_bundle):
+    from click.testing import CliRunner
+
+    from edgepack.cli import cli
+
+    res = CliRunner().invoke(cli, ["measure", fp_bundle, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["tokens_per_s"] > 0 and doc["time_to_first_token_s"] > 0 and doc["peak_mb"] >= doc["peak_load_mb"]

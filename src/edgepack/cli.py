@@ -308,7 +308,10 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
     """Measure what BUNDLE costs on this device, in fresh processes: bundle bytes, time to first inference,
     peak and steady RSS, latency percentiles, throughput, and whether it fits the profile's memory budget."""
     from edgepack.runtime.costs import lines, measure
+    from edgepack.runtime.llm_measure import is_language_model
 
+    if is_language_model(bundle) and baseline is None:
+        return cli_llm.measure_lm(bundle, repeat, as_json)
     report = measure(bundle, baseline, runs=runs, inputs=inputs_path, repeat=repeat, target=target, force=force,
                      lean=lean, progress=_progress)
     if as_json:

@@ -15,7 +15,13 @@ from edgepack.runtime.errors import InputError
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
+    """This process's peak resident set size so far: VmHWM on Linux (ru_maxrss is carried over from the parent
+    across fork and exec there), else ru_maxrss (macOS reports bytes)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 1024)
 
@@ -104,6 +110,18 @@ def perplexity_cmd(bundle: str, text_path: str, window: int, as_json: bool) -> N
                                "window": r.window, "mean_nll": r.mean_nll}))
     else:
         click.echo(f"perplexity {r.perplexity:.3f} over {r.tokens} tokens ({r.windows} windows of {r.window})")
+
+
+def measure_lm(bundle: str, repeat: int, as_json: bool, prompt_tokens: int = 32, new_tokens: int = 64) -> None:
+    """`measure` on a language-model bundle (runtime/llm_measure.py)."""
+    from edgepack.runtime.llm_measure import lines, measure_generation
+
+    report = measure_generation(bundle, prompt_tokens, new_tokens, repeat)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        for line in lines(report):
+            click.echo(line)
 
 
 COMMANDS = (generate_cmd, perplexity_cmd)
