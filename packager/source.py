@@ -99,7 +99,8 @@ def load_source(model: Any, example_inputs: Any = None, **options: Any) -> Sourc
             if not is_hf_folder(os.fspath(model)):
                 raise ModelError(f"{os.fspath(model)}: a folder is packaged as a Hugging Face model, which needs "
                                  "config.json, *.safetensors and tokenizer.json in it")
-            imported = from_hf(os.fspath(model), opts.rtol, opts.atol)
+            defaults = ConvertOptions()
+            imported = from_hf(os.fspath(model), opts.rtol, None if opts.atol == defaults.atol else opts.atol)
             sha, size = hash_files(imported.files)
             return Source(imported.model, "huggingface", os.path.basename(os.path.normpath(model)), sha, size,
                           imported.options, imported.llm)

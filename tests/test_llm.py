@@ -182,3 +182,29 @@ def test_measure_on_a_language_model_reports_generation(fp_bundle):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     assert doc["tokens_per_s"] > 0 and doc["time_to_first_token_s"] > 0 and doc["peak_mb"] >= doc["peak_load_mb"]
+
+
+@pytest.mark.slow
+def test_int4_on_trained_weights_keeps_perplexity_within_5_percent(tmp_path):
+    """Really trained weights (the acceptance check's tiny Llama, fewer steps): int4 GPTQ against fp32 on
+    held-out text, both measured by the runtime."""
+    import os
+    import subprocess
+    import sys
+
+    from edgepack.runtime.generate import token_ids_of
+    from edgepack.runtime.perplexity import perplexity
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "acceptance", "lib", "tiny_llama.py")
+    if not os.path.isfile(script):
+        pytest.skip("the shared tiny_llama.py is not beside this checkout")
+    folder = str(tmp_path / "tiny_llama")
+    subprocess.run([sys.executable, script, folder], check=True, env={**os.environ, "TINY_LLAMA_STEPS": "200"})
+    text = open(os.path.join(folder, "heldout.txt")).read()
+    ppl = {}
+    for name, kw in (("fp", {}), ("q4", {"quantize": "int4-weight"})):
+        out = str(tmp_path / f"{name}.edgepack")
+        package(folder, out, **kw)
+        s = load(out)
+        ppl[name] = perplexity(s, token_ids_of(s, text), 128).perplexity
+    assert ppl["q4"] <= ppl["fp"] * 1.05

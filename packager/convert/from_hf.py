@@ -127,7 +127,8 @@ def from_hf(folder: str, rtol: float | None = None, atol: float | None = None) -
         raise ModelError(f"{folder}: no *.safetensors file; save the model with safe_serialization=True")
     tensors = SafeTensors(files)
     model = build(shape, tensors.get, name=os.path.basename(os.path.normpath(folder)))
-    check = _check(folder, model, shape, rtol if rtol is not None else 1e-3, atol if atol is not None else 1e-3)
+    # logits span tens of units; float32 sums over the hidden size differ from transformers' by ~1e-5 near 0
+    check = _check(folder, model, shape, rtol if rtol is not None else 1e-3, atol if atol is not None else 1e-4)
     options = {"exporter": "edgepack.llama_graph", "opset": model.opset_import[0].version, "check": check}
     return HFImport(model, [os.path.join(folder, "config.json"), *files], options, llm_extras(folder, config))
 
