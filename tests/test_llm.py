@@ -208,3 +208,16 @@ def test_int4_on_trained_weights_keeps_perplexity_within_5_percent(tmp_path):
         s = load(out)
         ppl[name] = perplexity(s, token_ids_of(s, text), 128).perplexity
     assert ppl["q4"] <= ppl["fp"] * 1.05
+
+
+def test_perplexity_budget_keeps_sensitive_matmuls_at_8_bits(folder, tmp_path):
+    text = tmp_path / "calib.txt"
+    text.write_text(llm_models.TEXT)
+    r = package(folder, str(tmp_path / "b.edgepack"), quantize="int4-weight", calibration=str(text),
+                quantize_options={"int4_method": "rtn", "max_perplexity_increase": 0.0})
+    q = r.report["quantization"]
+    assert q["most_sensitive"][0] in q["kept_8bit"]
+    free = package(folder, str(tmp_path / "f.edgepack"), quantize="int4-weight", calibration=str(text),
+                   quantize_options={"int4_method": "rtn"}).report["quantization"]
+    assert q["perplexity"]["increase_pct"] < free["perplexity"]["increase_pct"]
+    assert q["bits_per_weight"] > free["bits_per_weight"]

@@ -102,3 +102,23 @@ def gptq(w: np.ndarray, hessian: np.ndarray, block: int, damp: float = 0.01) -> 
             err_block[:, j - start] = err
         W[:, end:] -= err_block @ U[start:end, end:]
     return Quantized4(q, scales.astype(np.float32), zeros.astype(np.uint8), block)
+
+
+def rtn8(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-bit round-to-nearest of W [N, K] in MatMulNBits' bits=8 layout: (B uint8 [N, K / block, block],
+    scales [N * K / block], zero points uint8 [N * K / block]); for the layers a perplexity budget keeps wider."""
+    n, k = w.shape
+    blocks = w.reshape(n * (k // block), block).astype(np.float64)
+    lo, hi = np.minimum(blocks.min(axis=1), 0.0), np.maximum(blocks.max(axis=1), 0.0)
+    scale = np.where(hi - lo == 0, 1.0, (hi - lo) / 255)
+    zero = np.clip(np.round(-lo / scale), 0, 255)
+    q = np.clip(np.round(blocks / scale[:, None]) + zero[:, None], 0, 255).astype(np.uint8)
+    return q.reshape(n, k // block, block), scale.astype(np.float32), zero.astype(np.uint8)
+
+
+def output_error(w: np.ndarray, q: Quantized4, hessian: np.ndarray) -> float:
+    """How much the layer's outputs on the calibration inputs change, relative to their size:
+    tr(D H D^T) / tr(W H W^T) with D = W - dequantized (GPTQ's objective); ranks layers for a budget."""
+    d = w.astype(np.float64) - q.dequantized()
+    wf = w.astype(np.float64)
+    return float(np.einsum("nk,kj,nj->", d, hessian, d) / max(np.einsum("nk,kj,nj->", wf, hessian, wf), 1e-30))

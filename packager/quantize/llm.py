@@ -20,7 +20,7 @@ import onnx
 from edgepack.runtime.errors import QuantizationError
 from onnx import helper, numpy_helper
 
-from .blocks4 import Quantized4, gptq, rtn
+from .blocks4 import Quantized4, gptq, output_error, rtn, rtn8
 from .lm_data import activations_hessians
 
 MS = "com.microsoft"
@@ -51,8 +51,12 @@ def targets(model: onnx.ModelProto, block: int) -> tuple[list[onnx.NodeProto], d
 
 
 def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level: int,
-                windows: list[np.ndarray] | None) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """Quantize a copy of `model`; windows: calibration token ids (needed by "gptq")."""
+                windows: list[np.ndarray] | None, wide: frozenset[str] = frozenset(),
+                hessians: dict[str, np.ndarray] | None = None, rank: bool = False
+                ) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Quantize a copy of `model`; windows: calibration token ids (needed by "gptq"); wide: MatMul node names
+    kept at 8 bits; hessians: X^T X per MatMul input, when already computed (rank: compute them for "rtn" too). details["errors"]: each 4-bit
+    MatMul's relative output error on the calibration inputs (blocks4.output_error), when hessians exist."""
     if method not in ("gptq", "rtn"):
         raise QuantizationError(f"int4 method {method!r} is unknown for language models (gptq or rtn)")
     model_copy = onnx.ModelProto()
@@ -62,7 +66,9 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
     if not mats and not tied:
         raise QuantizationError("no MatMul weight in this language model can be quantized to 4 bits")
     inputs = [n.input[0] for n in mats] + ([tied["gemm"].input[0]] if tied else [])
-    hessians = activations_hessians(model, windows, inputs) if method == "gptq" else {}
+    if hessians is None:
+        hessians = activations_hessians(model, windows, inputs) if method == "gptq" or wide or rank else {}
+    errors: dict[str, float] = {}
     inits = _initializers(model)
     packed_bytes, weights = 0, 0
     new_inits: list[onnx.TensorProto] = []
@@ -75,15 +81,21 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
 
     for n in mats:
         w = numpy_helper.to_array(inits[n.input[1]])               # [K, N]
-        q = quant(np.ascontiguousarray(w.T), n.input[0])
-        b, s, z = q.packed()
+        bits = 8 if n.name in wide else 4
+        if bits == 8:
+            b, s, z = rtn8(np.ascontiguousarray(w.T), block)
+        else:
+            q = quant(np.ascontiguousarray(w.T), n.input[0])
+            b, s, z = q.packed()
+            if n.input[0] in hessians:
+                errors[n.name] = output_error(np.ascontiguousarray(w.T), q, hessians[n.input[0]])
         base = n.input[1]
         new_inits += [numpy_helper.from_array(b, f"{base}_Q4"), numpy_helper.from_array(s, f"{base}_scales"),
                       numpy_helper.from_array(z, f"{base}_zero_points")]
         packed_bytes, weights = packed_bytes + b.nbytes + s.nbytes + z.nbytes, weights + w.size
         _replace(model, n, helper.make_node(
             "MatMulNBits", [n.input[0], f"{base}_Q4", f"{base}_scales", f"{base}_zero_points"], list(n.output),
-            name=n.name + "_Q4", domain=MS, K=w.shape[0], N=w.shape[1], bits=4, block_size=block,
+            name=n.name + "_Q4", domain=MS, K=w.shape[0], N=w.shape[1], bits=bits, block_size=block,
             accuracy_level=accuracy_level))
         drop.add(base)
     if tied:
@@ -123,7 +135,8 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
                "quantized_matmuls": len(mats) + (1 if tied else 0), "tied_embedding_quantized": bool(tied),
                "bits_per_weight": round(8.0 * packed_bytes / weights, 3) if weights else None,
                "quantized_weights": int(weights),
-               "calibration_windows": len(windows) if windows is not None and method == "gptq" else 0}
+               "calibration_windows": len(windows) if windows is not None and method == "gptq" else 0,
+               "kept_8bit": sorted(wide), "errors": errors, "hessians": hessians}
     return model, details
 
 

@@ -36,11 +36,21 @@ def quantize_language_model(model: onnx.ModelProto, opts: QuantizeOptions, profi
     if opts.mode == "int8-dynamic":
         return _int8_dynamic(model, opts, profile, windows, source)
     method = opts.int4_method or "gptq"
-    result, details = quantize_lm(model, method, opts.block_size or 32,
-                                  4 if opts.accuracy_level is None else opts.accuracy_level, windows)
+    block, level = opts.block_size or 32, 4 if opts.accuracy_level is None else opts.accuracy_level
+    budget = opts.max_perplexity_increase
+    result, details = quantize_lm(model, method, block, level, windows, rank=budget is not None)
     before, after = model_perplexity(model, windows), model_perplexity(result, windows)
-    warnings = []
     increase = 100.0 * (after / before - 1.0)
+    if budget is not None and increase > budget:
+        result, details, after, increase = _widen(model, method, block, level, windows, details, before, budget,
+                                                  (result, after, increase))
+    details.pop("hessians")
+    errors = details.pop("errors")
+    details["most_sensitive"] = sorted(errors, key=errors.get, reverse=True)[:5]
+    warnings = []
+    if budget is not None and increase > budget:
+        warnings.append(f"perplexity on the calibration windows rose {increase:.1f}%, over the "
+                        f"{budget:g}% budget, with every MatMul at 8 bits but the tied table")
     if increase > 10.0:
         warnings.append(f"int4 ({method}) raised perplexity on the calibration windows by {increase:.1f}% "
                         f"({before:.2f} -> {after:.2f}); try --int4-method gptq with --calibration TEXT.txt")
@@ -50,6 +60,26 @@ def quantize_language_model(model: onnx.ModelProto, opts: QuantizeOptions, profi
               "bytes_before": _bytes(model), "bytes_after": _bytes(result)}
     step = {"name": "quantize", "options": {**dataclasses.replace(opts).record(), "int4_method": method}}
     return QuantizeResult(result, step, report, profile, None, warnings)
+
+
+def _widen(model: onnx.ModelProto, method: str, block: int, level: int, windows: list, details: dict, before: float,
+           budget: float, current: tuple) -> tuple:
+    """Keep the MatMuls with the largest output error at 8 bits, 1, 2, 4... of them, until the perplexity on
+    the calibration windows is within `budget` % of the float model's (or all of them are 8-bit)."""
+    errors = details["errors"]
+    ranked = sorted(errors, key=errors.get, reverse=True)
+    count = 1
+    result, after, increase = current
+    while increase > budget and count <= len(ranked):
+        wide = frozenset(ranked[:count])
+        result, details = quantize_lm(model, method, block, level, windows, wide, details["hessians"])
+        details["errors"] = errors
+        after = model_perplexity(result, windows)
+        increase = 100.0 * (after / before - 1.0)
+        if count == len(ranked):
+            break
+        count = min(2 * count, len(ranked))
+    return result, details, after, increase
 
 
 def _int8_dynamic(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, windows: list, source: str

@@ -58,6 +58,7 @@ _USED_BY: dict[str, tuple[str, ...]] = {
     "accuracy_level": ("int4-weight",),
     "symmetric": ("int4-weight",),
     "int4_method": ("int4-weight",),
+    "max_perplexity_increase": ("int4-weight",),
 }
 
 
@@ -80,6 +81,7 @@ class QuantizeOptions:
     accuracy_level: Optional[int] = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
     symmetric: Optional[bool] = None            # int4: symmetric blocks (no zero points); default False
     int4_method: Optional[str] = None           # int4 for language models: "gptq" (default) or "rtn"
+    max_perplexity_increase: Optional[float] = None  # language models: % budget; sensitive MatMuls stay 8-bit
     allow_unquantized: bool = False             # keep going when weights the mode targets stay float
 
     @property
@@ -116,6 +118,9 @@ def _check_type(name: str, value: Any) -> None:
         if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
                 not all(isinstance(v, str) and v for v in value):
             raise OptionError(f"{name} must be a list of names, got {value!r}")
+    elif name == "max_perplexity_increase":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise OptionError(f"max-perplexity-increase must be a percentage >= 0, got {value!r}")
     elif not isinstance(value, (str, os.PathLike)):  # calibration
         raise OptionError(f"calibration must be a path to an .npz file or a folder of them, got {value!r}")
 

@@ -124,6 +124,9 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--int4-method", type=click.Choice(["gptq", "rtn"]), default=None,
               help="int4-weight for language models: gptq (default; calibrated on --calibration TEXT.txt or "
                    "token ids .npz, else on text the model samples) or rtn (round-to-nearest).")
+@click.option("--max-perplexity-increase", type=click.FloatRange(min=0), default=None, metavar="PCT",
+              help="int4-weight for language models: keep the most sensitive MatMuls at 8 bits until perplexity "
+                   "on the calibration text is within PCT % of the float model's.")
 @click.option("--symmetric/--asymmetric", default=None, help="int4-weight: symmetric blocks (default asymmetric).")
 @click.option("--allow-unquantized", is_flag=True, default=None,
               help="Package even when weights the mode targets stay in float (a warning instead of an error).")
