@@ -55,8 +55,9 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
                 hessians: dict[str, np.ndarray] | None = None, rank: bool = False
                 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Quantize a copy of `model`; windows: calibration token ids (needed by "gptq"); wide: MatMul node names
-    kept at 8 bits; hessians: X^T X per MatMul input, when already computed (rank: compute them for "rtn" too). details["errors"]: each 4-bit
-    MatMul's relative output error on the calibration inputs (blocks4.output_error), when hessians exist."""
+    kept at 8 bits; hessians: X^T X per MatMul input, when already computed (rank: compute them for "rtn"
+    too). details["errors"]: each 4-bit MatMul's relative output error on the calibration inputs
+    (blocks4.output_error), when hessians exist."""
     if method not in ("gptq", "rtn"):
         raise QuantizationError(f"int4 method {method!r} is unknown for language models (gptq or rtn)")
     model_copy = onnx.ModelProto()
