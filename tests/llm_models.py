@@ -22,8 +22,10 @@ def tokenizer(folder: str) -> None:
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(folder)
 
 
-def random_llama(folder: str, tied: bool = True, kv_heads: int = 2, arch: str = "llama") -> str:
-    """A 2-layer model (hidden 64, 4 query heads) with seeded random weights, saved as a Hugging Face folder."""
+def random_llama(folder: str, tied: bool = True, kv_heads: int = 2, arch: str = "llama", hidden: int = 64,
+                 layers: int = 2, vocab: int = 320) -> str:
+    """A model (default: 2 layers, hidden 64, 4 query heads) with seeded random weights, saved as a Hugging
+    Face folder; vocab beyond the tokenizer's 320 tokens is never produced by it, only by the model."""
     if os.path.exists(os.path.join(folder, "model.safetensors")):
         return folder
     import torch
@@ -32,7 +34,8 @@ def random_llama(folder: str, tied: bool = True, kv_heads: int = 2, arch: str = 
     os.makedirs(folder, exist_ok=True)
     tokenizer(folder)
     torch.manual_seed(0)
-    common = dict(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+    common = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                  num_attention_heads=4,
                   num_key_value_heads=kv_heads, max_position_embeddings=256, tie_word_embeddings=tied,
                   bos_token_id=0, eos_token_id=1)
     model = Qwen2ForCausalLM(Qwen2Config(**common)) if arch == "qwen2" else LlamaForCausalLM(LlamaConfig(**common))
