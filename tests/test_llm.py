@@ -221,3 +221,14 @@ def test_perplexity_budget_keeps_sensitive_matmuls_at_8_bits(folder, tmp_path):
                    quantize_options={"int4_method": "rtn"}).report["quantization"]
     assert q["perplexity"]["increase_pct"] < free["perplexity"]["increase_pct"]
     assert q["bits_per_weight"] > free["bits_per_weight"]
+
+
+def test_cli_package_int4_prints_bits_and_perplexity(folder, tmp_path):
+    from click.testing import CliRunner
+
+    from edgepack.cli import cli
+
+    res = CliRunner().invoke(cli, ["package", folder, "-o", str(tmp_path / "q.edgepack"), "--quantize", "int4-weight",
+                                   "--int4-method", "rtn"])
+    assert res.exit_code == 0, res.output
+    assert "bits per weight" in res.output and "perplexity" in res.output

@@ -54,7 +54,9 @@ def quantize_language_model(model: onnx.ModelProto, opts: QuantizeOptions, profi
     if increase > 10.0:
         warnings.append(f"int4 ({method}) raised perplexity on the calibration windows by {increase:.1f}% "
                         f"({before:.2f} -> {after:.2f}); try --int4-method gptq with --calibration TEXT.txt")
-    report = {"mode": opts.mode, **details, "calibration": source,
+    report = {"mode": opts.mode, **details, "calibration": source, "quantized_total": details["quantized_matmuls"],
+              "quantized": {"MatMulNBits": details["quantized_matmuls"] - int(details["tied_embedding_quantized"]),
+                            "tied table (MatMulNBits + GatherBlockQuantized)": int(details["tied_embedding_quantized"])},
               "perplexity": {"float": round(before, 4), "quantized": round(after, 4),
                              "increase_pct": round(increase, 2), "on": "calibration windows"},
               "bytes_before": _bytes(model), "bytes_after": _bytes(result)}
@@ -108,5 +110,7 @@ def _int8_dynamic(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profil
     return QuantizeResult(result, step, report, profile, None, warnings)
 
 
-def _bytes(model: onnx.ModelProto) -> int:
-    return sum(len(t.raw_data) for t in model.graph.initializer)
+def _bytes(model: onnx.ModelProto) -> dict[str, int]:
+    from .count import initializer_bytes
+
+    return initializer_bytes(model)
