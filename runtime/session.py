@@ -74,6 +74,10 @@ class TensorSpec:
     def __str__(self) -> str:
         return self.name
 
+    def __contains__(self, text: str) -> bool:
+        """`"past" in spec` looks in the name, as it would if `inputs` listed names."""
+        return text in self.name
+
 
 @dataclass
 class LoadStats:

@@ -232,3 +232,8 @@ def test_cli_package_int4_prints_bits_and_perplexity(folder, tmp_path):
                                    "--int4-method", "rtn"])
     assert res.exit_code == 0, res.output
     assert "bits per weight" in res.output and "perplexity" in res.output
+
+
+def test_input_specs_answer_in_like_their_names(fp_bundle):
+    inputs = load(fp_bundle).inputs
+    assert any("past" in spec for spec in inputs) and not any("nothing-like-this" in spec for spec in inputs)
