@@ -242,6 +242,8 @@ class _Job:
         self.steps: list[dict[str, Any]] = [{"name": "import", "options": {"kind": source.kind, **source.options}}]
         self.report: dict[str, Any] = {"import": {"check": source.options["check"]}} \
             if "check" in source.options else {}
+        if source.llm is not None:
+            self.report["llm"] = source.llm
         self.model, self.packaged_profile, self.calibration_samples = source.model, profile, None
         self.quantized = False
 
@@ -272,6 +274,11 @@ class _Job:
         if plan is not None and plan.quantize is not None:
             with phase(f"quantizing ({plan.quantize.mode})"):
                 q = quantize_model(packaged, plan.quantize, self.profile, prepared=plan.bench.prepared)
+        elif plan is None and qopts.active and self.source.llm is not None:
+            from .quantize.lm_step import quantize_language_model
+
+            with phase(f"quantizing the language model ({qopts.mode})"):
+                q = quantize_language_model(packaged, qopts, self.profile, self.source.llm)
         elif plan is None and qopts.mode == "int8-static":
             with phase("calibrating, quantizing and measuring the int8 formats"):
                 q = quantize_measured(packaged, qopts, self.profile, self.explicit, kinds=self.kinds)
@@ -301,7 +308,7 @@ class _Job:
         """Compare with the original, record the layers, write the bundle (atomically), warn; `shown_as`: the
         path warnings name, when `output` is a staging file."""
         speed: dict[str, Any] = {}
-        if self.quantized or eval_data is not None:
+        if (self.quantized and self.source.llm is None) or eval_data is not None:
             from .quantize.verify import check
 
             with phase("comparing with the original"):

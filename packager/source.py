@@ -30,6 +30,7 @@ class Source:
     sha256: str                     # of the source bytes as given
     size: int                       # bytes of the source as given
     options: dict[str, Any] = field(default_factory=dict)
+    llm: dict[str, Any] | None = None   # a language model's tokenizer and generation settings (report["llm"])
 
 
 def hash_files(paths: list[str]) -> tuple[str, int]:
@@ -129,6 +130,17 @@ def load_source(model: Any, example_inputs: Any = None, **options: Any) -> Sourc
 
 def _load(model: Any, example_inputs: Any, opts: ConvertOptions) -> Source:
     if isinstance(model, (str, os.PathLike)):
+        if os.path.isdir(model):
+            from .convert.from_hf import from_hf, is_hf_folder
+
+            if not is_hf_folder(os.fspath(model)):
+                raise ModelError(f"{os.fspath(model)}: a folder is packaged as a Hugging Face model, which needs "
+                                 "config.json, *.safetensors and tokenizer.json in it")
+            defaults = ConvertOptions()
+            imported = from_hf(os.fspath(model), opts.rtol, None if opts.atol == defaults.atol else opts.atol)
+            sha, size = hash_files(imported.files)
+            return Source(imported.model, "huggingface", os.path.basename(os.path.normpath(model)), sha, size,
+                          imported.options, imported.llm)
         return _from_file(os.fspath(model), example_inputs, opts)
     if _is_torch(model):
         from .convert import from_torch
@@ -166,7 +178,11 @@ def _from_file(path: str, example_inputs: Any, opts: ConvertOptions) -> Source:
                          "code: pass the torch.nn.Module to edgepack.package, or save it as a .pt2 with "
                          "torch.export.save(torch.export.export(model, args), 'model.pt2')")
     _no_options(opts, "an ONNX file")
-    return from_path(path)
+    source = from_path(path)
+    from .convert.llm_onnx import llm_beside
+
+    source.llm = llm_beside(source.model, path)
+    return source
 
 
 def _no_options(opts: ConvertOptions, what: str) -> None:

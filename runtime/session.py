@@ -69,6 +69,10 @@ class TensorSpec:
     def __str__(self) -> str:
         return self.name
 
+    def __contains__(self, text: str) -> bool:
+        """`"past" in spec` looks in the name, as it would if `inputs` listed names."""
+        return text in self.name
+
 
 @dataclass
 class LoadStats:
@@ -178,6 +182,13 @@ class Session:
             if timer is not None:
                 timer.cancel()
         return dict(zip(names, values))
+
+    def generate(self, prompt: Any, max_new_tokens: int = 64, **options: Any) -> Any:
+        """Generate text with a language model's KV cache: runtime/generate.py (options: temperature, top_k,
+        top_p, stop, on_token, seed)."""
+        from .generate import generate
+
+        return generate(self, prompt, max_new_tokens, **options)
 
     def _prepare(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if not isinstance(feeds, Mapping):

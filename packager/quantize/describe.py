@@ -38,6 +38,11 @@ def quantization_lines(q: dict[str, Any]) -> list[str]:
                                        or "nothing"))
         if not q.get("activations_checked"):
             detail.append("activations not checked for overflow (give --calibration samples)")
+    if "bits_per_weight" in q:  # language models (lm_step.py)
+        detail.append(f"{q.get('method')}, {q['bits_per_weight']} bits per weight")
+    if "perplexity" in q:
+        p = q["perplexity"]
+        detail.append(f"perplexity {p['float']:.3f} -> {p['quantized']:.3f} ({p['increase_pct']:+.1f}%) on {p['on']}")
     detail += [fmt.format(q["prepared"][k]) for k, fmt in _PREPARED.items() if k in q.get("prepared", {})]
     if detail:
         lines.append("              " + "; ".join(detail))

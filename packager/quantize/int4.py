@@ -28,6 +28,9 @@ def quantize(model: onnx.ModelProto, opts: QuantizeOptions) -> tuple[onnx.ModelP
     """4-bit MatMul weights, and embedding tables when a float one will really be quantized: only then is the
     opset raised to 21. When the tables' conversion or quantization fails, the MatMuls are quantized alone and
     the tables stay in float, which details["tables_left_float"] says (run.py turns it into a warning)."""
+    if opts.int4_method == "gptq":
+        raise QuantizationError("--int4-method gptq applies to language models packaged from a Hugging Face "
+                                "folder or a KV-cache .onnx; other models use round-to-nearest")
     op_types = tuple(sorted({"MatMul" if t == "Gemm" else t for t in opts.op_types or ()}))  # Gemm: see prepare
     details: dict[str, Any] = {"block_size": opts.block_size, "accuracy_level": opts.accuracy_level}
     excluded = set(opts.exclude_nodes)

@@ -44,7 +44,7 @@ INT4_OP_TYPES = ("MatMul", "Gemm", "Gather")
 GEMM_AS_MATMUL = ("int4-weight",)
 
 # Which option belongs to which modes; giving one to another mode is a mistake, not a no-op.
-CALIBRATED_MODES = ("int8-static", "fp16")  # the modes that read --calibration samples
+CALIBRATED_MODES = ("int8-static", "fp16", "int4-weight")  # int4: language models' text (lm_data)  # the modes that read --calibration samples
 _USED_BY: dict[str, tuple[str, ...]] = {
     "calibration": CALIBRATED_MODES,
     "method": ("int8-static",),
@@ -59,6 +59,8 @@ _USED_BY: dict[str, tuple[str, ...]] = {
     "block_size": ("int4-weight",),
     "accuracy_level": ("int4-weight",),
     "symmetric": ("int4-weight",),
+    "int4_method": ("int4-weight",),
+    "max_perplexity_increase": ("int4-weight",),
 }
 
 
@@ -80,6 +82,8 @@ class QuantizeOptions:
     block_size: Optional[int] = None            # int4: weights per scale (power of two, >= 16); default 32
     accuracy_level: Optional[int] = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
     symmetric: Optional[bool] = None            # int4: symmetric blocks (no zero points); default False
+    int4_method: Optional[str] = None           # int4 for language models: "gptq" (default) or "rtn"
+    max_perplexity_increase: Optional[float] = None  # language models: % budget; sensitive MatMuls stay 8-bit
     allow_unquantized: bool = False             # keep going when weights the mode targets stay float
     recipe: Optional[Recipe] = None             # int8-static: "measure" the formats on this host when it runs
     #                                             the target's kernels (the default), or take the "profile"'s
@@ -98,7 +102,7 @@ class QuantizeOptions:
 
 
 _LITERALS = {"mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
-             "weight_type": get_args(WeightType), "recipe": get_args(Recipe)}
+             "weight_type": get_args(WeightType), "recipe": get_args(Recipe), "int4_method": ("gptq", "rtn")}
 _BOOLS = {"reduce_range", "per_channel", "symmetric", "allow_unquantized"}
 _INTS = {"calibration_samples", "block_size", "accuracy_level"}
 _NAME_LISTS = {"op_types", "exclude_nodes"}
@@ -118,6 +122,9 @@ def _check_type(name: str, value: Any) -> None:
         if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
                 not all(isinstance(v, str) and v for v in value):
             raise OptionError(f"{name} must be a list of names, got {value!r}")
+    elif name == "max_perplexity_increase":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise OptionError(f"max-perplexity-increase must be a percentage >= 0, got {value!r}")
     elif not isinstance(value, (str, os.PathLike)):  # calibration
         raise OptionError(f"calibration must be a path to an .npz file or a folder of them, got {value!r}")
 

@@ -23,6 +23,8 @@ from .cli_model import register as register_model_commands
 from .cli_options import load_npz as _load_npz
 from .cli_options import run_inputs, run_once, shape_option, shapes_of
 
+from . import cli_llm
+
 
 def _one_line(text: object) -> str:
     from edgepack.packager.untrusted import printable  # escapes lone surrogates and terminal controls
@@ -74,7 +76,7 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 
 
 @cli.command("package")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
 @click.option("--target", default=None, help="Target profile name or file (default: this host's generic profile).")
 @click.option("--level", type=click.IntRange(1, 22), default=None,
@@ -128,6 +130,12 @@ _QUANT_MODES = ["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 @click.option("--block-size", type=int, default=None, help="int4-weight: weights per scale (default 32).")
 @click.option("--accuracy-level", type=int, default=None,
               help="int4-weight: MatMulNBits compute type, 0-4 (default 4: int8, fastest on CPUs).")
+@click.option("--int4-method", type=click.Choice(["gptq", "rtn"]), default=None,
+              help="int4-weight for language models: gptq (default; calibrated on --calibration TEXT.txt or "
+                   "token ids .npz, else on text the model samples) or rtn (round-to-nearest).")
+@click.option("--max-perplexity-increase", type=click.FloatRange(min=0), default=None, metavar="PCT",
+              help="int4-weight for language models: keep the most sensitive MatMuls at 8 bits until perplexity "
+                   "on the calibration text is within PCT % of the float model's.")
 @click.option("--symmetric/--asymmetric", default=None, help="int4-weight: symmetric blocks (default asymmetric).")
 @click.option("--allow-unquantized", is_flag=True, default=None,
               help="Package even when weights the mode targets stay in float (a warning instead of an error).")
@@ -296,7 +304,10 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
     """Measure what BUNDLE costs on this device, in fresh processes: bundle bytes, time to first inference,
     peak and steady RSS, latency percentiles, throughput, and whether it fits the profile's memory budget."""
     from edgepack.runtime.costs import lines, measure
+    from edgepack.runtime.llm_measure import is_language_model
 
+    if is_language_model(bundle) and baseline is None:
+        return cli_llm.measure_lm(bundle, repeat, as_json)
     report = measure(bundle, baseline, runs=runs, inputs=inputs_path, repeat=repeat, target=target, force=force,
                      lean=lean, progress=_progress, shapes=shapes_of(shapes))
     if as_json:
@@ -480,6 +491,10 @@ def _show_warning(message: Any, category: type, filename: str, lineno: int, file
                   line: Any = None) -> None:
     """Warnings as one line each, like errors (the default format adds the file and source line)."""
     click.echo(f"edgepack: warning: {_one_line(message)}", err=True)
+
+
+for _command in cli_llm.COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

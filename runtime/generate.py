@@ -1,0 +1,215 @@
+"""Text generation with a KV cache, for bundles of causal language models in the Optimum / onnxruntime-genai
+convention (input_ids, attention_mask, position_ids, past_key_values.N.key/value in; logits,
+present.N.key/value out).
+
+The cache: such a graph computes present = Concat(past, new) itself, so a step necessarily writes the whole
+cache once (inside onnxruntime's Concat). Nothing else does: two buffers per cache tensor, each large enough
+for the whole context (prompt + max_new_tokens, at most the model's context length), are allocated once
+before the first step; each step binds one as past_key_values (viewed as [1, kv_heads, past, head_dim]) and
+the other as present ([1, kv_heads, past + new, head_dim]) through onnxruntime's I/O binding, and the next
+step swaps them. No step allocates, copies in Python, or lets onnxruntime allocate a cache tensor; logits go
+to a preallocated buffer too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import InputError, MissingExtra
+from .tokenizer import Tokenizer, tokenizer_of
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+@dataclass
+class Generation:
+    """What generate() produced and how fast."""
+
+    text: str | None                 # None when the bundle has no tokenizer or `tokenizers` is missing
+    token_ids: list[int]
+    prompt_tokens: int
+    time_to_first_token_s: float
+    tokens_per_s: float              # generated tokens after the first, per second of decoding
+    stop_reason: str                 # "length", "eos", "stop", "context"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CacheLayout:
+    layers: int
+    kv_heads: int
+    head_dim: int
+    dtype: Any
+    vocab: int | None
+
+    @classmethod
+    def of(cls, session: "Session") -> "CacheLayout":
+        names = set(session.input_names)
+        need = {"input_ids", "attention_mask", "past_key_values.0.key"}
+        if not need <= names or "logits" not in session.output_names:
+            raise InputError(f"{session.path}: not a language model with a KV cache (it needs inputs input_ids, "
+                             "attention_mask, past_key_values.N.key/value and the output logits)")
+        spec = next(i for i in session.inputs if i.name == "past_key_values.0.key")
+        layers = sum(1 for n in names if n.startswith("past_key_values.") and n.endswith(".key"))
+        heads, dim = spec.shape[1], spec.shape[3]
+        if not isinstance(heads, int) or not isinstance(dim, int):
+            raise InputError(f"{session.path}: past_key_values.0.key must have fixed kv_heads and head_dim "
+                             f"dimensions, not {list(spec.shape)}")
+        logits = next(o for o in session.outputs if o.name == "logits")
+        vocab = logits.shape[-1] if isinstance(logits.shape[-1], int) else None
+        return cls(layers, heads, dim, np.dtype(spec.dtype or np.float32), vocab)
+
+
+class KVRunner:
+    """Runs prefill and decode steps of one sequence on preallocated, I/O-bound buffers."""
+
+    def __init__(self, session: "Session", capacity: int, max_chunk: int):
+        self.session = session
+        self.layout = CacheLayout.of(session)
+        self.uses_positions = "position_ids" in session.input_names
+        lay = self.layout
+        per = lay.kv_heads * capacity * lay.head_dim
+        self.capacity = capacity
+        # [layer, key/value, ping/pong] flat buffers
+        self.buffers = [[[np.zeros(per, lay.dtype) for _ in range(2)] for _ in range(2)] for _ in range(lay.layers)]
+        self.vocab = lay.vocab
+        self.logits = np.zeros(max_chunk * (self.vocab or 1), np.float32) if self.vocab else None
+        self.binding = session._session.io_binding()
+        self.length = 0      # tokens in the cache
+        self.side = 0        # which buffer holds the cache now
+
+    def reset(self) -> None:
+        self.length, self.side = 0, 0
+
+    def step(self, ids: Sequence[int]) -> np.ndarray:
+        """Feed `ids` after what the cache holds; returns their logits [len(ids), vocab] (a view, valid until
+        the next step)."""
+        n, past = len(ids), self.length
+        if past + n > self.capacity:
+            raise InputError(f"the sequence needs {past + n} positions but the cache holds {self.capacity}")
+        lay, b = self.layout, self.binding
+        b.clear_binding_inputs()
+        b.clear_binding_outputs()
+        b.bind_cpu_input("input_ids", np.asarray(ids, np.int64)[None])
+        b.bind_cpu_input("attention_mask", np.ones((1, past + n), np.int64))
+        if self.uses_positions:
+            b.bind_cpu_input("position_ids", np.arange(past, past + n, dtype=np.int64)[None])
+        src, dst = self.side, 1 - self.side
+        element = lay.dtype.type
+        for i, pair in enumerate(self.buffers):
+            for k, kind in enumerate(("key", "value")):
+                b.bind_input(f"past_key_values.{i}.{kind}", "cpu", 0, element, [1, lay.kv_heads, past, lay.head_dim],
+                             pair[k][src].ctypes.data)
+                b.bind_output(f"present.{i}.{kind}", "cpu", 0, element, [1, lay.kv_heads, past + n, lay.head_dim],
+                              pair[k][dst].ctypes.data)
+        vocab = self.vocab
+        if self.logits is not None and vocab is not None and n * vocab <= self.logits.size:
+            b.bind_output("logits", "cpu", 0, np.float32, [1, n, vocab], self.logits.ctypes.data)
+            self.session._session.run_with_iobinding(b)
+            out = self.logits[:n * vocab].reshape(n, vocab)
+        else:
+            b.bind_output("logits", "cpu")
+            self.session._session.run_with_iobinding(b)
+            out = b.copy_outputs_to_cpu()[-1].reshape(n, -1)
+        self.length, self.side = past + n, dst
+        return out
+
+
+def pick(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None,
+         rng: np.random.Generator) -> int:
+    """Greedy when temperature is 0; else sample from the temperature-scaled distribution, cut to the top_k
+    tokens and to the smallest set whose probability reaches top_p."""
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature
+    order = np.argsort(-z)
+    if top_k:
+        order = order[:top_k]
+    p = np.exp(z[order] - z[order[0]])
+    p /= p.sum()
+    if top_p is not None and top_p < 1.0:
+        keep = int(np.searchsorted(np.cumsum(p), top_p) + 1)
+        order, p = order[:keep], p[:keep] / p[:keep].sum()
+    return int(order[rng.choice(len(order), p=p)])
+
+
+def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: int = 64, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, stop: Sequence[str | int] | None = None,
+             on_token: Callable[[int, str | None], None] | None = None, seed: int = 0) -> Generation:
+    """Continue `prompt` (text, needing the `tokenizers` package, or token ids) by up to max_new_tokens tokens."""
+    if max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0 or (top_p is not None and not 0 < top_p <= 1) or (top_k is not None and top_k < 1):
+        raise InputError("temperature must be >= 0, top_p in (0, 1] and top_k >= 1")
+    llm: dict[str, Any] = session.manifest.report.get("llm") or {}
+    tok: Tokenizer | None = None
+    if isinstance(prompt, str):
+        tok = tokenizer_of(llm, session.path)
+        ids = tok.encode(prompt)
+    else:
+        ids = [int(t) for t in prompt]
+        if llm.get("tokenizer", {}).get("tokenizer.json"):
+            try:
+                tok = tokenizer_of(llm, session.path)
+            except MissingExtra:
+                tok = None
+    if not ids:
+        raise InputError("the prompt is empty: give at least one token")
+    context = int(llm.get("context_length") or len(ids) + max_new_tokens)
+    capacity = min(context, len(ids) + max_new_tokens)
+    if len(ids) >= capacity:
+        raise InputError(f"the prompt has {len(ids)} tokens; the model's context holds {context}")
+    runner = KVRunner(session, capacity, len(ids))
+    eos = {int(e) for e in llm.get("eos_token_ids", [])}
+    stop_ids = {int(s) for s in stop or () if not isinstance(s, str)}
+    stop_texts = [s for s in stop or () if isinstance(s, str)]
+    rng = np.random.default_rng(seed)
+    out: list[int] = []
+    reason = "length"
+    t0 = time.perf_counter()
+    logits = runner.step(ids)[-1]
+    first = 0.0
+    shown = ""
+    while True:
+        token = pick(logits, temperature, top_k, top_p, rng)
+        if not out:
+            first = time.perf_counter() - t0
+        if token in eos:
+            reason = "eos"
+            break
+        out.append(token)
+        piece = None
+        if tok is not None:
+            text = tok.decode(out)
+            piece, shown = text[len(shown):], text
+        if on_token is not None:
+            on_token(token, piece)
+        if token in stop_ids or (stop_texts and any(s in shown for s in stop_texts)):
+            reason = "stop"
+            break
+        if len(out) >= max_new_tokens:
+            break
+        if runner.length >= capacity:
+            reason = "context"
+            break
+        logits = runner.step([token])[0]
+    total = time.perf_counter() - t0
+    decode_s = total - first
+    if len(out) > 1 and decode_s > 0:
+        rate = (len(out) - 1) / decode_s
+    else:
+        rate = len(out) / total if total > 0 else 0.0
+    final = tok.decode(out) if tok is not None else None
+    return Generation(final, out, len(ids), first, rate, reason, {"total_s": total})
+
+
+def token_ids_of(session: "Session", text: str) -> list[int]:
+    return tokenizer_of(session.manifest.report.get("llm") or {}, session.path).encode(text)
+
+
+__all__ = ["generate", "Generation", "KVRunner", "CacheLayout", "pick", "token_ids_of"]

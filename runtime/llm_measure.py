@@ -1,0 +1,61 @@
+"""`measure` for a language-model bundle: in fresh child processes, load time, time to first token and
+tokens per second at a given prompt and generation length, and peak RSS (VmHWM) with the KV cache."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from typing import Any
+
+from .errors import SessionError
+from .reader import open_bundle
+
+_CHILD = r"""
+import json, sys, time
+path, prompt, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def hwm():  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM"))
+from edgepack.runtime import load
+t0 = time.perf_counter()
+s = load(path)
+load_s = time.perf_counter() - t0
+loaded = hwm()
+vocab = next(o.shape[-1] for o in s.outputs if o.name == "logits")
+ids = [(7 * i + 3) % (vocab if isinstance(vocab, int) else 100) for i in range(prompt)]
+g = s.generate(ids, n)
+print(json.dumps({"load_s": load_s, "time_to_first_token_s": g.time_to_first_token_s, "tokens_per_s": g.tokens_per_s,
+                  "generated": len(g.token_ids), "peak_load_mb": loaded, "peak_mb": hwm()}))
+"""
+
+
+def is_language_model(path: str) -> bool:
+    with open_bundle(path) as b:
+        return "llm" in b.manifest.report
+
+
+def measure_generation(path: str, prompt_tokens: int = 32, new_tokens: int = 64, repeat: int = 1) -> dict[str, Any]:
+    """Medians over `repeat` fresh processes, each loading the bundle and generating greedily."""
+    runs = []
+    for _ in range(repeat):
+        child = subprocess.run([sys.executable, "-c", _CHILD, path, str(prompt_tokens), str(new_tokens)],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            lines = [line for line in child.stderr.splitlines() if line.strip()]
+            raise SessionError(f"{path}: the measuring process failed: {lines[-1] if lines else child.returncode}")
+        runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    keys = ("load_s", "time_to_first_token_s", "tokens_per_s", "peak_load_mb", "peak_mb")
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
+    out.update(path=path, prompt_tokens=prompt_tokens, new_tokens=new_tokens, generated=runs[0]["generated"],
+               processes=repeat)
+    return out
+
+
+def lines(report: dict[str, Any]) -> list[str]:
+    return [f"{report['path']}: language model, prompt {report['prompt_tokens']} tokens, "
+            f"{report['generated']} generated (median of {report['processes']} fresh processes)",
+            f"  load {report['load_s'] * 1000:.0f} ms, first token {report['time_to_first_token_s'] * 1000:.1f} ms, "
+            f"{report['tokens_per_s']:.1f} tokens/s",
+            f"  peak RSS {report['peak_mb']:.0f} MB with the KV cache ({report['peak_load_mb']:.0f} MB once loaded)"]
