@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import onnx
-from onnx import external_data_helper, helper
+from onnx import external_data_helper, helper, numpy_helper
 
 from edgepack.runtime.errors import BundleError
-from edgepack.runtime.format import BINDING_EXTERNAL, EXTERNAL_LOCATION_PREFIX
+from edgepack.runtime.format import BINDING_EXTERNAL, BINDING_INLINE, BINDING_MAPPED, EXTERNAL_LOCATION_PREFIX
 from edgepack.runtime.paths import check_output
 from edgepack.runtime.reader import Bundle, open_bundle
 
@@ -34,8 +34,10 @@ class Exported:
 
 
 def _stream(bundle: Bundle, graph: Any, zeros: bool = False) -> Iterator[bytes | memoryview]:
-    """The serialized model: graph bytes with each inline tensor's bytes (or as many zero bytes) spliced in."""
-    inline = sorted((t for t in bundle.manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
+    """The serialized model: graph bytes with each inline tensor's bytes (or as many zero bytes) spliced in.
+    A mapped bundle's large tensors are not in its stored graph (see _with_mapped)."""
+    inline = sorted((t for t in bundle.manifest.tensors if t.binding == BINDING_INLINE),
+                    key=lambda t: t.splice or 0)
     view, pos = memoryview(graph), 0
     for t in inline:
         if t.splice is None or t.splice < pos or t.splice > len(view):
@@ -57,10 +59,22 @@ def export_model(bundle: str | os.PathLike, output: str | os.PathLike,
         graph = b.read_graph()
         external = [t for t in b.manifest.tensors if t.binding == BINDING_EXTERNAL]
         count = len(b.manifest.tensors)
+        mapped = [t for t in b.manifest.tensors if t.binding == BINDING_MAPPED]
+        if mapped:  # a mapped bundle holds inline and mapped tensors only (docs/FORMAT.md, Layouts)
+            write_atomic(target, [_with_mapped(b, graph, mapped).SerializeToString()])
+            return Exported(target, os.path.getsize(target), None, count)
         if not external:
             write_atomic(target, _stream(b, graph))
             return Exported(target, os.path.getsize(target), None, count)
         return _with_external(b, graph, external, target, count)
+
+
+def _with_mapped(b: Bundle, graph: Any, mapped: list) -> onnx.ModelProto:
+    """The model of a mapped bundle: its stored graph, plus the mapped tensors as main-graph initializers, as
+    load() adds them (runtime/mapped.py), here with their bytes inline (each tensor's SHA-256 checked)."""
+    model = onnx.load_from_string(b"".join(bytes(c) for c in _stream(b, graph)))
+    model.graph.initializer.extend(numpy_helper.from_array(b.tensor(t.name), t.name) for t in mapped)
+    return model
 
 
 def _with_external(b: Bundle, graph: Any, external: list, output: str, count: int) -> Exported:
@@ -113,7 +127,8 @@ def model_io(bundle: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
     as the model writes them, "?" for an unnamed dynamic dimension). Decodes the graph only."""
     with open_bundle(bundle) as b:
         model = onnx.load_from_string(b"".join(bytes(c) for c in _stream(b, b.read_graph(), zeros=True)))
-    inits = {t.name for t in model.graph.initializer}
+        mapped = {t.name for t in b.manifest.tensors if t.binding == BINDING_MAPPED}
+    inits = {t.name for t in model.graph.initializer} | mapped
     return {"inputs": _describe(i for i in model.graph.input if i.name not in inits),
             "outputs": _describe(model.graph.output)}
 

@@ -277,3 +277,24 @@ def test_a_change_undone_while_loading_is_caught(tmp, monkeypatch):
         load(path)
     monkeypatch.setattr(mapped._Hasher, "run", original)
     load(path)
+
+
+def test_inspect_and_export_read_a_mapped_bundle(tmp):
+    """A mapped tensor has no place in the stored graph (no splice): inspect lists the model's inputs without
+    it, and export writes the whole model back with every initializer bit-identical (a new user's finding:
+    both failed with a TypeError on sorting splices)."""
+    from edgepack.packager.export import export_model, model_io
+    from edgepack.packager.show import inspect_lines
+
+    model, feeds = graphs.mlp()
+    path = _mapped(tmp, model)
+    io = model_io(path)
+    assert [i["name"] for i in io["inputs"]] == [i.name for i in model.graph.input
+                                                 if i.name not in {t.name for t in model.graph.initializer}]
+    assert any(line.strip().startswith("layout      mapped") for line in inspect_lines(path))
+    export_model(path, tmp / "back.onnx")
+    back = onnx.load(str(tmp / "back.onnx"))
+    got = {t.name: onnx.numpy_helper.to_array(t).tobytes() for t in back.graph.initializer}
+    want = {t.name: onnx.numpy_helper.to_array(t).tobytes() for t in model.graph.initializer}
+    assert got == want
+    assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), _plain(back, feeds)))
