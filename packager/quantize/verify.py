@@ -79,5 +79,5 @@ def speed_warning(speed: dict[str, Any]) -> list[str]:
     if not speed.get("slower"):
         return []
     return [f"the packaged model ran {speed['ratio']:.2f}x slower than the original on this machine "
-            f"({speed['packaged_ms']:.3g} ms against {speed['reference_ms']:.3g} ms per run): int8 is not "
-            "faster by itself on every CPU; measure on the target, or try another --quantize mode"]
+            f"({speed['packaged_ms']:.3g} ms against {speed['reference_ms']:.3g} ms per run): a smaller model is "
+            "not faster by itself on every CPU; measure on the target, or try another --quantize mode"]

@@ -41,7 +41,8 @@ def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = 
     took = f" in {timing['seconds']:.1f} s" if timing and "seconds" in timing else ""
     lines = [f"search: {len(trials)} trials{took}; chose trial {chosen['index']}: {_recipe(chosen)}"]
     if search.get("mode", "none") != "none" and quantized_nothing(chosen):
-        why = " (every quantized recipe that held the fidelity budgets ran slower than fp32 here)" \
+        why = (" (every quantized recipe that held the fidelity budgets ran slower than fp32 here; "
+               "--allow-slower lets the search keep one)") \
             if search.get("slower_than_fp32") else ""
         lines[0] = (f"search: QUANTIZED NOTHING: no quantized recipe met the budget{why}; the bundle is the "
                     f"{'pruned ' if chosen.get('prune_ratio') else ''}model in float "
