@@ -46,6 +46,7 @@ CHOSEN_BY = ("format", "activation_type", "weight_type", "per_channel")
 MIN_COSINE = 0.99       # default tolerance: the worst sample's cosine (over all samples for small outputs)
 MIN_AGREEMENT = 0.98    # default tolerance: top-1 agreement with the fp32 model, class outputs
 SAMPLES = 16            # calibration samples each candidate runs on, for fidelity and latency
+MARGIN = 0.05           # a candidate replaces the profile's format only when at least this much faster
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,9 @@ def _measure(model: onnx.ModelProto, opts: QuantizeOptions, candidates: list[Qua
     ok = [r for r in rows if "p50_ms" in r and not r["misses"]]
     faithful = sorted((r for r in rows if "p50_ms" in r), key=lambda r: -(r["fidelity"].get("cosine") or -1))
     best = min(ok, key=lambda r: r["p50_ms"]) if ok else (faithful[0] if faithful else None)
+    usual = next((r for r in ok if r["name"] == default), None)
+    if best is not None and usual is not None and best["p50_ms"] > usual["p50_ms"] * (1 - MARGIN):
+        best = usual  # a difference within timing noise decides nothing: keep the profile's format
     if best is None:
         return Choice(opts, prepared, {"chosen": default, "by": "profile default", "latency_measured": False,
                                        "why": "no candidate could be quantized and run here"}, rows)
