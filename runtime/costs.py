@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .device import detect
 from .errors import InputError

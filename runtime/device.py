@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 # ARM's own cores (CPU implementer 0x41), by CPU part, as the Technical Reference Manuals number them.
 ARM_PARTS = {

@@ -88,7 +88,7 @@ class Feeder(threading.Thread):
         self.tail = graph[pos:]
         return units
 
-    def _write_model(self, pipe: "Pipe") -> None:
+    def _write_model(self, pipe: Pipe) -> None:
         units = self._units()
         n = max(1, min(self.threads, len(units)))
         cond = threading.Condition()

@@ -27,7 +27,8 @@ import re
 import subprocess
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from . import errors
 from .errors import OptionError, SessionError

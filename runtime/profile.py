@@ -12,7 +12,7 @@ import json
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from .errors import TargetError
 from .format import MAPPED_ALIGNMENTS
@@ -35,14 +35,14 @@ class DeviceSpec:
     required_features: list[str] = _f([], "features the bundle's settings depend on, each a name or alternatives "
                                           "joined by '|': a CPU of this architecture lacking one is refused "
                                           "unless forced")
-    cores: Optional[int] = _f(None, "CPU cores of the device; null for any")
+    cores: int | None = _f(None, "CPU cores of the device; null for any")
 
 
 @dataclass(frozen=True)
 class MemorySpec:
-    ram_mb: Optional[int] = _f(None, "RAM of the device in MB; null if unknown")
-    budget_mb: Optional[int] = _f(None, "peak RSS the model may use, in MB; null for no budget")
-    storage_mb: Optional[int] = _f(None, "storage available for bundles, in MB; null for no budget")
+    ram_mb: int | None = _f(None, "RAM of the device in MB; null if unknown")
+    budget_mb: int | None = _f(None, "peak RSS the model may use, in MB; null for no budget")
+    storage_mb: int | None = _f(None, "storage available for bundles, in MB; null for no budget")
     lean: bool = _f(False, "memory-lean mode: trade speed for lower peak memory (no prepacking, no arena or "
                            "memory pattern, one decode thread; see docs/TARGETS.md for its measured cost)")
 
@@ -252,7 +252,7 @@ def host_profile_name() -> str:
     return "generic-x86-64"
 
 
-def resolve(target: "str | os.PathLike | Profile | dict | None") -> Profile:
+def resolve(target: str | os.PathLike | Profile | dict | None) -> Profile:
     """A Profile from a name, a path, a dict, a Profile, or None (the host's generic profile)."""
     if isinstance(target, Profile):
         return target

@@ -13,7 +13,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,10 +28,11 @@ from .errors import (
     InvalidManifest, LimitExceeded, NoSuchTensor, TooLargeForDevice, BadSignature,
 )
 from .format import (
-    DATA_START, FLAG_MANIFEST_ZSTD, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
+    DATA_START, FLAG_MANIFEST_ZSTD, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES,
+    SUPPORTED_VERSIONS,
     numpy_dtype,
 )
-from .manifest import Blob, Frame, Manifest, TensorEntry
+from .manifest import Blob, Frame, Manifest
 from .regular import open_regular
 
 FORMAT_NAME = "edgepack"
@@ -112,7 +113,7 @@ class Bundle:
     With `public_key` (a PEM file, PEM bytes or 32 raw bytes), opening fails with a SignatureError unless
     the bundle is signed by that key; the manifest is checked before it is parsed."""
 
-    def __init__(self, path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None):
+    def __init__(self, path: str | os.PathLike, public_key: str | os.PathLike | bytes | None = None):
         self.path = os.fspath(path)
         self._key = None if public_key is None else signature_mod.public_key_bytes(public_key)
         try:
@@ -205,7 +206,7 @@ class Bundle:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "Bundle":
+    def __enter__(self) -> Bundle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -326,7 +327,7 @@ class Bundle:
         return []
 
 
-def open_bundle(path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None) -> Bundle:
+def open_bundle(path: str | os.PathLike, public_key: str | os.PathLike | bytes | None = None) -> Bundle:
     """Open a bundle and read its manifest only. Use as a context manager, or call close().
     With `public_key`, refuse it (SignatureError) unless that key signed it."""
     return Bundle(path, public_key)

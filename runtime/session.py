@@ -24,7 +24,8 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -265,10 +266,10 @@ def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], s
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {short(e)}") from None
 
 
-def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | None" = None, *,
+def load(path: str | os.PathLike, target: str | os.PathLike | Profile | dict | None = None, *,
          threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True,
          force: bool = False, lean: bool | None = None, device: DeviceInfo | None = None,
-         public_key: "str | os.PathLike | bytes | None" = None, limits: LoadLimits | None = None) -> Session:
+         public_key: str | os.PathLike | bytes | None = None, limits: LoadLimits | None = None) -> Session:
     """Open a bundle and build a session on it.
 
     target: a profile name, a profile file, or a Profile; by default the profile the bundle was built for.
@@ -331,7 +332,7 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         bundle.close()
 
 
-def _profile(bundle: Bundle, target: "str | os.PathLike | Profile | dict | None") -> Profile:
+def _profile(bundle: Bundle, target: str | os.PathLike | Profile | dict | None) -> Profile:
     """The profile to load with: the one given, or the one the bundle records (read leniently: FORMAT.md)."""
     if target is not None:
         return profile_mod.resolve(target)
