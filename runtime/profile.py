@@ -117,7 +117,7 @@ def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
     def wrong() -> TargetError:  # built only on error: naming the type costs more than the check
         return TargetError(f"{source}: {key} must be {_type_name(tp)}, got {json.dumps(value)[:60]}")
 
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise wrong()
         return _build(tp, value, key, source, strict)
@@ -199,12 +199,11 @@ def _check_rules(profile: Profile, source: str) -> None:
                           f"{', '.join(map(str, MAPPED_ALIGNMENTS))}, got {profile.codec.mapped_alignment}")
     if profile.codec.mapped_min_bytes < 1:
         raise TargetError(f"{source}: codec.mapped_min_bytes must be at least 1")
-    threads = {"session.intra_op_threads": profile.session.intra_op_threads,
-               "session.inter_op_threads": profile.session.inter_op_threads, "codec.threads": profile.codec.threads}
-    for key, value in threads.items():
+    counts = {"session.intra_op_threads": profile.session.intra_op_threads,
+              "session.inter_op_threads": profile.session.inter_op_threads, "codec.threads": profile.codec.threads}
+    for key, value in counts.items():
         if value > MAX_THREADS:  # a bundle records its target: it must not make load() start a million threads
             raise TargetError(f"{source}: {key} must be at most {MAX_THREADS}, got {value}")
-    return profile
 
 
 def _builtin_dir() -> Any:

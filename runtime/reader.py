@@ -10,6 +10,7 @@ format's limits before anything is allocated or read (runtime/format.py, runtime
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import threading
@@ -241,13 +242,12 @@ class Bundle:
         """Decode one frame into `out` (its raw length) and check its SHA-256. `payload`, if given, is a
         reusable buffer of at least the frame's stored length for reading into."""
         if payload is not None and hasattr(os, "preadv"):
-            view = memoryview(payload)[:frame.length]
-            self.read_into(frame.offset, view)
-            payload = view
+            stored = memoryview(payload)[:frame.length]
+            self.read_into(frame.offset, stored)
         else:
-            payload = memoryview(self.read_stored(frame.offset, frame.length))
+            stored = memoryview(self.read_stored(frame.offset, frame.length))
         try:
-            DECODERS[blob.codec].decode_into(payload, frame.as_dict(), out)
+            DECODERS[blob.codec].decode_into(stored, frame.as_dict(), out)
         except CodecError as e:
             raise CorruptTensor(self.path, blob.name, f"frame at raw offset {frame.raw_offset}: {e}") from None
         if check and self.sha256(out).hexdigest() != frame.sha256:
@@ -271,7 +271,7 @@ class Bundle:
                 payload = local.payload = bytearray(largest)
             self.decode_frame(blob, f, view[f.raw_offset:f.raw_offset + f.raw_length], payload)
 
-        run_parallel([lambda f=f: job(f) for f in blob.frames], threads or default_threads())
+        run_parallel([functools.partial(job, f) for f in blob.frames], threads or default_threads())
         return out
 
     def read_graph(self) -> bytearray | mmap.mmap:

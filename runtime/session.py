@@ -19,6 +19,7 @@ buffers this session owns and hands to onnxruntime.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import time
@@ -234,7 +235,7 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
             defer: bool, limits: LoadLimits) -> tuple[Any, list]:
     manifest = bundle.manifest
     check_sizes(bundle.path, limits, bundle.file_size, manifest.graph.raw_length, manifest.raw_bytes)
-    inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
+    inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice or 0)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
     graph = bundle.read_graph()  # no copy: a graph may be up to 1 GiB
     check_graph(bundle, graph, inline, external, limits.max_fields(bundle.file_size))
@@ -252,13 +253,13 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
     return stream_session(bundle, graph, inline, so, providers, threads, defer, kwargs), owned
 
 
-def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], so: ort.SessionOptions,
+def _create_in_memory(bundle: Bundle, graph: bytearray | mmap.mmap, inline: list[TensorEntry], so: ort.SessionOptions,
                       providers: list[str], threads: int, kwargs: dict) -> Any:
     """Platforms without FIFOs: assemble the model in memory (peak memory: one more copy of the weights)."""
     parts, pos = [], 0
     for tensor in inline:
         parts += [graph[pos:tensor.splice], bundle.read_blob(tensor, threads)]
-        pos = tensor.splice
+        pos = tensor.splice or 0  # inline tensors always have a splice
     parts.append(graph[pos:])
     try:
         return ort.InferenceSession(b"".join(parts), so, providers=providers, enable_fallback=0, **kwargs)
@@ -315,7 +316,8 @@ def load(path: str | os.PathLike, target: str | os.PathLike | Profile | dict | N
             check_sizes(bundle.path, limits, bundle.file_size, bundle.manifest.graph.raw_length,
                         bundle.manifest.raw_bytes)
             built = create_mapped(bundle, so, chosen, decode_threads, defer, limits.max_fields(bundle.file_size))
-            session, owned, mapped_bytes = built.session, [], built.mapped_bytes
+            session, mapped_bytes = built.session, built.mapped_bytes
+            owned: list[Any] = []
         else:
             session, owned = _create(bundle, so, chosen, decode_threads, defer, limits)
         t2 = time.perf_counter()
