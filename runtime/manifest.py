@@ -115,7 +115,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def value_weight(data: bytes) -> int:
+def value_weight(data: bytes | bytearray) -> int:
     """An upper bound on the JSON values in `data`, dicts counted thrice (they cost about that much more)."""
     return data.count(b",") + data.count(b":") + data.count(b"[") + 3 * data.count(b"{")
 
