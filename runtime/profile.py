@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -98,11 +99,14 @@ class Profile:
         return dataclasses.asdict(self)
 
 
+_UNIONS = (typing.Union, types.UnionType)  # Optional[int] and int | None
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is typing.Union:
+    if origin in _UNIONS:
         return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
@@ -125,7 +129,7 @@ def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
         if value not in typing.get_args(tp) or isinstance(value, bool):
             raise wrong()
         return value
-    if origin is typing.Union:
+    if origin in _UNIONS:
         if value is None and type(None) in typing.get_args(tp):
             return None
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
