@@ -271,7 +271,8 @@ def files_table(models, levels: list[int], folder: str, reps: int) -> None:
         out = os.path.join(folder, "bundle.edgepack")
         for level in levels:
             result = edgepack.package(path, output=out, level=level)
-            wall, cpu = timed(lambda: edgepack.package(path, output=out, level=level), reps)
+            wall, cpu = timed(lambda path=path, out=out, level=level: edgepack.package(path, output=out, level=level),
+                              reps)
             cells.append(f"{result.bundle_bytes / size:>6.4f} {size / wall / 1e6:>4.0f} {size / cpu / 1e6:>4.0f}")
         with open_bundle(out) as bundle:
             manifest = len(bundle.manifest_bytes) / 1e3
@@ -341,9 +342,9 @@ def decode_speed(mb: int, frame_sizes: list[int], reps: int, folder: str, thread
                 if hashlib.sha256(bundle.read_blob(t, threads)).hexdigest() != expected[t.name]:
                     raise SystemExit(f"{t.name} did not decode bit-identically")
             for n in (1, threads):
-                cells.append(timed(lambda n=n: [bundle.read_blob(t, n) for t in tensors], reps))
+                cells.append(timed(lambda n=n, tensors=tensors: [bundle.read_blob(t, n) for t in tensors], reps))
             ratio = bundle.file_size / os.path.getsize(src)
-        cells.append(timed(lambda: load_stream(out, threads), reps))
+        cells.append(timed(lambda out=out: load_stream(out, threads), reps))
         print(f"{frame_bytes:>11} {ratio:>7.4f} " + " ".join(
             f"{raw / wall / 1e9:>6.2f} GB/s {cpu / raw * 1e9:>4.2f}s" for wall, cpu in cells))
 

@@ -11,7 +11,8 @@ import argparse
 import os
 import statistics
 import sys
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import onnx

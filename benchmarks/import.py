@@ -53,7 +53,8 @@ def models(folder: str):
             ("sklearn RandomForest (iris)", RandomForestClassifier(50, random_state=0).fit(Xi[::2], yi[::2]),
              Xi[::2], Xi[1::2]),
             ("sklearn Scaler+LogReg (iris)",
-             make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(Xi[::2], yi[::2]), Xi[::2], Xi[1::2]),
+             make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(Xi[::2], yi[::2]),
+             Xi[::2], Xi[1::2]),
             ("sklearn MLP (digits)", MLPClassifier((64,), max_iter=300, random_state=0).fit(Xd[:1500], yd[:1500]),
              Xd[:1500], Xd[1500:])):
         yield name, est, X[:32], {"X": Xt}, {"label": est.predict(Xt), "probabilities": est.predict_proba(Xt)}

@@ -28,8 +28,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, path, feeds in models(args, tmp):
             bundle = package(path, tmp, args.target)
-            r = rounds({"edgepack": lambda: measure_child("bundle", bundle, feeds, runs=args.runs),
-                        "plain": lambda: measure_child("onnx", path, feeds, runs=args.runs)}, args.rounds)
+            r = rounds({"edgepack": lambda bundle=bundle, feeds=feeds: measure_child("bundle", bundle, feeds,
+                                                                                   runs=args.runs),
+                        "plain": lambda path=path, feeds=feeds: measure_child("onnx", path, feeds, runs=args.runs)},
+                       args.rounds)
             a, b = r["edgepack"], r["plain"]
             for key, what in (("first_inference_s", "first inference"), ("open_s", "  open"),
                               ("session_s", "  decode + session"), ("first_run_s", "  first run"),

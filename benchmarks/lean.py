@@ -55,16 +55,17 @@ def main() -> None:
         profiles = ablation_profiles(tmp, args.target) if args.ablate else {}
         for label, path, feeds in models(args, tmp):
             bundle = package(path, tmp, args.target)
-            child = lambda **kw: (lambda: measure_child("bundle", bundle, feeds, runs=args.runs, **kw))
+            child = lambda bundle=bundle, feeds=feeds, **kw: (
+                lambda: measure_child("bundle", bundle, feeds, runs=args.runs, **kw))
             variants = {"normal": child(lean=False), "lean": child(lean=True)}
             for name, profile in profiles.items():
                 variants[name] = child(target=profile, lean=False)
             if args.ablate:
                 small = os.path.join(tmp, os.path.basename(path) + ".256k.edgepack")
                 edgepack.package(path, output=small, target=args.target, frame_bytes=256 * 1024)
-                variants["lean, 256 KiB frames"] = lambda: measure_child("bundle", small, feeds, runs=args.runs,
-                                                                         lean=True)
-            variants["plain ort"] = lambda: measure_child("onnx", path, feeds, runs=args.runs)
+                variants["lean, 256 KiB frames"] = lambda small=small, feeds=feeds: measure_child(
+                    "bundle", small, feeds, runs=args.runs, lean=True)
+            variants["plain ort"] = lambda path=path, feeds=feeds: measure_child("onnx", path, feeds, runs=args.runs)
             r = rounds(variants, args.rounds)
             for name, results in r.items():
                 row = [label, name]

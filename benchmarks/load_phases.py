@@ -21,7 +21,6 @@ the host profile's, which are the same).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -105,7 +104,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, path, _ in models(args, tmp):
             bundle = package(path, tmp, args.target)
-            r = rounds({k: (lambda k=k: child(k, path, bundle, tmp)) for k in KINDS}, args.rounds)
+            r = rounds({k: (lambda k=k, path=path, bundle=bundle: child(k, path, bundle, tmp)) for k in KINDS},
+                       args.rounds)
             base = r["plain file"]
             for kind in KINDS:
                 get = lambda x: x["total"]

@@ -25,9 +25,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, path, feeds in models(args, tmp):
             bundle = package(path, tmp, args.target)
-            r = rounds({"edgepack": lambda: measure_child("bundle", bundle, feeds, runs=10),
-                        "plain": lambda: measure_child("onnx", path, feeds, runs=10),
-                        "pinned": lambda: measure_child("onnx", path, feeds, runs=10, pin_malloc=True)},
+            r = rounds({"edgepack": lambda bundle=bundle, feeds=feeds: measure_child("bundle", bundle, feeds, runs=10),
+                        "plain": lambda path=path, feeds=feeds: measure_child("onnx", path, feeds, runs=10),
+                        "pinned": lambda path=path, feeds=feeds: measure_child("onnx", path, feeds, runs=10,
+                                                                               pin_malloc=True)},
                        args.rounds)
             for key, what in (("peak_load_mb", "peak during load"), ("peak_mb", "peak"),
                               ("steady_rss_mb", "steady after 10 runs")):

@@ -2,7 +2,8 @@
 
 For each model and ratio, both onnxruntime sessions are timed in alternating rounds (each round times a
 block of runs of one, then of the other); the median per-run times and the median of the rounds'
-pruned/unpruned ratios are printed, since these machines are noisy. Parameters and FLOPs ratios come from the pruning report. Reconstruction does not
+pruned/unpruned ratios are printed, since these machines are noisy. Parameters and FLOPs ratios come from the pruning
+report. Reconstruction does not
 change shapes, so it is left out here (it changes accuracy, not speed).
 
     python benchmarks/prune.py                     # the shipped digits CNN and a ResNet-18-style CNN
@@ -121,7 +122,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         models = [(os.path.basename(m), m) for m in args.models] or [
-            ("digits CNN (demo)", demo_files()[0]), ("ResNet-18-style 32x32", resnet18ish(os.path.join(tmp, "r18.onnx")))]
+            ("digits CNN (demo)", demo_files()[0]),
+            ("ResNet-18-style 32x32", resnet18ish(os.path.join(tmp, "r18.onnx")))]
         print(f"onnxruntime {ort.__version__}, {args.threads} threads, {args.rounds} alternating rounds, medians")
         print(f"{'model':<24} {'prune':<14} {'round':>5} {'params':>7} {'FLOPs':>7} {'batch':>5} {'unpruned ms':>11} "
               f"{'pruned ms':>9} {'ratio':>6}")
@@ -135,7 +137,7 @@ def main() -> None:
                     rep = result.report
                     for batch in args.batch:
                         a, b, r = compare(base, pruned, batch, args.rounds)
-                        print(f"{label:<24} {'channels:%g' % ratio:<14} {multiple:>5} {rep['params']['ratio']:>7.3f} "
+                        print(f"{label:<24} {f'channels:{ratio:g}':<14} {multiple:>5} {rep['params']['ratio']:>7.3f} "
                               f"{rep['flops']['ratio']:>7.3f} {batch:>5} {1e3 * a:>11.3f} {1e3 * b:>9.3f} {r:>6.3f}")
                         sys.stdout.flush()
 

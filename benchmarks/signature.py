@@ -62,9 +62,11 @@ def load_costs(folder: str, repeats: int) -> None:
         path = os.path.join(folder, "m.edgepack")
         edgepack.package(model, output=path)
         sign_bundle(path, keys.private_path)
-        opened, checked = medians_s([lambda: open_bundle(path).close(),
-                                     lambda: open_bundle(path, public_key=keys.public_path).close()], repeats * 3)
-        plain, signed = medians_s([lambda: load(path), lambda: load(path, public_key=keys.public_path)], repeats)
+        opened, checked = medians_s([lambda path=path: open_bundle(path).close(),
+                                     lambda path=path: open_bundle(path, public_key=keys.public_path).close()],
+                                    repeats * 3)
+        plain, signed = medians_s([lambda path=path: load(path),
+                                   lambda path=path: load(path, public_key=keys.public_path)], repeats)
         print(f"{name}: open_bundle {opened * 1e3:.2f} ms, with the key {checked * 1e3:.2f} ms; load "
               f"{plain * 1e3:.1f} ms, with the key {signed * 1e3:.1f} ms ({signed / plain:.3f}x)")
 

@@ -9,7 +9,7 @@ or stop short of it is an error.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 import zstandard
@@ -71,7 +71,7 @@ def zstd_decode_into(payload: memoryview, out: memoryview) -> None:
 
 class RawDecoder:
     name = Codec.RAW
-    frame_keys = frozenset()
+    frame_keys: frozenset[str] = frozenset()
 
     def check(self, frame: dict[str, Any], itemsize: int) -> str | None:
         if frame["length"] != frame["raw_length"]:
@@ -84,7 +84,7 @@ class RawDecoder:
 
 class ZstdDecoder:
     name = Codec.ZSTD
-    frame_keys = frozenset()
+    frame_keys: frozenset[str] = frozenset()
 
     def check(self, frame: dict[str, Any], itemsize: int) -> str | None:
         return None
@@ -93,7 +93,7 @@ class ZstdDecoder:
         zstd_decode_into(payload, out)
 
 
-_UINT = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_UINT: dict[int, np.dtype] = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
 # Plane scratch kept per thread between frames: one plane of a default 1 MiB frame fits. Frames with larger
@@ -111,7 +111,7 @@ def plane_scratch(nbytes: int) -> memoryview:
     return memoryview(buf)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return type(value) is int
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .device import detect
 from .errors import InputError
@@ -110,19 +111,20 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{os.fspath(path)}: no such file")
     recorded = bundle_shapes(bundle) if inputs is None else {}
-    sizes = {"shapes": dict(shapes or {}), "recorded": recorded}
+    shapes = dict(shapes or {})
     ours, theirs = [], []
     folder = _private_outputs()
     try:
         for i in range(repeat):
             ours.append(measure_child("bundle", bundle, inputs, runs, timeout, target=target, force=force,
                                       lean=lean, outputs=os.path.join(folder, "bundle.npz") if i == 0 else None,
-                                      progress=_tagged(progress, "bundle", i, repeat), progress_s=progress_s, **sizes))
+                                      progress=_tagged(progress, "bundle", i, repeat), progress_s=progress_s,
+                                      shapes=shapes, recorded=recorded))
             if baseline is not None:
                 theirs.append(measure_child("onnx", baseline, inputs, runs, timeout,
                                             outputs=os.path.join(folder, "baseline.npz") if i == 0 else None,
                                             progress=_tagged(progress, "baseline", i, repeat),
-                                            progress_s=progress_s, **sizes))
+                                            progress_s=progress_s, shapes=shapes, recorded=recorded))
         report: dict[str, Any] = {"runs": runs, "repeat": repeat, "inputs": os.fspath(inputs) if inputs else None,
                                   "bundle": summarize(ours, bundle, os.path.getsize(bundle))}
         report["baseline"] = (summarize(theirs, os.fspath(baseline), onnx_bytes(os.fspath(baseline)))

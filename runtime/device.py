@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 # ARM's own cores (CPU implementer 0x41), by CPU part, as the Technical Reference Manuals number them.
 ARM_PARTS = {
@@ -188,7 +189,8 @@ def detect(providers: Sequence[str] = ()) -> DeviceInfo:
     """Read this device. `providers`: the execution providers onnxruntime offers here (the caller passes
     onnxruntime.get_available_providers(), so that this module needs nothing but the standard library)."""
     architecture = normalize_architecture(machine())
-    cpu, features, parts = "", None, ()
+    cpu, features = "", None
+    parts: tuple[str, ...] = ()
     text = _read("/proc/cpuinfo")
     if text:
         cpu, features, parts = parse_cpuinfo(text)

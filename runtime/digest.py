@@ -7,7 +7,8 @@ hashed with the built-in one, so that its footprint stays the model's own; a lar
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 # Below this many bytes to hash, the built-in implementation costs under ~25 ms on one core.
 SMALL_BYTES = 8 * 1024 * 1024

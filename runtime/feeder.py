@@ -84,11 +84,11 @@ class Feeder(threading.Thread):
             check = not self._checked_late(tensor)
             for i, frame in enumerate(tensor.frames):
                 units.append((tensor, frame, graph[pos:tensor.splice] if i == 0 else graph[0:0], check))
-                pos = tensor.splice
+                pos = tensor.splice or 0  # inline tensors always have a splice
         self.tail = graph[pos:]
         return units
 
-    def _write_model(self, pipe: "Pipe") -> None:
+    def _write_model(self, pipe: Pipe) -> None:
         units = self._units()
         n = max(1, min(self.threads, len(units)))
         cond = threading.Condition()

@@ -5,7 +5,8 @@ else the model's fixed dimensions with each dynamic one 1 (which the caller name
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -24,7 +24,7 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], external:
     """Raise InvalidGraph unless the graph takes exactly the bundle's tensors (see the module's docstring).
     `max_fields` bounds the protobuf fields read (limits.LoadLimits.max_fields)."""
     try:
-        records = scan_model(memoryview(graph), [(t.splice, t.raw_length) for t in inline], spliced_only=True,
+        records = scan_model(memoryview(graph), [(t.splice or 0, t.raw_length) for t in inline], spliced_only=True,
                              max_fields=max_fields)
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None

@@ -30,7 +30,7 @@ import select
 import signal
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import InvalidGraph, LoadBudgetExceeded, SessionError
 
@@ -101,7 +101,7 @@ def run_isolated(path: str, limits: LoadLimits, build: Callable[[], object]) -> 
             try:
                 build()
                 message, status = b"ok", 0
-            except BaseException as e:  # noqa: BLE001 -- reported to the parent, which raises
+            except BaseException as e:  # reported to the parent, which raises
                 message = f"{type(e).__name__}: {e}".encode("utf-8", "replace")[:2000]
             os.write(w, message)
         finally:

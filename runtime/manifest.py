@@ -8,8 +8,10 @@ except `target`, which load() checks with the profile schema.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
+from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +115,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def value_weight(data: bytes) -> int:
+def value_weight(data: bytes | bytearray) -> int:
     """An upper bound on the JSON values in `data`, dicts counted thrice (they cost about that much more)."""
     return data.count(b",") + data.count(b":") + data.count(b"[") + 3 * data.count(b"{")
 
@@ -165,7 +167,7 @@ class _Checker:
     def fail(self, problem: str) -> InvalidManifest:
         return InvalidManifest(self.path, problem)
 
-    def obj(self, value: Any, where: str, required: set[str], optional: set[str] = frozenset()) -> dict:
+    def obj(self, value: Any, where: str, required: Set[str], optional: Set[str] = frozenset()) -> dict:
         if not isinstance(value, dict):
             raise self.fail(f"{where} is not an object")
         missing = required - value.keys()
@@ -181,12 +183,12 @@ class _Checker:
             raise self.fail(f"{where} must be an integer in [{low}, {high}], got {show(value)}")
         return value
 
-    def str(self, value: Any, where: str, limit: int = MAX_NAME_BYTES) -> str:
+    def str(self, value: Any, where: builtins.str, limit: builtins.int = MAX_NAME_BYTES) -> builtins.str:
         if not isinstance(value, str) or not value or len(value.encode("utf-8", "replace")) > limit:
             raise self.fail(f"{where} must be a non-empty string of at most {limit} bytes")
         return value
 
-    def sha(self, value: Any, where: str) -> str:
+    def sha(self, value: Any, where: builtins.str) -> builtins.str:
         if not isinstance(value, str) or not _SHA256.fullmatch(value):
             raise self.fail(f"{where} must be a lowercase hex SHA-256")
         return value
@@ -197,7 +199,7 @@ _TENSOR_KEYS = _BLOB_KEYS | {"name", "dtype", "shape", "binding"}
 _FRAME_KEYS = {"length", "raw_length", "sha256"}
 
 
-def _blob(c: _Checker, value: Any, name: str, where: str, keys: set[str], optional: set[str],
+def _blob(c: _Checker, value: Any, name: str, where: str, keys: Set[str], optional: Set[str],
           itemsize: int) -> dict[str, Any]:
     d = c.obj(value, where, keys, optional)
     codec = d["codec"]

@@ -211,7 +211,7 @@ class _Hasher:
         jobs: list[Callable[[], None]] = [functools.partial(self._check, t, f) for t, f in self.work]
         try:
             run_parallel(jobs, self.threads)
-        except BaseException as e:  # noqa: BLE001 -- handed to the thread that waits for this one
+        except BaseException as e:  # handed to the thread that waits for this one
             self.error = e
 
 
@@ -261,7 +261,7 @@ def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads
     so.add_session_config_entry(FOLDER_CONFIG, os.path.dirname(path))
     try:
         return ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
-    except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported as a SessionError
+    except Exception as e:  # onnxruntime raises its own types; reported as a SessionError
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
 
 
@@ -287,7 +287,7 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     try:
         session = _build(bundle, so, providers, threads, path, before, inline, mapped,
                          [(t, f) for t, f in work if not (defer and _late(t))], hash_threads, max_fields)
-    except BaseException as e:  # noqa: BLE001 -- raised below, after the hashing thread has ended
+    except BaseException as e:  # raised below, after the hashing thread has ended
         failure = e
     if late:
         worker.join()  # the bundle's descriptor must outlive the thread that reads it

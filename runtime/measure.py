@@ -27,7 +27,8 @@ import re
 import subprocess
 import sys
 import threading
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from . import errors
 from .errors import OptionError, SessionError
@@ -164,8 +165,10 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
            "recorded": {k: list(v) for k, v in (recorded or {}).items()}}
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
+    child_err = proc.stderr
     stderr: list[str] = []
-    drain = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)  # never blocks the child
+    drain = threading.Thread(target=lambda: stderr.extend(child_err), daemon=True)  # never blocks the child
     drain.start()
     killer = threading.Timer(timeout, proc.kill)
     killer.start()
@@ -199,6 +202,6 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
 
 def _rebuild(cls: type, message: str) -> Exception:
     """An edgepack error of type `cls` carrying `message` (most take structured arguments, not a message)."""
-    e = Exception.__new__(cls)
+    e: Exception = Exception.__new__(cls)
     Exception.__init__(e, message)
     return e

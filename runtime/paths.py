@@ -4,7 +4,7 @@ of the inputs is refused at once with one line, rather than after minutes of wor
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import OptionError
 

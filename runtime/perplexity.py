@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +27,7 @@ class Perplexity:
     mean_nll: float
 
 
-def perplexity(session: "Session", ids: Sequence[int], window: int = 128) -> Perplexity:
+def perplexity(session: Session, ids: Sequence[int], window: int = 128) -> Perplexity:
     """Perplexity of the bundle's model on the token ids `ids`."""
     if window < 2:
         raise InputError(f"window must be at least 2 tokens, got {window}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from .errors import TargetError
 from .format import MAPPED_ALIGNMENTS
@@ -35,14 +36,14 @@ class DeviceSpec:
     required_features: list[str] = _f([], "features the bundle's settings depend on, each a name or alternatives "
                                           "joined by '|': a CPU of this architecture lacking one is refused "
                                           "unless forced")
-    cores: Optional[int] = _f(None, "CPU cores of the device; null for any")
+    cores: int | None = _f(None, "CPU cores of the device; null for any")
 
 
 @dataclass(frozen=True)
 class MemorySpec:
-    ram_mb: Optional[int] = _f(None, "RAM of the device in MB; null if unknown")
-    budget_mb: Optional[int] = _f(None, "peak RSS the model may use, in MB; null for no budget")
-    storage_mb: Optional[int] = _f(None, "storage available for bundles, in MB; null for no budget")
+    ram_mb: int | None = _f(None, "RAM of the device in MB; null if unknown")
+    budget_mb: int | None = _f(None, "peak RSS the model may use, in MB; null for no budget")
+    storage_mb: int | None = _f(None, "storage available for bundles, in MB; null for no budget")
     lean: bool = _f(False, "memory-lean mode: trade speed for lower peak memory (no prepacking, no arena or "
                            "memory pattern, one decode thread; see docs/TARGETS.md for its measured cost)")
 
@@ -98,11 +99,14 @@ class Profile:
         return dataclasses.asdict(self)
 
 
+_UNIONS = (typing.Union, types.UnionType)  # Optional[int] and int | None
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is typing.Union:
+    if origin in _UNIONS:
         return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
@@ -117,7 +121,7 @@ def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
     def wrong() -> TargetError:  # built only on error: naming the type costs more than the check
         return TargetError(f"{source}: {key} must be {_type_name(tp)}, got {json.dumps(value)[:60]}")
 
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise wrong()
         return _build(tp, value, key, source, strict)
@@ -125,7 +129,7 @@ def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
         if value not in typing.get_args(tp) or isinstance(value, bool):
             raise wrong()
         return value
-    if origin is typing.Union:
+    if origin in _UNIONS:
         if value is None and type(None) in typing.get_args(tp):
             return None
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -199,12 +203,11 @@ def _check_rules(profile: Profile, source: str) -> None:
                           f"{', '.join(map(str, MAPPED_ALIGNMENTS))}, got {profile.codec.mapped_alignment}")
     if profile.codec.mapped_min_bytes < 1:
         raise TargetError(f"{source}: codec.mapped_min_bytes must be at least 1")
-    threads = {"session.intra_op_threads": profile.session.intra_op_threads,
-               "session.inter_op_threads": profile.session.inter_op_threads, "codec.threads": profile.codec.threads}
-    for key, value in threads.items():
+    counts = {"session.intra_op_threads": profile.session.intra_op_threads,
+              "session.inter_op_threads": profile.session.inter_op_threads, "codec.threads": profile.codec.threads}
+    for key, value in counts.items():
         if value > MAX_THREADS:  # a bundle records its target: it must not make load() start a million threads
             raise TargetError(f"{source}: {key} must be at most {MAX_THREADS}, got {value}")
-    return profile
 
 
 def _builtin_dir() -> Any:
@@ -252,7 +255,7 @@ def host_profile_name() -> str:
     return "generic-x86-64"
 
 
-def resolve(target: "str | os.PathLike | Profile | dict | None") -> Profile:
+def resolve(target: str | os.PathLike | Profile | dict | None) -> Profile:
     """A Profile from a name, a path, a dict, a Profile, or None (the host's generic profile)."""
     if isinstance(target, Profile):
         return target

@@ -10,10 +10,11 @@ format's limits before anything is allocated or read (runtime/format.py, runtime
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,10 +29,11 @@ from .errors import (
     InvalidManifest, LimitExceeded, NoSuchTensor, TooLargeForDevice, BadSignature,
 )
 from .format import (
-    DATA_START, FLAG_MANIFEST_ZSTD, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
+    DATA_START, FLAG_MANIFEST_ZSTD, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES,
+    SUPPORTED_VERSIONS,
     numpy_dtype,
 )
-from .manifest import Blob, Frame, Manifest, TensorEntry
+from .manifest import Blob, Frame, Manifest
 from .regular import open_regular
 
 FORMAT_NAME = "edgepack"
@@ -112,7 +114,7 @@ class Bundle:
     With `public_key` (a PEM file, PEM bytes or 32 raw bytes), opening fails with a SignatureError unless
     the bundle is signed by that key; the manifest is checked before it is parsed."""
 
-    def __init__(self, path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None):
+    def __init__(self, path: str | os.PathLike, public_key: str | os.PathLike | bytes | None = None):
         self.path = os.fspath(path)
         self._key = None if public_key is None else signature_mod.public_key_bytes(public_key)
         try:
@@ -205,7 +207,7 @@ class Bundle:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "Bundle":
+    def __enter__(self) -> Bundle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -240,13 +242,12 @@ class Bundle:
         """Decode one frame into `out` (its raw length) and check its SHA-256. `payload`, if given, is a
         reusable buffer of at least the frame's stored length for reading into."""
         if payload is not None and hasattr(os, "preadv"):
-            view = memoryview(payload)[:frame.length]
-            self.read_into(frame.offset, view)
-            payload = view
+            stored = memoryview(payload)[:frame.length]
+            self.read_into(frame.offset, stored)
         else:
-            payload = memoryview(self.read_stored(frame.offset, frame.length))
+            stored = memoryview(self.read_stored(frame.offset, frame.length))
         try:
-            DECODERS[blob.codec].decode_into(payload, frame.as_dict(), out)
+            DECODERS[blob.codec].decode_into(stored, frame.as_dict(), out)
         except CodecError as e:
             raise CorruptTensor(self.path, blob.name, f"frame at raw offset {frame.raw_offset}: {e}") from None
         if check and self.sha256(out).hexdigest() != frame.sha256:
@@ -270,7 +271,7 @@ class Bundle:
                 payload = local.payload = bytearray(largest)
             self.decode_frame(blob, f, view[f.raw_offset:f.raw_offset + f.raw_length], payload)
 
-        run_parallel([lambda f=f: job(f) for f in blob.frames], threads or default_threads())
+        run_parallel([functools.partial(job, f) for f in blob.frames], threads or default_threads())
         return out
 
     def read_graph(self) -> bytearray | mmap.mmap:
@@ -326,7 +327,7 @@ class Bundle:
         return []
 
 
-def open_bundle(path: str | os.PathLike, public_key: "str | os.PathLike | bytes | None" = None) -> Bundle:
+def open_bundle(path: str | os.PathLike, public_key: str | os.PathLike | bytes | None = None) -> Bundle:
     """Open a bundle and read its manifest only. Use as a context manager, or call close().
     With `public_key`, refuse it (SignatureError) unless that key signed it."""
     return Bundle(path, public_key)

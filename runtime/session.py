@@ -19,12 +19,14 @@ buffers this session owns and hands to onnxruntime.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -233,7 +235,7 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
             defer: bool, limits: LoadLimits) -> tuple[Any, list]:
     manifest = bundle.manifest
     check_sizes(bundle.path, limits, bundle.file_size, manifest.graph.raw_length, manifest.raw_bytes)
-    inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice)
+    inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice or 0)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
     graph = bundle.read_graph()  # no copy: a graph may be up to 1 GiB
     check_graph(bundle, graph, inline, external, limits.max_fields(bundle.file_size))
@@ -251,13 +253,13 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
     return stream_session(bundle, graph, inline, so, providers, threads, defer, kwargs), owned
 
 
-def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], so: ort.SessionOptions,
+def _create_in_memory(bundle: Bundle, graph: bytearray | mmap.mmap, inline: list[TensorEntry], so: ort.SessionOptions,
                       providers: list[str], threads: int, kwargs: dict) -> Any:
     """Platforms without FIFOs: assemble the model in memory (peak memory: one more copy of the weights)."""
     parts, pos = [], 0
     for tensor in inline:
         parts += [graph[pos:tensor.splice], bundle.read_blob(tensor, threads)]
-        pos = tensor.splice
+        pos = tensor.splice or 0  # inline tensors always have a splice
     parts.append(graph[pos:])
     try:
         return ort.InferenceSession(b"".join(parts), so, providers=providers, enable_fallback=0, **kwargs)
@@ -265,10 +267,10 @@ def _create_in_memory(bundle: Bundle, graph: bytes, inline: list[TensorEntry], s
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {short(e)}") from None
 
 
-def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | None" = None, *,
+def load(path: str | os.PathLike, target: str | os.PathLike | Profile | dict | None = None, *,
          threads: int | None = None, providers: Sequence[str] | None = None, tune_malloc: bool = True,
          force: bool = False, lean: bool | None = None, device: DeviceInfo | None = None,
-         public_key: "str | os.PathLike | bytes | None" = None, limits: LoadLimits | None = None) -> Session:
+         public_key: str | os.PathLike | bytes | None = None, limits: LoadLimits | None = None) -> Session:
     """Open a bundle and build a session on it.
 
     target: a profile name, a profile file, or a Profile; by default the profile the bundle was built for.
@@ -314,7 +316,8 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
             check_sizes(bundle.path, limits, bundle.file_size, bundle.manifest.graph.raw_length,
                         bundle.manifest.raw_bytes)
             built = create_mapped(bundle, so, chosen, decode_threads, defer, limits.max_fields(bundle.file_size))
-            session, owned, mapped_bytes = built.session, [], built.mapped_bytes
+            session, mapped_bytes = built.session, built.mapped_bytes
+            owned: list[Any] = []
         else:
             session, owned = _create(bundle, so, chosen, decode_threads, defer, limits)
         t2 = time.perf_counter()
@@ -331,7 +334,7 @@ def load(path: str | os.PathLike, target: "str | os.PathLike | Profile | dict | 
         bundle.close()
 
 
-def _profile(bundle: Bundle, target: "str | os.PathLike | Profile | dict | None") -> Profile:
+def _profile(bundle: Bundle, target: str | os.PathLike | Profile | dict | None) -> Profile:
     """The profile to load with: the one given, or the one the bundle records (read leniently: FORMAT.md)."""
     if target is not None:
         return profile_mod.resolve(target)

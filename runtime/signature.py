@@ -41,7 +41,7 @@ def key_id(public_key: bytes) -> bytes:
     return sha256_for(0)(public_key).digest()[:SIGNATURE_KEY_ID_BYTES]
 
 
-def public_key_bytes(key: "str | os.PathLike | bytes") -> bytes:
+def public_key_bytes(key: str | os.PathLike | bytes) -> bytes:
     """The raw 32-byte Ed25519 public key in a PEM file (or PEM bytes), or given as 32 raw bytes."""
     if isinstance(key, (bytes, bytearray, memoryview)):
         source, data = "public key", bytes(key)
@@ -58,7 +58,7 @@ def public_key_bytes(key: "str | os.PathLike | bytes") -> bytes:
     return raw
 
 
-def read_key_file(path: "str | os.PathLike") -> tuple[str, bytes]:
+def read_key_file(path: str | os.PathLike) -> tuple[str, bytes]:
     """(the path as text, the bytes) of a key file, which is small."""
     source = os.fspath(path)
     try:

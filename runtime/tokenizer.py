@@ -3,7 +3,8 @@ read with the optional `tokenizers` package (pip install 'edgepack[text]'). Toke
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .errors import InputError, MissingExtra
 

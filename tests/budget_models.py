@@ -22,7 +22,7 @@ import numpy as np
 from quant_models import _CACHE
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wide_range_mlp() -> dict:
     import torch
     from torch import nn

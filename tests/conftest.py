@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/graphs.py and friends are plain helper modules
 
-import prebuilt  # noqa: E402  (needs the path above)
+import prebuilt
 
 # Where only the runtime is installed (a device, or the aarch64 check's emulated one), tests that build
 # models or bundles are skipped; the rest read prebuilt cases (tests/prebuilt.py).

@@ -14,7 +14,6 @@ import os
 import sys
 import warnings
 
-import numpy as np
 
 
 def train(folder: str, epochs: int = 8, seed: int = 0):

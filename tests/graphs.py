@@ -32,7 +32,8 @@ def mlp(d_in=64, hidden=(128, 128), d_out=10, seed=0, batch="N"):
         w = (rng.standard_normal((d, h)) / np.sqrt(d)).astype(np.float32)
         b = (rng.standard_normal(h) * 0.1).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
-        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
         x = f"a{i}"
         if i < len(hidden):
             nodes.append(helper.make_node("Relu", [x], [f"r{i}"]))

@@ -46,12 +46,14 @@ class Builder:
     def bn(self, x: str, c: int) -> str:
         r = self.rng
         return self.op("BatchNormalization", [
-            x, self.const((r.random(c) + 0.5).astype(np.float32)), self.const((r.standard_normal(c) * 0.1).astype(np.float32)),
-            self.const((r.standard_normal(c) * 0.1).astype(np.float32)), self.const((r.random(c) + 0.5).astype(np.float32))])
+            x, self.const((r.random(c) + 0.5).astype(np.float32)),
+            self.const((r.standard_normal(c) * 0.1).astype(np.float32)),
+            self.const((r.standard_normal(c) * 0.1).astype(np.float32)),
+            self.const((r.random(c) + 0.5).astype(np.float32))])
 
     def gemm(self, x: str, k: int, n: int) -> str:
-        return self.op("Gemm", [x, self.weight(n, k), self.const((self.rng.standard_normal(n) * 0.1).astype(np.float32))],
-                       transB=1)
+        w = self.weight(n, k)  # drawn before the bias: the seeded graphs stay the same
+        return self.op("Gemm", [x, w, self.const((self.rng.standard_normal(n) * 0.1).astype(np.float32))], transB=1)
 
     def linear(self, x: str, k: int, n: int) -> str:
         m = self.op("MatMul", [x, self.weight(k, n)])
@@ -59,8 +61,8 @@ class Builder:
 
     def model(self, inputs: dict[str, list], output: str, out_shape: list) -> onnx.ModelProto:
         vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()]
-        g = helper.make_graph(self.nodes, "g", vi, [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
-                              self.inits)
+        out = [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)]
+        g = helper.make_graph(self.nodes, "g", vi, out, self.inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
         m.ir_version = 8
         onnx.checker.check_model(m)

@@ -32,7 +32,7 @@ def _model(nodes, inputs, outputs, inits=(), opset=17) -> onnx.ModelProto:
 
 # --- a residual CNN trained on scikit-learn's digits ----------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits_cnn() -> dict:
     """Train (seconds) and export a CNN: 4 conv layers with BatchNorm, a residual connection, a two-layer head
     (about 1.2 MB of fp32 weights: on much smaller models the bundle's fixed costs, manifest and graph, weigh
@@ -60,7 +60,7 @@ def digits_cnn() -> dict:
 
 # --- a small transformer decoder ------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_decoder() -> dict:
     """A causal decoder: token embedding, 3 blocks of (LayerNorm, multi-head attention, LayerNorm, MLP), a
     final LayerNorm and an output projection; about 17 MB of fp32 weights (random, seeded)."""

@@ -1,6 +1,5 @@
 """Peak RSS of this process, measured so that a child process does not inherit its parent's."""
 
-import resource
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec, so a child of a
 # large pytest process would report the parent's size (runtime/measure.py reads it the same way).

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import graphs
 
 EDGEPACK = [sys.executable, "-m", "edgepack.cli"]
 

@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 
 pytest.importorskip("skl2onnx")
-from sklearn.datasets import load_digits, load_iris  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
-from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
-from sklearn.neural_network import MLPClassifier  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.svm import LinearSVC  # noqa: E402
+from sklearn.datasets import load_digits, load_iris
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 
-import edgepack  # noqa: E402
-from edgepack.runtime import load  # noqa: E402
-from edgepack.runtime.errors import ConversionMismatch, ModelError, OptionError  # noqa: E402
+import edgepack
+from edgepack.runtime import load
+from edgepack.runtime.errors import ConversionMismatch, ModelError, OptionError
 
 
 @pytest.fixture(scope="module")

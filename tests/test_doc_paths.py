@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = sorted([os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md"))])
 TOP = ("docs", "tests", "benchmarks", "runtime", "packager", "src", "targets", "examples", "scripts", "tools")
 # a repository path: one of the top folders, then path characters; stops before punctuation that ends prose
-PATH = re.compile(r"(?<![\w./-])((?:%s)/(?:[\w./*-]*[\w/*])?)" % "|".join(TOP))
+PATH = re.compile(r"(?<![\w./-])((?:" + "|".join(TOP) + r")/(?:[\w./*-]*[\w/*])?)")
 PLACEHOLDERS = ("NAME", "PATH", "FILE", "MODEL", "BUNDLE", "KEY", "FOLDER", "NN")
 ABSOLUTE = re.compile(r"(?<![\w.~-])(/(?:work|tmp/bars|home/\w+)/[\w./-]+)")
 
@@ -22,7 +22,7 @@ def _exists(path: str) -> bool:
     """The path exists, or, written with a placeholder in capitals (targets/NAME.json), some path fits it."""
     if glob.glob(os.path.join(ROOT, path)):
         return True
-    pattern = re.sub(r"(?<=/)(?:%s)(?=[./]|$)" % "|".join(PLACEHOLDERS), "*", path)
+    pattern = re.sub(r"(?<=/)(?:" + "|".join(PLACEHOLDERS) + r")(?=[./]|$)", "*", path)
     return pattern != path and bool(glob.glob(os.path.join(ROOT, pattern)))
 
 

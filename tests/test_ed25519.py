@@ -1,7 +1,6 @@
 """The runtime's pure-Python Ed25519 verifier against RFC 8032's test vectors, and verdict for verdict
 against `cryptography` (OpenSSL) on random, tampered and malformed signatures."""
 
-import os
 import random
 
 import pytest

@@ -8,7 +8,6 @@ import os
 import threading
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -20,7 +19,6 @@ from edgepack.runtime import reader as reader_mod
 from edgepack.runtime import feeder as feeder_mod
 from edgepack.runtime import session as session_mod
 
-import bundles
 
 
 def _model():

@@ -1,7 +1,6 @@
 """--prune unstructured:RATIO: the smallest weights become zeros, shapes and biases stay."""
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 

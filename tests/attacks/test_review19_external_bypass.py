@@ -8,7 +8,7 @@ whose tensors onnxruntime inlines. Each is now refused before onnxruntime is han
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import AttributeProto, TensorProto
+from onnx import AttributeProto
 
 from edgepack.runtime import errors as E
 from edgepack.runtime import load

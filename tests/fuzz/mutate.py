@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import bundles
 from edgepack.runtime.format import DATA_START, DTYPES, HEADER, HEADER_SIZE
@@ -77,8 +78,8 @@ def splice(seed, rng, others):
     if kind == 1:                      # duplicate a chunk in place
         return b[:j] + b[i:j] + b[j:]
     other = rng.choice(others).data    # a chunk of another bundle
-    k, l = sorted(rng.randrange(len(other)) for _ in range(2))
-    return b[:i] + other[k:l] + b[j:]
+    k, m = sorted(rng.randrange(len(other)) for _ in range(2))
+    return b[:i] + other[k:m] + b[j:]
 
 
 def append(seed, rng, others):
@@ -341,7 +342,7 @@ FAMILIES: list[tuple[float, list[Mutator]]] = [
 def mutate(seed: Seed, rng: random.Random, others: list[Seed]) -> tuple[str, bytes]:
     """One mutant of `seed`: (the mutation's name, the bundle's bytes)."""
     x = rng.random()
-    for weight, mutators in FAMILIES:
+    for weight, mutators in FAMILIES:  # noqa: B007 -- the family the loop stops on is used after it
         if x < weight:
             break
         x -= weight

@@ -38,7 +38,7 @@ class Seed:
     graph: bytes = b""
     tensors: list[bytes] = field(default_factory=list)
 
-    def decode(self, path: str) -> "Seed":
+    def decode(self, path: str) -> Seed:
         self.manifest, self.graph, self.tensors = bundles.decoded(path)
         return self
 

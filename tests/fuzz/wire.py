@@ -37,7 +37,7 @@ def varint(n: int, width: int = 0) -> bytes:
 class Field:
     number: int
     wire: int
-    value: "int | bytes | Message"
+    value: int | bytes | Message
     tag_extra: int = 0        # bits set above the tag's 32 (the walker must refuse; protobuf drops them)
     tag_width: int = 0        # pad the tag varint to this many bytes
     len_width: int = 0        # pad a length varint to this many bytes
