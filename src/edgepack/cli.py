@@ -133,7 +133,7 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
                 target: str | None, force: bool, lean: bool | None, as_json: bool, shapes: tuple[str, ...]) -> None:
     """Measure what BUNDLE costs on this device, in fresh processes: bundle bytes, time to first inference,
     peak and steady RSS, latency percentiles, throughput, and whether it fits the profile's memory budget."""
-    from edgepack.runtime.costs import lines, measure
+    from edgepack.runtime.measure import lines, measure
     from edgepack.runtime.llm_measure import is_language_model
 
     if is_language_model(bundle) and baseline is None:
