@@ -215,4 +215,4 @@ for _topic in (cli_package, cli_sign, cli_delta, cli_targets, cli_llm, cli_model
     _topic.register(cli)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -127,7 +127,7 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
     example = _load_npz(example_path, "example inputs") if example_path else None
     if example is not None:
         example.pop("labels", None)  # as in `run --inputs`: labels may sit beside the samples
-    convert = {"trust_pickle": True} if trust_pickle else {}
+    convert: dict[str, Any] = {"trust_pickle": True} if trust_pickle else {}
     convert.update({k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None})
     more_budget, output_kinds = take(quantize_options)
     quantize_options.update(op_types=_names(op_types), exclude_nodes=_names(exclude_nodes))
