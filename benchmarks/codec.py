@@ -319,7 +319,8 @@ def load_stream(path: str, threads: int) -> None:
 def decode_speed(mb: int, frame_sizes: list[int], reps: int, folder: str, threads: int) -> None:
     import graphs
     import edgepack
-    from edgepack.runtime.reader import Bundle, default_threads
+    from edgepack.runtime.host import default_threads
+    from edgepack.runtime.reader import Bundle
 
     model, _ = graphs.mlp_bytes(mb)
     src = os.path.join(folder, f"mlp{mb}.onnx")

@@ -1,6 +1,6 @@
 """What the benchmark scripts share: the models to measure, and alternating measurements with medians.
 
-Every figure comes from a fresh child process (edgepack.runtime.measure.measure_child). The variants of one
+Every figure comes from a fresh child process (edgepack.runtime.measure_child.measure_child). The variants of one
 model are measured in turn, round after round, so that a slow spell on a shared machine hits all of them
 alike; each printed figure is the median over the rounds, and each ratio the median of the per-round ratios.
 """

@@ -22,7 +22,7 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--runs", type=int, default=100, help="runs after the first, per process (default 100)")
     args = ap.parse_args()
-    from edgepack.runtime.measure import measure_child
+    from edgepack.runtime.measure_child import measure_child
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50, help="runs after the first, per process (default 50)")
     args = ap.parse_args()
     import edgepack
-    from edgepack.runtime.measure import measure_child
+    from edgepack.runtime.measure_child import measure_child
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 
 For an fp32 model (the 50 MB MLP of tests/graphs.py) and its int8 version (onnxruntime's quantize_dynamic:
 int8 weights, MatMulInteger), four ways to reach a first inference, each in fresh child processes
-(edgepack.runtime.measure.measure_child), in turn, round after round:
+(edgepack.runtime.measure_child.measure_child), in turn, round after round:
 
     onnx        plain onnxruntime, the .onnx file with its weights inline
     onnx-ext    plain onnxruntime, the .onnx with its weights in an external data file at page-aligned offsets
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--modes", default="warm,cold", help="warm, cold or both (default)")
     ap.add_argument("--runs", type=int, default=5, help="runs after the first, per process (default 5)")
     args = ap.parse_args()
-    from edgepack.runtime.measure import measure_child
+    from edgepack.runtime.measure_child import measure_child
 
     import edgepack
 

@@ -19,7 +19,7 @@ from common import median, models, package, parser, ratio, rounds, table
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    from edgepack.runtime.measure import measure_child
+    from edgepack.runtime.measure_child import measure_child
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

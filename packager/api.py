@@ -31,7 +31,7 @@ from edgepack.runtime.feeds import RECORDED
 from edgepack.runtime.format import BINDING_MAPPED, LAYOUT_MAPPED, LAYOUTS, Codec
 from edgepack.runtime.paths import check_output
 from edgepack.runtime.profile import Profile
-from edgepack.runtime.reader import default_threads
+from edgepack.runtime.host import default_threads
 
 from .convert.options import ConvertOptions
 from .dims import dynamic_inputs, given_shapes, sample_shapes

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgepack.runtime import load
-from edgepack.runtime.measure import measure_child
+from edgepack.runtime.measure_child import measure_child
 
 from .api import package
 

@@ -19,13 +19,13 @@ from typing import Any
 import zstandard
 
 from edgepack.runtime.format import (
+    FORMAT_NAME,
     ALIGNMENT, BINDING_INLINE, DATA_START, FLAG_MANIFEST_ZSTD, HEADER, MAGIC, VERSION, align,
 )
 from edgepack.runtime.manifest import GRAPH_NAME
 
 from .encode import Encoded
 
-FORMAT_NAME = "edgepack"
 
 
 class WriterStateError(RuntimeError):

@@ -29,7 +29,8 @@ from .digest import sha256_for
 from .errors import OptionError
 from .format import DATA_START, HEADER_SIZE, SIGNATURE_SIGNED_PREFIX, Codec
 from .manifest import GRAPH_NAME, Blob
-from .reader import Bundle, check_fits
+from .host import check_fits
+from .reader import Bundle
 
 _CHUNK = 1 << 20
 _ZIGZAG_CHUNK = 1 << 16  # elements

@@ -11,6 +11,7 @@ import struct
 import numpy as np
 
 MAGIC = b"\x89EDGEPK\n"
+FORMAT_NAME = "edgepack"  # the manifest's "format" field
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 

@@ -38,7 +38,8 @@ from .errors import BundleError, CorruptTensor, InvalidGraph, SessionError
 from .format import BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES
 from .manifest import Frame, TensorEntry
 from .protowire import ProtoError, scan_model
-from .reader import Bundle, run_parallel, usable_cpus
+from .host import run_parallel, usable_cpus
+from .reader import Bundle
 
 # onnxruntime's session option naming the folder that external data locations are relative to, for a model
 # given as bytes (onnxruntime >= 1.17)

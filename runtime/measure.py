@@ -1,207 +1,236 @@
-"""Measuring what a model costs on this device, in a fresh child process per measurement.
+"""measure(): what a bundle costs on this device, side by side with plain onnxruntime on the .onnx file.
 
-A child process starts with nothing loaded, so its peak RSS is the model's real footprint (Python, numpy
-and onnxruntime included, as a deployed process would have them). The same child code runs the baseline
-(plain onnxruntime on an .onnx file) so the two are compared like for like.
+    from edgepack.runtime.measure import measure
+    report = measure("model.edgepack", baseline="model.onnx", runs=100)
+    report["bundle"]["first_inference_s"], report["ratios"]["peak_mb"], report["budget"]["fits"]
 
-What a child reports (seconds, MB):
-    import_s            importing edgepack.runtime (bundles only; outside the time to first inference, as
-                        importing onnxruntime is for both)
-    open_s              bundle: header, manifest, profile, device check; baseline: 0
-    session_s           bundle: decode and check the graph and tensors while onnxruntime builds its session
-                        from them; baseline: onnxruntime reads the .onnx file and builds its session
-    first_run_s         the first run
-    first_inference_s   open_s + session_s + first_run_s: from the call that opens the model to its first output
-    load_cpu_s          CPU time (all threads) spent opening and building the session
-    peak_load_mb        peak RSS (VmHWM) once the session is built, before any run
-    peak_mb             peak RSS after all the runs
-    steady_rss_mb       RSS after all the runs
-    latencies_s         each run after the first
+Each side is measured in fresh child processes (runtime/measure_child.py); with repeat > 1 the two alternate and
+each figure is the median over the repeats (latency percentiles pool all the runs). `edgepack measure` prints
+this report.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import subprocess
-import sys
-import threading
+import statistics
 from typing import Any
 from collections.abc import Callable
 
-from . import errors
-from .errors import OptionError, SessionError
+from .device import detect
+from .errors import InputError
+from .feeds import bundle_shapes
+from .measure_child import measure_child
+from .profile import profile_from_dict, resolve
+from .reader import open_bundle
 
-_CHILD = r"""
-import json, resource, sys, time
-cfg = json.loads(sys.argv[1])
-kind, path = cfg["kind"], cfg["path"]
-if cfg["pin_malloc"] and kind == "onnx":  # the allocator setting edgepack.runtime.load applies (runtime/malloc.py)
-    import ctypes
-    ctypes.CDLL(None).mallopt(-3, 128 * 1024)
-import numpy as np
-import onnxruntime as ort
-def status(key):  # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) / 1024
-def cpu():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-def say(tag, obj):
-    print(tag, json.dumps(obj), flush=True)
-out = {"import_peak_mb": status("VmHWM:"), "import_rss_mb": status("VmRSS:"), "warnings": []}
-say("EDGEPACK-PROGRESS", {"stage": "load"})
-if kind == "bundle":
-    import warnings
-    t = time.perf_counter()
-    from edgepack.runtime import load
-    out["import_s"] = time.perf_counter() - t
-    t0, c0 = time.perf_counter(), cpu()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            s = load(path, target=cfg["target"], force=cfg["force"], lean=cfg["lean"])
-        except Exception as e:  # the parent raises it again, as the same type where it is edgepack's
-            say("EDGEPACK-ERROR", {"type": type(e).__name__, "message": str(e)})
-            sys.exit(1)
-    out["warnings"] = [str(w.message) for w in caught]
-    out["open_s"], out["session_s"] = s.stats.open_s, s.stats.session_s
-    out["providers"], out["lean"] = s.providers, s.stats.lean
-    specs = [(i.name, i.dtype, i.shape) for i in s.inputs]
-    run = lambda f: list(s.run(f).values())
-else:
-    out["import_s"] = 0.0
-    t0, c0 = time.perf_counter(), cpu()
-    s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    out["open_s"], out["session_s"] = 0.0, time.perf_counter() - t0
-    out["providers"], out["lean"] = s.get_providers(), False
-    types = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
-             "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(bool)": np.bool_,
-             "tensor(float16)": np.float16, "tensor(double)": np.float64}
-    specs = [(i.name, types.get(i.type), tuple(d if isinstance(d, int) else None for d in i.shape))
-             for i in s.get_inputs()]
-    run = lambda f: s.run(None, f)
-t_loaded = time.perf_counter()
-out["load_cpu_s"] = cpu() - c0
-out["peak_load_mb"] = status("VmHWM:")
-if cfg["feeds"]:
-    feeds = dict(np.load(cfg["feeds"]))
-    feeds.pop("labels", None)
-else:  # the same seeded feeds on both sides: --shape or recorded shapes, else dynamic dimensions 1; ints 0 or 1
-    rng = np.random.default_rng(0)
-    fixed = lambda d: isinstance(d, int) and d > 0
-    given, recorded = cfg["shapes"], cfg["recorded"]
-    unknown = [n for n in given if n not in [s[0] for s in specs]]
-    bad = [n for n, _, shape in specs if n in given and (len(given[n]) != len(shape) or
-           any(fixed(d) and d != g for d, g in zip(shape, given[n])))]
-    if unknown or bad:
-        say("EDGEPACK-ERROR", {"type": "OptionError", "message": f"--shape: {unknown or bad} "
-            f"{'is not an input' if unknown else 'does not fit the input'}; the inputs are "
-            + ", ".join(f"{n} {list(shape)}" for n, _, shape in specs)})
-        sys.exit(1)
-    def dims(n, shape):
-        for known in (given.get(n), recorded.get(n)):
-            if known and len(known) == len(shape) and all(not fixed(d) or d == k for d, k in zip(shape, known)):
-                return list(known), False
-        return [d if fixed(d) else 1 for d in shape], not all(fixed(d) for d in shape)
-    feeds, guessed = {}, []
-    for n, dt, shape in specs:
-        sizes, guess = dims(n, shape)
-        guessed += [f"{n} [{', '.join(str(d) if fixed(d) or (isinstance(d, str) and d) else '?' for d in shape)}]"
-                    ] if guess else []
-        feeds[n] = (rng.standard_normal(sizes) if np.dtype(dt).kind == "f" else rng.integers(0, 2, sizes)).astype(dt)
-t1 = time.perf_counter()
-try:
-    first = run(feeds)
-except Exception as e:
-    if cfg["feeds"] or not guessed:
-        raise
-    text = [line for line in str(e).splitlines() if line.strip()]
-    say("EDGEPACK-ERROR", {"type": "InputError", "message": (text[-1] if text else type(e).__name__)[:400]
-        + f"; the shape of {', '.join(guessed)} is not known (each dynamic dimension was set to 1): give it with "
-        "--shape NAME=D0,D1,... or --inputs FEEDS.npz"})
-    sys.exit(1)
-out["first_run_s"] = time.perf_counter() - t1
-out["first_inference_s"] = out["open_s"] + out["session_s"] + out["first_run_s"]
-lat, last = [], time.perf_counter()
-for i in range(cfg["runs"]):
-    t = time.perf_counter()
-    run(feeds)
-    lat.append(time.perf_counter() - t)
-    if t - last > cfg["progress_s"]:
-        say("EDGEPACK-PROGRESS", {"stage": "runs", "done": i + 1, "runs": cfg["runs"]})
-        last = t
-out["latencies_s"] = lat
-out["peak_mb"] = status("VmHWM:")
-out["steady_rss_mb"] = status("VmRSS:")
-if cfg["outputs"]:
-    np.savez(cfg["outputs"], *first)
-say("EDGEPACK-MEASURE", out)
-"""
+# per-process figures summarized as medians over repeats (seconds, MB)
+FIGURES = ("import_s", "open_s", "session_s", "first_run_s", "first_inference_s", "load_cpu_s", "peak_load_mb",
+           "peak_mb", "steady_rss_mb")
+# figures compared bundle / baseline
+RATIOS = ("bytes", "first_inference_s", "session_s", "first_run_s", "load_cpu_s", "peak_load_mb", "peak_mb",
+          "steady_rss_mb", "p50_ms", "p90_ms", "p99_ms", "throughput_per_s")
 
 
-def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike | None = None, runs: int = 0,
-                  timeout: float = 3600, pin_malloc: bool = False, target: str | None = None,
-                  force: bool = False, lean: bool | None = None, outputs: str | None = None,
-                  progress: Callable[[dict[str, Any]], None] | None = None,
-                  progress_s: float = 1.0, shapes: dict[str, Any] | None = None,
-                  recorded: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load `path` (kind "bundle" or "onnx") in a fresh Python process, run it once plus `runs` times, and
-    return its figures (see the module's docstring).
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), without numpy."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    k = (len(data) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (k - lo)
 
-    pin_malloc: for kind "onnx", apply the allocator setting edgepack's load() applies, to compare like for
-    like (bundles always get it). target, force, lean: passed to load() for bundles. outputs: save the
-    first run's outputs to this .npz. progress: called with the child's progress reports, one every
-    `progress_s` seconds at most. shapes: input name -> shape for random feeds (--shape); recorded: the shapes
-    the packager recorded from calibration or evaluation data, used for inputs `shapes` does not name."""
-    if kind not in ("bundle", "onnx"):
-        raise OptionError(f"kind must be 'bundle' or 'onnx', got {kind!r}")
-    cfg = {"kind": kind, "path": os.fspath(path), "feeds": os.fspath(feeds) if feeds else None, "runs": runs,
-           "pin_malloc": pin_malloc, "target": target, "force": force, "lean": lean, "outputs": outputs,
-           "progress_s": progress_s, "shapes": {k: list(v) for k, v in (shapes or {}).items()},
-           "recorded": {k: list(v) for k, v in (recorded or {}).items()}}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
-    child_err = proc.stderr
-    stderr: list[str] = []
-    drain = threading.Thread(target=lambda: stderr.extend(child_err), daemon=True)  # never blocks the child
-    drain.start()
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
-    result = error = None
+
+def summarize(children: list[dict[str, Any]], path: str, size: int) -> dict[str, Any]:
+    """One side's figures: medians over its child processes, latencies pooled."""
+    lat = [x for c in children for x in c["latencies_s"]]
+    out: dict[str, Any] = {"path": path, "bytes": size}
+    for key in FIGURES:
+        out[key] = statistics.median(c[key] for c in children)
+    ms = [x * 1000 for x in lat]
+    out.update({"p50_ms": percentile(ms, 50), "p90_ms": percentile(ms, 90), "p99_ms": percentile(ms, 99),
+                "mean_ms": statistics.fmean(ms) if ms else float("nan"), "min_ms": min(ms, default=float("nan")),
+                "max_ms": max(ms, default=float("nan")),
+                "throughput_per_s": len(lat) / sum(lat) if lat and sum(lat) > 0 else float("nan"),
+                "runs": len(children[0]["latencies_s"]), "processes": len(children),
+                "providers": children[0]["providers"], "lean": children[0]["lean"],
+                "warnings": children[0]["warnings"]})
+    return out
+
+
+def onnx_bytes(path: str) -> int:
+    """The .onnx file's size plus its external data files', as plain onnxruntime reads them."""
+    import mmap
+
+    size = os.path.getsize(path)
     try:
-        for line in proc.stdout:
-            tag, _, body = line.partition(" ")
-            if tag == "EDGEPACK-MEASURE":
-                result = json.loads(body)
-            elif tag == "EDGEPACK-ERROR":
-                error = json.loads(body)
-            elif tag == "EDGEPACK-PROGRESS" and progress is not None:
-                progress(json.loads(body))
-        proc.wait()
+        from .protowire import scan_model
+
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            records = scan_model(memoryview(m), [])  # mapped: only the headers are read, not the weights
+    except Exception:  # not parseable here: onnxruntime will say so; count the file alone
+        return size
+    folder = os.path.dirname(os.path.abspath(path))
+    files = {(r.external or {}).get("location") for r in records if r.external}
+    return size + sum(os.path.getsize(os.path.join(folder, f)) for f in files
+                      if f and os.path.isfile(os.path.join(folder, f)))
+
+
+def budget(bundle: str, target: str | None, peak_mb: float) -> dict[str, Any]:
+    """Whether the measured peak fits the profile's memory budget, and the memory this device has free."""
+    if target is not None:
+        profile = resolve(target)
+    else:
+        with open_bundle(bundle) as b:
+            profile = profile_from_dict(b.manifest.target, f"{bundle} (recorded target)", strict=False)
+    limit = profile.memory.budget_mb
+    device = detect()
+    return {"target": profile.name, "budget_mb": limit, "peak_mb": peak_mb,
+            "fits": None if limit is None else peak_mb <= limit,
+            "share": None if not limit else peak_mb / limit,
+            "device_available_mb": device.available_mb,
+            "fits_device": None if device.available_mb is None else peak_mb <= device.available_mb}
+
+
+def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None, *, runs: int = 100,
+            inputs: str | os.PathLike | None = None, repeat: int = 1, target: str | None = None,
+            force: bool = False, lean: bool | None = None, timeout: float = 3600,
+            progress: Callable[[str, dict[str, Any]], None] | None = None,
+            progress_s: float = 2.0, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+    """Measure `bundle` (and `baseline`, a .onnx file, alternately) in fresh processes: `runs` runs after the
+    first, `repeat` processes per side. inputs: an .npz of feeds (default: seeded random feeds). target,
+    force, lean: as for load(). progress(side, report) is called as the children report progress (every
+    `progress_s` seconds of runs at most, so short measurements report nothing). shapes: input name -> shape
+    of the random feeds (default: the shapes the bundle recorded from its calibration or evaluation data, else
+    each dynamic dimension 1)."""
+    bundle = os.fspath(bundle)
+    if runs < 0 or repeat < 1:
+        raise InputError(f"runs must be >= 0 and repeat >= 1, got runs={runs}, repeat={repeat}")
+    for path in (bundle, baseline, inputs):
+        if path is not None and not os.path.isfile(path):
+            raise InputError(f"{os.fspath(path)}: no such file")
+    recorded = bundle_shapes(bundle) if inputs is None else {}
+    shapes = dict(shapes or {})
+    ours, theirs = [], []
+    folder = _private_outputs()
+    try:
+        for i in range(repeat):
+            ours.append(measure_child("bundle", bundle, inputs, runs, timeout, target=target, force=force,
+                                      lean=lean, outputs=os.path.join(folder, "bundle.npz") if i == 0 else None,
+                                      progress=_tagged(progress, "bundle", i, repeat), progress_s=progress_s,
+                                      shapes=shapes, recorded=recorded))
+            if baseline is not None:
+                theirs.append(measure_child("onnx", baseline, inputs, runs, timeout,
+                                            outputs=os.path.join(folder, "baseline.npz") if i == 0 else None,
+                                            progress=_tagged(progress, "baseline", i, repeat),
+                                            progress_s=progress_s, shapes=shapes, recorded=recorded))
+        report: dict[str, Any] = {"runs": runs, "repeat": repeat, "inputs": os.fspath(inputs) if inputs else None,
+                                  "bundle": summarize(ours, bundle, os.path.getsize(bundle))}
+        report["baseline"] = (summarize(theirs, os.fspath(baseline), onnx_bytes(os.fspath(baseline)))
+                              if baseline is not None else None)
+        if baseline is not None:
+            a, b = report["bundle"], report["baseline"]
+            report["ratios"] = {k: (a[k] / b[k] if b[k] else None) for k in RATIOS}
+            report["outputs_identical"], report["outputs_max_abs_diff"] = _compare_outputs(folder)
+        report["budget"] = budget(bundle, target, report["bundle"]["peak_mb"])
+        return report
     finally:
-        killer.cancel()
-        drain.join(5)
-    if result is not None:
-        return result
-    if error is not None:
-        cls = getattr(errors, error["type"], None)
-        if isinstance(cls, type) and issubclass(cls, errors.EdgepackError):
-            raise _rebuild(cls, error["message"])
-        raise SessionError(f"measuring {os.fspath(path)} failed: {error['type']}: {error['message']}")
-    tail = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in stderr if line.strip()]  # no colour codes
-    reason = tail[-1] if tail else f"it exited with status {proc.returncode}"
-    if proc.returncode in (-9, 137) and not tail:
-        reason = f"killed after {timeout:.0f} s, or out of memory"
-    raise SessionError(f"measuring {os.fspath(path)} failed: {reason}")
+        for name in os.listdir(folder):
+            os.unlink(os.path.join(folder, name))
+        os.rmdir(folder)
 
 
-def _rebuild(cls: type, message: str) -> Exception:
-    """An edgepack error of type `cls` carrying `message` (most take structured arguments, not a message)."""
-    e: Exception = Exception.__new__(cls)
-    Exception.__init__(e, message)
-    return e
+def _tagged(progress: Callable[[str, dict[str, Any]], None] | None, side: str, i: int, repeat: int) -> Any:
+    if progress is None:
+        return None
+    return lambda report: progress(side, {**report, "process": i + 1, "processes": repeat})
+
+
+def _private_outputs() -> str:
+    from .feeder import private_dir
+
+    return private_dir()
+
+
+def _compare_outputs(folder: str) -> tuple[bool, float | None]:
+    """Whether the first run's outputs are bit-identical, and the largest absolute difference (None when the
+    outputs differ in names, shapes or types)."""
+    import numpy as np
+
+    with np.load(os.path.join(folder, "bundle.npz")) as a, np.load(os.path.join(folder, "baseline.npz")) as b:
+        if a.files != b.files or any(a[k].shape != b[k].shape or a[k].dtype != b[k].dtype for k in a.files):
+            return False, None
+        same = all(np.array_equal(a[k], b[k], equal_nan=True) for k in a.files)
+        diffs = [float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)), initial=0.0))
+                 for k in a.files if a[k].dtype.kind in "fiub"]
+        return same, max(diffs, default=0.0)
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1000:.1f} ms"
+
+
+def _mb(x: float) -> str:
+    return f"{x:.1f} MB"
+
+
+_ROWS = (  # label, key, format
+    ("bytes", "bytes", lambda n: f"{n / 2**20:.1f} MB"),
+    ("time to first inference", "first_inference_s", _ms),
+    ("  open", "open_s", _ms),
+    ("  decode + session", "session_s", _ms),
+    ("  first run", "first_run_s", _ms),
+    ("load CPU time", "load_cpu_s", _ms),
+    ("peak RSS during load", "peak_load_mb", _mb),
+    ("steady RSS after the runs", "steady_rss_mb", _mb),
+    ("peak RSS", "peak_mb", _mb),
+    ("latency p50", "p50_ms", lambda v: f"{v:.2f} ms"),
+    ("latency p90", "p90_ms", lambda v: f"{v:.2f} ms"),
+    ("latency p99", "p99_ms", lambda v: f"{v:.2f} ms"),
+    ("throughput", "throughput_per_s", lambda v: f"{v:.1f}/s"),
+)
+
+
+def lines(report: dict[str, Any]) -> list[str]:
+    """The report as a table for people."""
+    a, b = report["bundle"], report["baseline"]
+    head = (f"{os.path.basename(a['path'])}: {report['runs']} runs after the first, "
+            f"{report['repeat']} fresh process{'es' if report['repeat'] > 1 else ''} per side"
+            f"{' (medians)' if report['repeat'] > 1 else ''}, on {', '.join(a['providers'][:1])}"
+            f"{', lean' if a['lean'] else ''}; "
+            f"inputs {'from ' + report['inputs'] if report['inputs'] else 'random (seeded)'}")
+    out = [head, f"  {'':<27}{'edgepack':>12}" + (f"{'onnxruntime':>14}{'ratio':>9}" if b else "")]
+    for label, key, fmt in _ROWS:
+        row = f"  {label:<27}{fmt(a[key]) if a[key] == a[key] else '-':>12}"
+        if b:
+            ratio = report["ratios"].get(key)
+            row += f"{fmt(b[key]) if b[key] == b[key] else '-':>14}{f'{ratio:.3f}' if ratio else '':>9}"
+        out.append(row)
+    out.append(f"  (importing edgepack.runtime took {_ms(a['import_s'])} more, outside the times above)")
+    if b:
+        out.append("  outputs: " + _outputs_line(report, a["lean"]))
+    out.append("  memory: " + budget_line(report["budget"]))
+    out += [f"  warning: {w}" for w in a["warnings"]]
+    return out
+
+
+def _outputs_line(report: dict[str, Any], lean: bool) -> str:
+    if report["outputs_identical"]:
+        return "bit-identical to plain onnxruntime's"
+    diff = report["outputs_max_abs_diff"]
+    text = "DIFFERENT from plain onnxruntime's" + (f" (largest difference {diff:.3g})" if diff is not None else "")
+    if lean:
+        text += ": lean mode turns prepacking off, so onnxruntime sums in another order"
+    return text
+
+
+def budget_line(b: dict[str, Any]) -> str:
+    peak = f"peak {b['peak_mb']:.1f} MB"
+    device = ("" if b["device_available_mb"] is None else
+              f"; this device has {b['device_available_mb']} MB available"
+              + ("" if b["fits_device"] else ": NOT ENOUGH"))
+    if b["budget_mb"] is None:
+        return f"{peak}; target {b['target']!r} sets no memory budget{device}"
+    verdict = "fits" if b["fits"] else "DOES NOT FIT"
+    return f"{peak} of the {b['budget_mb']} MB budget of {b['target']!r}: {verdict} ({100 * b['share']:.0f}%){device}"

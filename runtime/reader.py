@@ -14,7 +14,6 @@ import functools
 import mmap
 import os
 import threading
-from collections.abc import Callable
 
 import numpy as np
 
@@ -29,83 +28,22 @@ from .errors import (
     InvalidManifest, LimitExceeded, NoSuchTensor, TooLargeForDevice, BadSignature,
 )
 from .format import (
-    DATA_START, FLAG_MANIFEST_ZSTD, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES,
-    SUPPORTED_VERSIONS,
+    DATA_START, FLAG_MANIFEST_ZSTD, FORMAT_NAME, HEADER, HEADER_SIZE, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES, SUPPORTED_VERSIONS,
     numpy_dtype,
 )
 from .manifest import Blob, Frame, Manifest
+from .host import check_fits, default_threads, run_parallel
 from .regular import open_regular
 
-FORMAT_NAME = "edgepack"
 # Blobs at least this large are decoded into an anonymous mapping, whose pages cost memory only once a
 # frame is written to them: a bundle that declares a 1 GiB graph and fails its first frame costs one frame.
 LAZY_BUFFER_BYTES = 1 << 20
 
 
-def physical_memory() -> int | None:
-    """Bytes of RAM this machine has, or None where the platform does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_fits(path: str, size: int) -> None:
-    """Refuse, before allocating, to decode more bytes than this machine has memory."""
-    memory = physical_memory()
-    if memory is not None and size > memory:
-        raise TooLargeForDevice(path, size, memory)
-
-
 def zeroed(n: int) -> bytearray | mmap.mmap:
     """A writable, zero-filled buffer of n bytes, allocated page by page as it is written if it is large."""
     return bytearray(n) if n < LAZY_BUFFER_BYTES else mmap.mmap(-1, n)
-
-
-def run_parallel(jobs: list[Callable[[], None]], threads: int) -> None:
-    """Run jobs on up to `threads` threads; the first exception (in job order) is re-raised."""
-    threads = max(1, min(threads, len(jobs)))
-    if threads == 1:
-        for job in jobs:
-            job()
-        return
-    errors: list[tuple[int, BaseException]] = []
-    lock = threading.Lock()
-    queue = iter(enumerate(jobs))
-
-    def worker() -> None:
-        while True:
-            with lock:
-                item = next(queue, None) if not errors else None
-            if item is None:
-                return
-            i, job = item
-            try:
-                job()
-            except BaseException as e:
-                with lock:
-                    errors.append((i, e))
-
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    if errors:
-        raise min(errors, key=lambda e: e[0])[1]
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may use (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def default_threads() -> int:
-    """Decode threads: the CPUs this process may use, at most 8."""
-    return min(8, usable_cpus())
 
 
 class Bundle:

@@ -43,17 +43,15 @@ from .malloc import pin_mmap_threshold
 from .mapped import create_mapped
 from .manifest import TensorEntry
 from .profile import Profile
-from .reader import Bundle, check_fits, default_threads, usable_cpus
+from .ortconfig import choose_providers, session_options
+from .host import check_fits, default_threads, usable_cpus
+from .reader import Bundle
 
 _ORT_TYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
     "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(int16)": np.int16, "tensor(uint16)": np.uint16,
     "tensor(int32)": np.int32, "tensor(uint32)": np.uint32, "tensor(int64)": np.int64,
     "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_, "tensor(string)": np.str_,
-}
-_OPT_LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 # dtypes numpy holds natively, so an OrtValue can wrap them without conversion
 _NUMPY_NATIVE = {"float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -88,42 +86,6 @@ class LoadStats:
     threads: int = 1
     lean: bool = False
     mapped_bytes: int = 0  # mapped layout: bytes of the bundle onnxruntime maps once built (-1: unknown)
-
-
-def session_options(profile: Profile, threads: int | None = None, lean: bool | None = None) -> ort.SessionOptions:
-    """onnxruntime SessionOptions for a profile (the same a plain onnxruntime user would set).
-
-    lean (default: the profile's memory.lean) trades speed for memory: no weight prepacking, no memory
-    arena, no memory pattern (docs/TARGETS.md gives its measured cost). The profile's thread counts are
-    capped at the CPUs this process may use: more only makes threads wait for each other (a bundle that asks
-    for 256 on two cores took 10 s to load); `threads` is taken as given."""
-    s = profile.session
-    lean = profile.memory.lean if lean is None else lean
-    cpus = usable_cpus()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads if threads is not None else min(s.intra_op_threads, cpus)
-    so.inter_op_num_threads = min(s.inter_op_threads, cpus)
-    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if s.execution_mode == "parallel"
-                         else ort.ExecutionMode.ORT_SEQUENTIAL)
-    so.graph_optimization_level = _OPT_LEVELS[s.graph_optimization_level]
-    so.enable_cpu_mem_arena = s.memory_arena and not lean
-    so.enable_mem_pattern = s.memory_pattern and not lean
-    if lean or not s.prepacking:
-        so.add_session_config_entry("session.disable_prepacking", "1")
-    return so
-
-
-def choose_providers(profile: Profile, available: Sequence[str]) -> tuple[list[str], str | None]:
-    """The profile's providers that this onnxruntime build has, in order, with CPU last as a fallback; and,
-    when the most preferred one is missing, a note that says so."""
-    chosen = [p for p in profile.providers if p in available]
-    if "CPUExecutionProvider" not in chosen:
-        chosen.append("CPUExecutionProvider")
-    missing = [p for p in profile.providers if p not in available]
-    if not missing or profile.providers[0] not in missing:
-        return chosen, None
-    return chosen, (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not available in this "
-                    f"onnxruntime (it has {', '.join(available) or 'none'})")
 
 
 class Session:

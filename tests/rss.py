@@ -2,7 +2,7 @@
 
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec, so a child of a
-# large pytest process would report the parent's size (runtime/measure.py reads it the same way).
+# large pytest process would report the parent's size (runtime/measure_child.py reads it the same way).
 PEAK_MB_CODE = """
 def peak_mb():
     try:

@@ -162,7 +162,7 @@ def test_inspect_shows_inputs_and_outputs(files):
 def test_export_writes_the_model_the_runtime_runs(files, tmp):
     from edgepack.packager.export import export_model
     from edgepack.runtime import load, open_bundle
-    from edgepack.runtime.session import session_options
+    from edgepack.runtime.ortconfig import session_options
     import onnxruntime as ort
 
     r = cli("export", files / "paddle.edgepack", "-o", tmp / "m.onnx")

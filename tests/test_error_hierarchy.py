@@ -38,9 +38,9 @@ BUILTIN_RAISES = {
 
 # Functions whose result is raised, and why that is an EdgepackError.
 RAISE_HELPERS = {
-    "min": "re-raises the first of the exceptions worker threads caught (reader.run_parallel)",
+    "min": "re-raises the first of the exceptions worker threads caught (host.run_parallel)",
     "next": "re-raises an exception a worker thread caught (feeder.Feeder)",
-    "_rebuild": "re-creates the EdgepackError a measuring child process reported (runtime/measure.py)",
+    "_rebuild": "re-creates the EdgepackError a measuring child process reported (runtime/measure_child.py)",
 }
 
 

@@ -15,6 +15,7 @@ import edgepack
 from edgepack.packager.sign import keygen, sign_bundle
 from edgepack.runtime import errors as E
 from edgepack.runtime import load, open_bundle
+from edgepack.runtime import host as host_mod
 from edgepack.runtime import reader as reader_mod
 from edgepack.runtime import feeder as feeder_mod
 from edgepack.runtime import session as session_mod
@@ -76,7 +77,7 @@ def test_weights_are_deferred_and_shapes_are_not(built, tmp_path):
 
 def test_a_corrupt_weight_checked_late_still_fails_the_load(built, tmp_path, monkeypatch):
     data, feeds, _ = built
-    if reader_mod.usable_cpus() < 2:
+    if host_mod.usable_cpus() < 2:
         pytest.skip("one CPU: every frame is checked before it is written")
     path = _flip_in(tmp_path, data, "w")
     checked = _checks_while_writing(monkeypatch)
@@ -126,7 +127,7 @@ def test_unsigned_weights_are_written_first_and_checked_while_the_session_is_bui
     path.write_bytes(data)
     checked = _checks_while_writing(monkeypatch)
     got = load(path).run(feeds)["y"]
-    if reader_mod.usable_cpus() < 2:
+    if host_mod.usable_cpus() < 2:
         pytest.skip("one CPU: every frame is checked before it is written")
     # each frame of w: decoded once, written, then hashed in memory (no second decode); the rest checked once
     frames = len(_frames(path, "w"))

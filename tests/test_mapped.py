@@ -241,7 +241,7 @@ def test_unknown_layout_is_an_option_error(tmp):
 def test_measure_takes_an_onnx_with_external_data_as_baseline(tmp):
     """Plain onnxruntime's best layout (weights in a page-aligned external data file) as the baseline: its bytes
     count the data file, and the outputs compare bit for bit with the mapped bundle's."""
-    from edgepack.runtime.costs import measure
+    from edgepack.runtime.measure import measure
 
     model, feeds = graphs.mlp()
     path = _mapped(tmp, model)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import edgepack
-from edgepack.runtime.costs import lines, measure, percentile
+from edgepack.runtime.measure import lines, measure, percentile
 from edgepack.runtime.errors import DeviceMismatch, InputError
 from edgepack.runtime.profile import host_profile_name, load_profile
 
@@ -56,7 +56,7 @@ def test_budget_is_checked(files, tmp):
 
 
 def test_progress_is_reported(files):
-    seen = []  # through the top-level API, which wraps runtime.costs.measure
+    seen = []  # through the top-level API, which wraps runtime.measure.measure
     edgepack.measure(files / "m.edgepack", runs=5, progress=lambda side, rep: seen.append((side, rep)), progress_s=0)
     runs = [rep for side, rep in seen if rep.get("stage") == "runs"]
     assert [rep["done"] for rep in runs] == [1, 2, 3, 4, 5] and all(side == "bundle" for side, _ in seen)

@@ -255,14 +255,14 @@ def test_an_empty_tensor_reads_as_an_empty_array(tmp):
 
 
 def test_a_tensor_larger_than_memory_is_refused_before_allocating(tmp, good, monkeypatch):
-    from edgepack.runtime import reader
+    from edgepack.runtime import host
 
     with open_bundle(bundles_path(tmp, good)) as b:
         t = max(b.manifest.tensors, key=lambda t: t.raw_length)
-        monkeypatch.setattr(reader, "physical_memory", lambda: t.raw_length)
+        monkeypatch.setattr(host, "physical_memory", lambda: t.raw_length)
         assert b.tensor(t.name).nbytes == t.raw_length  # exactly the memory there is: allowed
-        monkeypatch.setattr(reader, "physical_memory", lambda: t.raw_length - 1)
+        monkeypatch.setattr(host, "physical_memory", lambda: t.raw_length - 1)
         with pytest.raises(E.TooLargeForDevice, match=f"takes {t.raw_length} bytes"):
             b.tensor(t.name)
-        monkeypatch.setattr(reader, "physical_memory", lambda: None)  # unknown: not refused
+        monkeypatch.setattr(host, "physical_memory", lambda: None)  # unknown: not refused
         assert b.tensor(t.name).nbytes == t.raw_length

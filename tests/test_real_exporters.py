@@ -128,7 +128,7 @@ def test_shape_given_to_package_sizes_probes_and_is_recorded(tmp):
 
 def test_measure_uses_shapes_and_names_the_input_it_cannot_size(tmp):
     import edgepack
-    from edgepack.runtime.costs import measure
+    from edgepack.runtime.measure import measure
 
     model, _ = rx.detector()
     edgepack.package(model, tmp / "d.edgepack")

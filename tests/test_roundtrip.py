@@ -88,7 +88,7 @@ def test_deterministic(tmp):
 
 def test_session_options_from_profile_match_plain_onnxruntime(cases):
     """Same session options give the same outputs: the profile's options reach onnxruntime."""
-    from edgepack.runtime.session import session_options
+    from edgepack.runtime.ortconfig import session_options
 
     case = cases["mlp"]
     session = load(case.bundle, threads=1)

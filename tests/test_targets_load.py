@@ -15,7 +15,7 @@ from edgepack.runtime.device import detect
 from edgepack.runtime.compat import TargetWarning
 from edgepack.runtime.errors import DeviceMismatch
 from edgepack.runtime.profile import host_profile_name, load_profile
-from edgepack.runtime.session import session_options
+from edgepack.runtime.ortconfig import session_options
 
 GPU_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
 

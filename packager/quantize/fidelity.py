@@ -18,7 +18,7 @@ import onnx
 
 from edgepack.runtime.errors import OptionError, QuantizationError
 from edgepack.runtime.profile import Profile
-from edgepack.runtime.session import session_options
+from edgepack.runtime.ortconfig import session_options
 
 from ..datasets import Samples
 from . import files

@@ -17,10 +17,8 @@ from typing import Iterator
 import onnx
 import onnxruntime as ort
 
+from edgepack.runtime.ortconfig import OPT_LEVELS as _LEVELS
 from edgepack.runtime.text import clip
-
-_LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 # Past this size a model is saved with its tensors in a side file: protobuf cannot hold 2 GB.
 _EXTERNAL_ABOVE = 1 << 30

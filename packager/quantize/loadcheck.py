@@ -29,7 +29,7 @@ import json, sys
 import numpy as np
 import onnxruntime as ort
 from edgepack.runtime.profile import profile_from_dict
-from edgepack.runtime.session import session_options
+from edgepack.runtime.ortconfig import session_options
 from edgepack.runtime.text import clip
 model, feeds, profile = sys.argv[1], sys.argv[2], profile_from_dict(json.loads(sys.argv[3]))
 options = session_options(profile)

@@ -26,7 +26,7 @@ from edgepack.runtime.compat import missing_required
 from edgepack.runtime.device import detect
 from edgepack.runtime.errors import EdgepackError
 from edgepack.runtime.profile import Profile
-from edgepack.runtime.session import session_options
+from edgepack.runtime.ortconfig import session_options
 
 from . import files
 from .fidelity import _time, metrics

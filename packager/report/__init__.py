@@ -48,7 +48,7 @@ def write_report(bundle: str | os.PathLike, output: str | os.PathLike, fmt: str 
                  measure: bool = True, runs: int = 50, inputs: str | os.PathLike | None = None,
                  plot: str = "auto", shapes: dict[str, Any] | None = None) -> str:
     """Write the report on `bundle` to `output` (atomically; "-": return it only) and return its text.
-    shapes: input name -> shape of the random feeds the measurement runs on (see runtime.costs.measure)."""
+    shapes: input name -> shape of the random feeds the measurement runs on (see runtime.measure.measure)."""
     from ..untrusted import printable_document, recorded_fields
     from ..writer import write_atomic
     from .collect import collect

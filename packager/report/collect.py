@@ -1,6 +1,6 @@
 """Everything `edgepack report` shows about a bundle, as one JSON-able dict: read from the manifest (what was
 done, the fidelity, the search, the layers), plus memory and latency measured now, on this machine, in a
-fresh child process (edgepack.runtime.costs)."""
+fresh child process (edgepack.runtime.measure)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def layers(report: dict[str, Any], manifest: Any) -> list[dict[str, Any]]:
 
 def measure_now(bundle: str, runs: int, inputs: str | None, shapes: dict[str, Any] | None = None) -> dict[str, Any]:
     """Peak memory and latency of the bundle on this machine, or why they were not measured."""
-    from edgepack.runtime.costs import measure
+    from edgepack.runtime.measure import measure
 
     from ..progress import phase
 

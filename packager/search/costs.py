@@ -1,5 +1,5 @@
 """What a trial costs on this machine: peak memory and latency of its bundle, in a fresh child process
-(edgepack.runtime.measure), fed the first eval sample. Timings change from run to run, so they decide
+(edgepack.runtime.measure_child), fed the first eval sample. Timings change from run to run, so they decide
 between recipes but stay out of the bundle's manifest."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import statistics
 
 import numpy as np
 
-from edgepack.runtime.measure import measure_child
+from edgepack.runtime.measure_child import measure_child
 
 from ..datasets import Samples
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import onnx
 
 from edgepack.runtime.profile import Profile
-from edgepack.runtime.session import session_options
+from edgepack.runtime.ortconfig import session_options
 
 from ..datasets import Samples
 from ..quantize import files

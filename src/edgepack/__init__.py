@@ -11,8 +11,10 @@ only numpy, onnxruntime and zstandard.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Callable
 
+from edgepack.runtime import load  # the runtime is imported with edgepack anyway (its errors are ours)
 from edgepack.runtime.errors import EdgepackError
 
 __version__ = "0.1.0"
@@ -27,16 +29,14 @@ def package(model: Any, output: Any, target: Any = None, **options: Any) -> Any:
     return _package(model, output=output, target=target, **options)
 
 
-def load(path: Any, target: Any = None, **options: Any) -> Any:
-    """Open a bundle and build a session on it. See edgepack.runtime.load."""
-    from edgepack.runtime import load as _load
-
-    return _load(path, target=target, **options)
-
-
-def measure(bundle: Any, baseline: Any = None, **options: Any) -> Any:
+def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None, *, runs: int = 100,
+            inputs: str | os.PathLike | None = None, repeat: int = 1, target: str | None = None,
+            force: bool = False, lean: bool | None = None, timeout: float = 3600,
+            progress: Callable[[str, dict[str, Any]], None] | None = None,
+            progress_s: float = 2.0, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     """What a bundle costs on this device, against plain onnxruntime on `baseline` (an .onnx), measured in
-    fresh processes. See edgepack.runtime.costs.measure."""
-    from edgepack.runtime.costs import measure as _measure
+    fresh processes. See edgepack.runtime.measure.measure."""
+    from edgepack.runtime.measure import measure as _measure  # its child-process machinery only when used
 
-    return _measure(bundle, baseline, **options)
+    return _measure(bundle, baseline, runs=runs, inputs=inputs, repeat=repeat, target=target, force=force,
+                    lean=lean, timeout=timeout, progress=progress, progress_s=progress_s, shapes=shapes)

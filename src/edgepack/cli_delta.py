@@ -83,3 +83,8 @@ def inspect_delta(path: str, as_json: bool) -> None:
             how = c["op"] + (f"/{c['transform']}" if c["transform"] else "")
             click.echo(f"  {c['name']:<{width}}  {how:<12} {c['delta_bytes']:>10,} {c['stored_bytes']:>10,}  "
                        f"{c['delta_bytes'] / max(c['stored_bytes'], 1):.3f}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(delta_cmd)
+    group.add_command(apply_cmd)

@@ -125,3 +125,8 @@ def measure_lm(bundle: str, repeat: int, as_json: bool, prompt_tokens: int = 32,
 
 
 COMMANDS = (generate_cmd, perplexity_cmd)
+
+
+def register(group: click.Group) -> None:
+    for command in COMMANDS:
+        group.add_command(command)

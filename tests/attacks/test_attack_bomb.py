@@ -9,7 +9,7 @@ import zstandard
 
 from edgepack.runtime import errors as E
 from edgepack.runtime import load, open_bundle
-from edgepack.runtime.reader import physical_memory
+from edgepack.runtime.host import physical_memory
 
 import bundles
 from conftest import peak_mb_refusing, write

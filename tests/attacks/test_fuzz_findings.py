@@ -106,7 +106,7 @@ def test_the_reserved_header_bytes_must_be_zero(tmp, mlp_bundle):
 
 def test_a_recorded_target_gets_no_more_threads_than_there_are_cpus(tmp, mlp_bundle):
     """256 intra-op threads (allowed) on two cores made one load take 10 s: threads only waited."""
-    from edgepack.runtime.reader import usable_cpus
+    from edgepack.runtime.host import usable_cpus
 
     bad = bundles.edit_manifest(mlp_bundle[0], lambda m: m["target"]["session"].update(
         intra_op_threads=256, inter_op_threads=256))

@@ -12,6 +12,7 @@ import pytest
 import edgepack
 from edgepack.runtime import errors as E
 from edgepack.runtime import load, open_bundle
+from edgepack.runtime import host as host_mod
 from edgepack.runtime import reader as reader_mod
 
 import graphs
@@ -26,7 +27,7 @@ def weighted(tmp_path_factory):
 
 
 def test_bytes_restored_after_the_write_do_not_pass_the_check(tmp_path, weighted, monkeypatch):
-    if reader_mod.usable_cpus() < 2:
+    if host_mod.usable_cpus() < 2:
         pytest.skip("one CPU: every frame is checked before it is written")
     good, feeds = weighted
     path = tmp_path / "m.edgepack"
