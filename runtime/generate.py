@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from .errors import InputError, MissingExtra
-from .tokenizer import Tokenizer, tokenizer_of
+from .tokenizer import Streamer, Tokenizer, tokenizer_of
 
 if TYPE_CHECKING:
     from .session import Session
@@ -175,6 +175,7 @@ def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: in
     logits = runner.step(ids)[-1]
     first = 0.0
     shown = ""
+    streamer = Streamer(tok) if tok is not None else None
     while True:
         token = pick(logits, temperature, top_k, top_p, rng)
         if not out:
@@ -184,9 +185,9 @@ def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: in
             break
         out.append(token)
         piece = None
-        if tok is not None:
-            text = tok.decode(out)
-            piece, shown = text[len(shown):], text
+        if streamer is not None:
+            piece = streamer.add(token)
+            shown += piece
         if on_token is not None:
             on_token(token, piece)
         if token in stop_ids or (stop_texts and any(s in shown for s in stop_texts)):
