@@ -25,12 +25,13 @@ from .delta_format import (
     TruncatedDelta, UnsupportedDeltaVersion,
 )
 from .digest import sha256_for
-from .errors import BundleError
+from .errors import BundleError, NotARegularFile
 from .format import (
     DATA_START, DTYPES, FLAG_MANIFEST_ZSTD, HEADER, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, SIGNATURE_BLOCK_SIZE,
     VERSION, Codec,
 )
 from .manifest import Blob, Frame, Manifest, TensorEntry
+from .regular import open_regular
 from .signature import signer_key_id
 
 _FREE_FORM_DEPTH = 8
@@ -104,7 +105,9 @@ class Delta:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._fd = open_regular(self.path)  # refuses a FIFO, directory, device or /proc file; never blocks
+        except NotARegularFile as e:
+            raise InvalidDelta(self.path, str(e).split(": ", 1)[-1]) from None
         except OSError as e:
             raise InvalidDelta(self.path, f"cannot open: {e.strerror}") from None
         try:
@@ -337,7 +340,12 @@ def open_delta(path: str | os.PathLike) -> Delta:
 def is_delta(path: str | os.PathLike) -> bool:
     """Whether the file starts with the delta magic (a cheap test for commands that take either)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(len(DELTA_MAGIC)) == DELTA_MAGIC
+        fd = open_regular(os.fspath(path))
+    except (OSError, NotARegularFile):
+        return False
+    try:
+        return os.pread(fd, len(DELTA_MAGIC), 0) == DELTA_MAGIC
     except OSError:
         return False
+    finally:
+        os.close(fd)
