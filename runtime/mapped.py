@@ -124,6 +124,14 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
                                                 "the manifest but not in the graph")
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_file(bundle: Bundle) -> os.stat_result:
     """The bundle's file as load() opened it, refused if others may write to it; waits out a fresh ctime."""
     st = os.fstat(bundle.fileno())
@@ -274,6 +282,9 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     mapped = list(manifest.mapped)
     # onnxruntime resolves links and refuses data outside the folder it is given: give it the real one
     path = os.path.realpath(bundle.path)
+    if not isinstance(path, str) or not _utf8(path):  # onnxruntime takes the folder and file name as UTF-8
+        raise BundleError(f"{ascii(os.fsdecode(path))}: onnxruntime cannot load a mapped bundle whose path is "
+                          "not valid UTF-8 (a str path); rename the file or its folder, or pass the path as str")
     before = check_file(bundle)
     _read_ahead(bundle, mapped)
     work = [(t, f) for t in mapped for f in t.frames]
