@@ -107,10 +107,15 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
         raise InvalidGraph(bundle.path, "a mapped bundle holds inline and mapped tensors only")
     try:
         splices = [(t.splice or 0, t.raw_length) for t in inline]  # inline tensors always have a splice
-        records = scan_model(memoryview(graph), splices, spliced_only=True, max_fields=max_fields)
+        outputs: list[str] = []
+        records = scan_model(memoryview(graph), splices, spliced_only=True, max_fields=max_fields,
+                             outputs=outputs)
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None
     names = {t.name for t in mapped}
+    clash = next((o for o in outputs if o in names), None)
+    if clash is not None:  # onnxruntime would use that node's value instead of the hashed mapped weights
+        raise InvalidGraph(bundle.path, f"a node's output is named {clash[:200]!r}, a mapped tensor's name")
     for r in records:
         if r.external is not None or r.data_location == 1:
             raise InvalidGraph(bundle.path, f"tensor {r.label[:200]!r} refers to external data; a bundle must be "
