@@ -48,6 +48,11 @@ ZSTD_PARAM_RANGES: dict[str, tuple[int, int]] = {
     "search_log": (1, 9), "min_match": (3, 7), "target_length": (0, 1 << 17),
 }
 MAX_ZSTD_SETTINGS = 16
+# A result may be at most RESULT_GROWTH times the base and the delta together, plus RESULT_SLACK bytes: its
+# bytes come from the base (copies, diffs against a base blob) and the delta (literals, differences), so
+# only a delta that copies the same base blobs many times (a small file writing a huge one) goes past it.
+RESULT_GROWTH = 4
+RESULT_SLACK = 1 << 20
 
 
 class DeltaError(EdgepackError):

@@ -20,9 +20,9 @@ from . import manifest as manifest_mod
 from .codecs import DECODERS, CodecError, zstd_decode_into
 from .delta_format import (
     DELTA_DATA_START, DELTA_FLAG_INDEX_ZSTD, DELTA_FORMAT_NAME, DELTA_HEADER, DELTA_KNOWN_FLAGS, DELTA_MAGIC,
-    MAX_INDEX_BYTES, MAX_ZSTD_SETTINGS, OP_COPY, OP_LITERAL, OPS, SUPPORTED_DELTA_VERSIONS,
-    TRANSFORM_WIDTHS, TRANSFORMS, ZSTD_LEVEL_RANGE, ZSTD_PARAM_RANGES, BadDeltaMagic, CorruptDelta, InvalidDelta,
-    TruncatedDelta, UnsupportedDeltaVersion,
+    MAX_INDEX_BYTES, MAX_ZSTD_SETTINGS, OP_COPY, OP_LITERAL, OPS, RESULT_GROWTH, RESULT_SLACK,
+    SUPPORTED_DELTA_VERSIONS, TRANSFORM_WIDTHS, TRANSFORMS, ZSTD_LEVEL_RANGE, ZSTD_PARAM_RANGES, BadDeltaMagic,
+    CorruptDelta, InvalidDelta, TruncatedDelta, UnsupportedDeltaVersion,
 )
 from .digest import sha256_for
 from .errors import BundleError, NotARegularFile
@@ -220,6 +220,11 @@ class Delta:
         total = DATA_START + manifest.data_length + manifest_length + signature_length
         if total != file_bytes:
             raise InvalidDelta(self.path, f"the result's parts add up to {total} bytes, not the {file_bytes} declared")
+        bound = RESULT_GROWTH * (self.base_bytes + self.file_size) + RESULT_SLACK
+        if file_bytes > bound:
+            raise InvalidDelta(self.path, f"the result would be {file_bytes} bytes, more than {RESULT_GROWTH} times "
+                               f"the base and the delta together (+1 MiB: {bound}); a delta amplifying its base "
+                               "this much is refused (docs/FORMAT.md, Deltas)")
         header = HEADER.pack(MAGIC, VERSION, flags, DATA_START + manifest.data_length, manifest_length,
                              signature_length)
         return Result(header, manifest_bytes, signature, manifest, file_bytes, sha)
