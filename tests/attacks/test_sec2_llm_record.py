@@ -20,7 +20,8 @@ def tiny_lm(heads=2, dim=4, vocab=64, table=64, embed=True):
     if embed:
         inits += [numpy_helper.from_array(rng.standard_normal((table, 8)).astype(np.float32), "E"),
                   numpy_helper.from_array(np.array([1, -1, 2, 4], np.int64), "shp")]
-        nodes += [helper.make_node("Gather", ["E", "input_ids"], ["e"]), helper.make_node("Reshape", ["e", "shp"], ["e4"]),
+        nodes += [helper.make_node("Gather", ["E", "input_ids"], ["e"]),
+                  helper.make_node("Reshape", ["e", "shp"], ["e4"]),
                   helper.make_node("Transpose", ["e4"], ["kv"], perm=[0, 2, 1, 3])]
         new = "kv"
     else:
