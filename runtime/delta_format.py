@@ -38,13 +38,21 @@ TRANSFORMS = (TRANSFORM_XOR, TRANSFORM_ADD, TRANSFORM_NONE)
 # Element widths a transform works in (bytes); other dtypes (4-bit, complex128) use width 1.
 TRANSFORM_WIDTHS = (1, 2, 4, 8)
 
-# zstd settings a delta may ask the device to re-encode with: a level, or explicit parameters.
+# zstd settings a delta may ask the device to re-encode with: a level, or explicit parameters. The packager
+# emits levels and one explicit set, the order0 mode (strategy 1, "fast"); explicit parameters are bounded to
+# the fast strategies (1 fast, 2 dfast) so that a delta cannot make the device re-encode with a search
+# (such as strategy 9 with search_log 24, far slower than any level the packager uses).
 ZSTD_LEVEL_RANGE = (1, 19)
 ZSTD_PARAM_RANGES: dict[str, tuple[int, int]] = {
-    "strategy": (1, 9), "window_log": (10, 24), "chain_log": (6, 24), "hash_log": (6, 24),
-    "search_log": (1, 24), "min_match": (3, 7), "target_length": (0, 1 << 17),
+    "strategy": (1, 2), "window_log": (10, 24), "chain_log": (6, 24), "hash_log": (6, 24),
+    "search_log": (1, 9), "min_match": (3, 7), "target_length": (0, 1 << 17),
 }
 MAX_ZSTD_SETTINGS = 16
+# A result may be at most RESULT_GROWTH times the base and the delta together, plus RESULT_SLACK bytes: its
+# bytes come from the base (copies, diffs against a base blob) and the delta (literals, differences), so
+# only a delta that copies the same base blobs many times (a small file writing a huge one) goes past it.
+RESULT_GROWTH = 4
+RESULT_SLACK = 1 << 20
 
 
 class DeltaError(EdgepackError):

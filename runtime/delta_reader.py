@@ -20,17 +20,18 @@ from . import manifest as manifest_mod
 from .codecs import DECODERS, CodecError, zstd_decode_into
 from .delta_format import (
     DELTA_DATA_START, DELTA_FLAG_INDEX_ZSTD, DELTA_FORMAT_NAME, DELTA_HEADER, DELTA_KNOWN_FLAGS, DELTA_MAGIC,
-    MAX_INDEX_BYTES, MAX_ZSTD_SETTINGS, OP_COPY, OP_LITERAL, OPS, SUPPORTED_DELTA_VERSIONS,
-    TRANSFORM_WIDTHS, TRANSFORMS, ZSTD_LEVEL_RANGE, ZSTD_PARAM_RANGES, BadDeltaMagic, CorruptDelta, InvalidDelta,
-    TruncatedDelta, UnsupportedDeltaVersion,
+    MAX_INDEX_BYTES, MAX_ZSTD_SETTINGS, OP_COPY, OP_LITERAL, OPS, RESULT_GROWTH, RESULT_SLACK,
+    SUPPORTED_DELTA_VERSIONS, TRANSFORM_WIDTHS, TRANSFORMS, ZSTD_LEVEL_RANGE, ZSTD_PARAM_RANGES, BadDeltaMagic,
+    CorruptDelta, InvalidDelta, TruncatedDelta, UnsupportedDeltaVersion,
 )
 from .digest import sha256_for
-from .errors import BundleError
+from .errors import BundleError, NotARegularFile
 from .format import (
     DATA_START, DTYPES, FLAG_MANIFEST_ZSTD, HEADER, KNOWN_FLAGS, MAGIC, MAX_MANIFEST_BYTES, SIGNATURE_BLOCK_SIZE,
     VERSION, Codec,
 )
 from .manifest import Blob, Frame, Manifest, TensorEntry
+from .regular import open_regular
 from .signature import signer_key_id
 
 _FREE_FORM_DEPTH = 8
@@ -104,7 +105,9 @@ class Delta:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._fd = open_regular(self.path)  # refuses a FIFO, directory, device or /proc file; never blocks
+        except NotARegularFile as e:
+            raise InvalidDelta(self.path, str(e).split(": ", 1)[-1]) from None
         except OSError as e:
             raise InvalidDelta(self.path, f"cannot open: {e.strerror}") from None
         try:
@@ -217,6 +220,11 @@ class Delta:
         total = DATA_START + manifest.data_length + manifest_length + signature_length
         if total != file_bytes:
             raise InvalidDelta(self.path, f"the result's parts add up to {total} bytes, not the {file_bytes} declared")
+        bound = RESULT_GROWTH * (self.base_bytes + self.file_size) + RESULT_SLACK
+        if file_bytes > bound:
+            raise InvalidDelta(self.path, f"the result would be {file_bytes} bytes, more than {RESULT_GROWTH} times "
+                               f"the base and the delta together (+1 MiB: {bound}); a delta amplifying its base "
+                               "this much is refused (docs/FORMAT.md, Deltas)")
         header = HEADER.pack(MAGIC, VERSION, flags, DATA_START + manifest.data_length, manifest_length,
                              signature_length)
         return Result(header, manifest_bytes, signature, manifest, file_bytes, sha)
@@ -337,7 +345,12 @@ def open_delta(path: str | os.PathLike) -> Delta:
 def is_delta(path: str | os.PathLike) -> bool:
     """Whether the file starts with the delta magic (a cheap test for commands that take either)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(len(DELTA_MAGIC)) == DELTA_MAGIC
+        fd = open_regular(os.fspath(path))
+    except (OSError, NotARegularFile):
+        return False
+    try:
+        return os.pread(fd, len(DELTA_MAGIC), 0) == DELTA_MAGIC
     except OSError:
         return False
+    finally:
+        os.close(fd)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InputError, MissingExtra
-from .tokenizer import Tokenizer, tokenizer_of
+from .device import detect
+from .errors import InputError, MissingExtra, SessionError
+from .llm_record import llm_record
+from .tokenizer import Streamer, Tokenizer, tokenizer_of
 
 if TYPE_CHECKING:
     from .session import Session
@@ -49,7 +50,7 @@ class CacheLayout:
     vocab: int | None
 
     @classmethod
-    def of(cls, session: Session) -> CacheLayout:
+    def of(cls, session: "Session") -> "CacheLayout":
         names = set(session.input_names)
         need = {"input_ids", "attention_mask", "past_key_values.0.key"}
         if not need <= names or "logits" not in session.output_names:
@@ -58,7 +59,7 @@ class CacheLayout:
         spec = next(i for i in session.inputs if i.name == "past_key_values.0.key")
         layers = sum(1 for n in names if n.startswith("past_key_values.") and n.endswith(".key"))
         heads, dim = spec.shape[1], spec.shape[3]
-        if not isinstance(heads, int) or not isinstance(dim, int):
+        if not isinstance(heads, int) or not isinstance(dim, int) or heads < 1 or dim < 1:
             raise InputError(f"{session.path}: past_key_values.0.key must have fixed kv_heads and head_dim "
                              f"dimensions, not {list(spec.shape)}")
         logits = next(o for o in session.outputs if o.name == "logits")
@@ -69,12 +70,19 @@ class CacheLayout:
 class KVRunner:
     """Runs prefill and decode steps of one sequence on preallocated, I/O-bound buffers."""
 
-    def __init__(self, session: Session, capacity: int, max_chunk: int):
+    def __init__(self, session: "Session", capacity: int, max_chunk: int):
         self.session = session
         self.layout = CacheLayout.of(session)
         self.uses_positions = "position_ids" in session.input_names
         lay = self.layout
         per = lay.kv_heads * capacity * lay.head_dim
+        need = 4 * lay.layers * per * lay.dtype.itemsize
+        memory_mb = detect().memory_mb
+        memory = memory_mb << 20 if memory_mb else 1 << 40
+        if need > memory:  # checked before numpy is asked for it (a MemoryError, or the OOM killer)
+            raise InputError(f"{session.path}: a KV cache of {capacity} positions ({lay.layers} layers, "
+                             f"{lay.kv_heads} kv heads of {lay.head_dim}) takes {need} bytes, more than the "
+                             f"{memory} bytes of memory here; lower max_new_tokens or the prompt's length")
         self.capacity = capacity
         # [layer, key/value, ping/pong] flat buffers
         self.buffers = [[[np.zeros(per, lay.dtype) for _ in range(2)] for _ in range(2)] for _ in range(lay.layers)]
@@ -111,14 +119,21 @@ class KVRunner:
         vocab = self.vocab
         if self.logits is not None and vocab is not None and n * vocab <= self.logits.size:
             b.bind_output("logits", "cpu", 0, np.float32, [1, n, vocab], self.logits.ctypes.data)
-            self.session._session.run_with_iobinding(b)
+            self._run()
             out = self.logits[:n * vocab].reshape(n, vocab)
         else:
             b.bind_output("logits", "cpu")
-            self.session._session.run_with_iobinding(b)
+            self._run()
             out = b.copy_outputs_to_cpu()[-1].reshape(n, -1)
         self.length, self.side = past + n, dst
         return out
+
+    def _run(self) -> None:
+        try:
+            self.session._session.run_with_iobinding(self.binding)
+        except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported like Session.run's
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise SessionError(f"{self.session.path}: onnxruntime failed a generation step: {first}") from None
 
 
 def pick(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None,
@@ -139,7 +154,7 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float
     return int(order[rng.choice(len(order), p=p)])
 
 
-def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int = 64, temperature: float = 0.0,
+def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, stop: Sequence[str | int] | None = None,
              on_token: Callable[[int, str | None], None] | None = None, seed: int = 0) -> Generation:
     """Continue `prompt` (text, needing the `tokenizers` package, or token ids) by up to max_new_tokens tokens."""
@@ -147,14 +162,14 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
         raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if temperature < 0 or (top_p is not None and not 0 < top_p <= 1) or (top_k is not None and top_k < 1):
         raise InputError("temperature must be >= 0, top_p in (0, 1] and top_k >= 1")
-    llm: dict[str, Any] = session.manifest.report.get("llm") or {}
+    llm: dict[str, Any] = llm_record(session.manifest.report, session.path)
     tok: Tokenizer | None = None
     if isinstance(prompt, str):
         tok = tokenizer_of(llm, session.path)
         ids = tok.encode(prompt)
     else:
         ids = [int(t) for t in prompt]
-        if llm.get("tokenizer", {}).get("tokenizer.json"):
+        if (llm.get("tokenizer") or {}).get("tokenizer.json"):
             try:
                 tok = tokenizer_of(llm, session.path)
             except MissingExtra:
@@ -176,6 +191,7 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
     logits = runner.step(ids)[-1]
     first = 0.0
     shown = ""
+    streamer = Streamer(tok) if tok is not None else None
     while True:
         token = pick(logits, temperature, top_k, top_p, rng)
         if not out:
@@ -185,9 +201,9 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
             break
         out.append(token)
         piece = None
-        if tok is not None:
-            text = tok.decode(out)
-            piece, shown = text[len(shown):], text
+        if streamer is not None:
+            piece = streamer.add(token)
+            shown += piece
         if on_token is not None:
             on_token(token, piece)
         if token in stop_ids or (stop_texts and any(s in shown for s in stop_texts)):
@@ -209,8 +225,8 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
     return Generation(final, out, len(ids), first, rate, reason, {"total_s": total})
 
 
-def token_ids_of(session: Session, text: str) -> list[int]:
-    return tokenizer_of(session.manifest.report.get("llm") or {}, session.path).encode(text)
+def token_ids_of(session: "Session", text: str) -> list[int]:
+    return tokenizer_of(llm_record(session.manifest.report, session.path), session.path).encode(text)
 
 
 __all__ = ["generate", "Generation", "KVRunner", "CacheLayout", "pick", "token_ids_of"]

@@ -241,6 +241,10 @@ def _tensor(c: _Checker, value: Any, index: int, alignment: int | None) -> Tenso
     where = f"tensors[{index}]"
     d = c.obj(value, where, _TENSOR_KEYS, {"splice"})
     name = c.str(d["name"], f"{where}.name")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON allows it, an ONNX name (UTF-8) cannot hold it
+        raise c.fail(f"{where}.name {ascii(name[:60])} is not valid Unicode (it cannot be written as UTF-8)") from None
     dtype = d["dtype"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise c.fail(f"tensor {name!r}: unknown dtype {show(dtype)}")

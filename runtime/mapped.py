@@ -108,10 +108,15 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
         raise InvalidGraph(bundle.path, "a mapped bundle holds inline and mapped tensors only")
     try:
         splices = [(t.splice or 0, t.raw_length) for t in inline]  # inline tensors always have a splice
-        records = scan_model(memoryview(graph), splices, spliced_only=True, max_fields=max_fields)
+        outputs: list[str] = []
+        records = scan_model(memoryview(graph), splices, spliced_only=True, max_fields=max_fields,
+                             outputs=outputs)
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None
     names = {t.name for t in mapped}
+    clash = next((o for o in outputs if o in names), None)
+    if clash is not None:  # onnxruntime would use that node's value instead of the hashed mapped weights
+        raise InvalidGraph(bundle.path, f"a node's output is named {clash[:200]!r}, a mapped tensor's name")
     for r in records:
         if r.external is not None or r.data_location == 1:
             raise InvalidGraph(bundle.path, f"tensor {r.label[:200]!r} refers to external data; a bundle must be "
@@ -123,6 +128,14 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
             if DTYPES[entry.dtype][0] != r.data_type or tuple(r.dims) != entry.shape:
                 raise InvalidGraph(bundle.path, f"tensor {entry.name!r} is {entry.dtype}{list(entry.shape)} in "
                                                 "the manifest but not in the graph")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_file(bundle: Bundle) -> os.stat_result:
@@ -275,6 +288,9 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     mapped = list(manifest.mapped)
     # onnxruntime resolves links and refuses data outside the folder it is given: give it the real one
     path = os.path.realpath(bundle.path)
+    if not isinstance(path, str) or not _utf8(path):  # onnxruntime takes the folder and file name as UTF-8
+        raise BundleError(f"{ascii(os.fsdecode(path))}: onnxruntime cannot load a mapped bundle whose path is "
+                          "not valid UTF-8 (a str path); rename the file or its folder, or pass the path as str")
     before = check_file(bundle)
     _read_ahead(bundle, mapped)
     work = [(t, f) for t in mapped for f in t.frames]

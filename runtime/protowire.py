@@ -91,6 +91,7 @@ class _Walker:
         self.splices = splices
         self.next_splice = 0
         self.records: list[TensorRecord] = []
+        self.outputs: list[str] = []  # every node's every output name, subgraphs included
         self.fields_left = max_fields if max_fields is not None else -1
 
     # --- primitives ---------------------------------------------------------------------------------
@@ -255,7 +256,7 @@ class _Walker:
     @staticmethod
     def _reads(top: _Frame, number: int) -> bool:
         if top.kind == NODE:
-            return number == 3 or (number == 2 and not top.ctx.node_output)
+            return number in (2, 3)
         if top.kind == ATTRIBUTE or top.kind == TENSOR:
             return number == (1 if top.kind == ATTRIBUTE else 8)
         return True  # ENTRY: key and value
@@ -263,7 +264,8 @@ class _Walker:
     def _store_text(self, top: _Frame, number: int, text: str) -> None:
         if top.kind == NODE:
             if number == 2:
-                top.ctx.node_output = text
+                self.outputs.append(text)
+                top.ctx.node_output = top.ctx.node_output or text
             else:
                 top.ctx.node_name = text
         elif top.kind == ATTRIBUTE:
@@ -310,14 +312,16 @@ class _Walker:
 
 
 def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None,
-               spliced_only: bool = False, max_fields: int | None = None) -> list[TensorRecord]:
+               spliced_only: bool = False, max_fields: int | None = None,
+               outputs: list[str] | None = None) -> list[TensorRecord]:
     """Every TensorProto of a serialized ModelProto, in stream order.
 
     `splices` lists (offset in `data`, payload length) of raw_data payloads that are absent from `data` and
     supplied separately; offsets must be strictly increasing. Raises ProtoError on malformed or
     non-canonical input, or when a splice does not sit exactly on a TensorProto's raw_data payload of the
     stated length. With `spliced_only`, every non-empty raw_data must be spliced in (a bundle's graph holds
-    no tensor bytes). `max_fields` bounds the number of fields read (ProtoError beyond it).
+    no tensor bytes). `max_fields` bounds the number of fields read (ProtoError beyond it). `outputs`, if
+    given, is extended with the output names of every node (a Constant's value_floats etc. hold no tensor).
     """
     splices = splices or []
     walker = _Walker(data, splices, spliced_only, max_fields)
@@ -328,4 +332,6 @@ def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None =
     if walker.next_splice != len(splices):
         offset = splices[walker.next_splice][0]
         raise ProtoError(f"a tensor is spliced in at byte {offset}, which is not a tensor's raw_data")
+    if outputs is not None:
+        outputs.extend(walker.outputs)
     return walker.records

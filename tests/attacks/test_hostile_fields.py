@@ -84,7 +84,15 @@ def test_measure_is_total_on_hostile_fields(tmp, mlp_bundle, case):
         _check(runner.invoke(cli, args), args)
 
 
-@pytest.mark.parametrize("case", sorted(NAMES))
+def test_a_surrogate_name_is_refused_in_one_escaped_line(tmp, mlp_bundle):
+    # security review 2, F7: a name not writable as UTF-8 is an invalid manifest (it could reach no ONNX graph)
+    path = write(tmp, _hostile(mlp_bundle[0], "name surrogate"))
+    result = CliRunner().invoke(cli, ["inspect", "--all", str(path)])
+    _check(result, ["inspect"])
+    assert result.exit_code == 1 and "not valid Unicode" in result.stderr
+
+
+@pytest.mark.parametrize("case", sorted(set(NAMES) - {"name surrogate"}))
 def test_names_are_printed_as_escapes(tmp, mlp_bundle, case):
     path = write(tmp, _hostile(mlp_bundle[0], case))
     result = CliRunner().invoke(cli, ["inspect", "--all", str(path)])
