@@ -13,7 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from .analysis import Keep, Plan, Reader
+from .analysis import Plan
+from .context import Keep, Reader
 from .graph import GraphView, attr
 from .patches import ConvGeometry
 from .probe import Probe, run_together

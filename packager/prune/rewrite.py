@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .analysis import Keep, Plan
+from .analysis import Plan
+from .context import Keep
 
 
 def rewrite(plan: Plan, removed: Iterable[int]) -> tuple[onnx.ModelProto, Keep]:
