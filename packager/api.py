@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 import edgepack
+from edgepack.packager.errors import BudgetNotMet
 from edgepack.runtime import profile as profile_mod
 from edgepack.runtime.compat import TargetWarning
-from edgepack.runtime.errors import BudgetNotMet, OptionError
+from edgepack.runtime.errors import OptionError
 from edgepack.runtime.feeds import RECORDED
 from edgepack.runtime.format import BINDING_MAPPED, LAYOUT_MAPPED, LAYOUTS, Codec
 from edgepack.runtime.paths import check_output

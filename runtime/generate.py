@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InputError, MissingExtra
+from .errors import InputError, MissingDependency
 from .tokenizer import Tokenizer, tokenizer_of
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: in
         if llm.get("tokenizer", {}).get("tokenizer.json"):
             try:
                 tok = tokenizer_of(llm, session.path)
-            except MissingExtra:
+            except MissingDependency:
                 tok = None
     if not ids:
         raise InputError("the prompt is empty: give at least one token")

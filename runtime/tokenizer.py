@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .errors import InputError, MissingExtra
+from .errors import InputError, MissingDependency
 
 
 class Tokenizer:
@@ -15,8 +15,8 @@ class Tokenizer:
         try:
             import tokenizers
         except ImportError as e:
-            raise MissingExtra("text in and out of a language model (token ids work without it)", "text",
-                               "tokenizers") from e
+            raise MissingDependency("text in and out of a language model (token ids work without it)",
+                                    "text", "tokenizers") from e
         self._tok: Any = tokenizers.Tokenizer.from_str(tokenizer_json)
 
     def encode(self, text: str) -> list[int]:

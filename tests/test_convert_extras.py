@@ -4,14 +4,14 @@ A missing package is simulated by making it unimportable (None in sys.modules), 
 import subprocess
 import sys
 
+import graphs
 import numpy as np
 import onnx
 import pytest
 
 import edgepack
-from edgepack.runtime.errors import MissingExtra, OptionError
-
-import graphs
+from edgepack.packager.errors import MissingExtra
+from edgepack.runtime.errors import OptionError
 
 
 def test_packaging_onnx_imports_no_converter(tmp):

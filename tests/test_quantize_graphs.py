@@ -8,14 +8,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
-import edgepack
-from edgepack.packager.quantize import count
-from edgepack.runtime import load
-from edgepack.runtime.errors import QuantizationError, UnquantizedWeights
-
 import quant_models
 
+import edgepack
+from edgepack.packager.errors import QuantizationError, UnquantizedWeights
+from edgepack.packager.quantize import count
+from edgepack.runtime import load
 
 
 def _ops(model: onnx.ModelProto, depth=None) -> Counter:

@@ -6,12 +6,11 @@ import signal
 
 import numpy as np
 import pytest
-
-from edgepack.packager.quantize import loadcheck
-from edgepack.runtime.errors import QuantizationError
-from edgepack.runtime.profile import load_profile
-
 import quant_models
+
+from edgepack.packager.errors import QuantizationError
+from edgepack.packager.quantize import loadcheck
+from edgepack.runtime.profile import load_profile
 
 PROFILE = load_profile("generic-x86-64")
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 import onnx
 
-from edgepack.runtime.errors import ConversionMismatch, ExportFailed
+from edgepack.packager.errors import ConversionMismatch, ExportFailed
 from edgepack.runtime.text import clip
 
 

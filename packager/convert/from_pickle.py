@@ -10,15 +10,14 @@ import os
 import pickle
 from typing import Any
 
-from edgepack.runtime.errors import ModelError, UntrustedPickle
+from edgepack.packager.errors import UntrustedPickle
+from edgepack.runtime.errors import ModelError
 
-from ..source import Source, hash_files
+from ..imported import Source, hash_files
 from .check import first_line
 from .extras import require
 from .from_sklearn import from_estimator
 from .options import ConvertOptions
-
-SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 def from_pickle(path: str, example_inputs: Any, opts: ConvertOptions) -> Source:

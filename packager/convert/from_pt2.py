@@ -15,9 +15,10 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Iterator
 
-from edgepack.runtime.errors import ModelError, UntrustedPickle
+from edgepack.packager.errors import UntrustedPickle
+from edgepack.runtime.errors import ModelError
 
-from ..source import Source, hash_files
+from ..imported import Source, hash_files
 from .check import first_line
 from .extras import require
 from .from_torch import from_program, quiet

@@ -16,9 +16,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgepack.runtime.errors import ExportFailed, ModelError, OptionError
+from edgepack.packager.errors import ExportFailed
+from edgepack.runtime.errors import ModelError, OptionError
 
-from ..source import Source
+from ..imported import Source
 from .check import compare, first_line, run_onnx
 from .extras import require
 from .options import ML_OPSET, ConvertOptions
@@ -92,8 +93,8 @@ def _example(estimator: Any, example: Any, label: str) -> tuple[np.ndarray, bool
 
 def _convert(skl2onnx: Any, estimator: Any, X: np.ndarray, input_name: str, opts: ConvertOptions,
              label: str) -> Any:
-    from sklearn.base import is_classifier
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType
+    from sklearn.base import is_classifier
 
     kind = {"float32": FloatTensorType, "float64": DoubleTensorType, "int64": Int64TensorType}[X.dtype.name]
     initial = [(input_name, kind([None, X.shape[1]]))]

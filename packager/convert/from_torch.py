@@ -20,9 +20,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edgepack.runtime.errors import ExportFailed, ModelError, OptionError
+from edgepack.packager.errors import ExportFailed
+from edgepack.runtime.errors import ModelError, OptionError
 
-from ..source import Source
+from ..imported import Source
 from .check import compare, first_line, run_onnx
 from .extras import require
 from .options import ConvertOptions

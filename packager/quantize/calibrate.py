@@ -18,14 +18,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, quantize_static
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, quantize_static
 from onnxruntime.quantization.calibrate import create_calibrator
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 
 from ..datasets import Samples
 from ..progress import advance
 from . import files
+
+# onnxruntime's calibration method for each of QuantizeOptions.method's names
+METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile}
 
 
 def cache_supported() -> bool:
@@ -69,8 +73,6 @@ def compute_ranges(model: onnx.ModelProto, method: str, op_types: tuple[str, ...
                    progress: Callable[[int, int], None] | None = None) -> Ranges:
     """Calibrate the tensors of `op_types` in `model` (prepared for quantization) on `samples`, once."""
     from onnxruntime.quantization.calibrate import save_tensors_data
-
-    from .static import METHODS
 
     if not cache_supported():
         return Ranges(None, method, tuple(op_types), len(samples), False)

@@ -11,7 +11,7 @@ from typing import Any
 import onnx
 from onnxruntime.quantization import quantize_dynamic
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 
 from . import files
 from .options import QuantizeOptions

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 from edgepack.runtime.text import clip
 
 from ..datasets import Samples

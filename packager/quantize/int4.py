@@ -14,7 +14,8 @@ import onnx
 from onnxruntime.quantization import QuantFormat
 from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-from edgepack.runtime.errors import EdgepackError, QuantizationError
+from edgepack.packager.errors import QuantizationError
+from edgepack.runtime.errors import EdgepackError
 
 from . import files
 from .options import QuantizeOptions

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import onnx
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.text import clip
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import onnx
 
-from edgepack.runtime.errors import OptionError, UnquantizedWeights
+from edgepack.packager.errors import UnquantizedWeights
+from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 
 from ..datasets import Samples

@@ -10,21 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import onnx
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 
 from ..datasets import Samples
 from . import files
-from .calibrate import Ranges, SampleReader
+from .calibrate import METHODS, Ranges, SampleReader
 from .options import QuantizeOptions
 from .walk import FLOAT_TYPES, weights
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-           "percentile": CalibrationMethod.Percentile}
-
-
 def subgraph_weight_nodes(model: onnx.ModelProto, op_types: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
     """Names of targeted nodes inside subgraphs whose weights are float initializers."""
     return sorted({n.name for n, w, depth in weights(model) if depth > 0 and n.op_type in op_types

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgepack.runtime.errors import OptionError, QuantizationError
+from edgepack.packager.errors import QuantizationError
+from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.session import session_options
 
