@@ -1,7 +1,7 @@
 """Dependency analysis: walk the graph once, let each op's rule label, hand on or unite channels, and
 collect what removing a unit would have to rewrite.
 
-The result, a `Plan`, lists
+The result, a `Dependencies`, lists
   * `layers`:  Conv/Gemm/MatMul outputs whose channels carry fresh labels (what pruning chooses among),
   * `readers`: layers that read tracked channels through their weights (their input slices shrink, and
     `--reconstruct` refits them),
@@ -27,7 +27,7 @@ from .rules import lookup
 
 
 @dataclass
-class Plan:
+class Dependencies:
     """The analysis of one model: see the module docstring."""
 
     model: onnx.ModelProto
@@ -53,7 +53,7 @@ class Plan:
         return np.unique(self.labels.roots(labels))
 
 
-def analyse(model: onnx.ModelProto) -> Plan:
+def analyse(model: onnx.ModelProto) -> Dependencies:
     """Analyse a model returned by graph.prepare()."""
     view = GraphView(model)
     ctx = Context(view)
@@ -69,7 +69,7 @@ def analyse(model: onnx.ModelProto) -> Plan:
             ctx.block(t.labels, f"{name!r} is a graph output, whose shape must stay")
     _unite_shared(ctx)
     _check_claims(ctx)
-    return Plan(model, view, ctx.labels, ctx.tracks, ctx.slices, ctx.layers, ctx.readers, ctx.edits,
+    return Dependencies(model, view, ctx.labels, ctx.tracks, ctx.slices, ctx.layers, ctx.readers, ctx.edits,
                 ctx.labels.blocked_units())
 
 

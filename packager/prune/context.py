@@ -1,6 +1,6 @@
 """What a pruning rule sees and records (`Context`), and the records it leaves: the layers whose channels
 pruning chooses among, the readers of those channels, the initializer slices and the edits that follow them.
-analysis.py runs the rules (rules/) over a graph with one Context and turns it into a `Plan`."""
+analysis.py runs the rules (rules/) over a graph with one Context and turns it into a `Dependencies`."""
 
 from __future__ import annotations
 
