@@ -34,13 +34,14 @@ from edgepack.runtime.paths import check_output
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.reader import default_threads
 
+from . import modelfiles as files
 from .convert.options import ConvertOptions
 from .dims import dynamic_inputs, given_shapes, sample_shapes
 from .encode import Encoded, encode
 from .layers import layer_sizes, named_copy
 from .progress import phase, progress_setting
 from .prune import step as prune_mod
-from .quantize import files, make_options, quantize_model, resolve
+from .quantize import make_options, quantize_model, resolve
 from .quantize.kinds import OutputKind
 from .quantize.kinds import parse as parse_kinds
 from .quantize.options import CALIBRATED_MODES

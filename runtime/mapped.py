@@ -39,6 +39,7 @@ from .format import BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES
 from .manifest import Frame, TensorEntry
 from .protowire import ProtoError, scan_model
 from .reader import Bundle, run_parallel, usable_cpus
+from .text import error_line
 
 # onnxruntime's session option naming the folder that external data locations are relative to, for a model
 # given as bytes (onnxruntime >= 1.17)
@@ -219,11 +220,6 @@ def _late(tensor: TensorEntry) -> bool:
     return tensor.raw_length >= LATE_MIN_BYTES and tensor.dtype in _LATE_DTYPES
 
 
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[-1] if text else type(e).__name__)[:500]
-
-
 # --- the session -------------------------------------------------------------------------------------------
 
 def _read_ahead(bundle: Bundle, mapped: list[TensorEntry]) -> None:
@@ -262,7 +258,7 @@ def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads
     try:
         return ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
     except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported as a SessionError
-        raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
+        raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {error_line(e, 500, last=True)}") from None
 
 
 def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int,

@@ -4,7 +4,6 @@ A missing package is simulated by making it unimportable (None in sys.modules), 
 import subprocess
 import sys
 
-import graphs
 import numpy as np
 import onnx
 import pytest
@@ -12,6 +11,8 @@ import pytest
 import edgepack
 from edgepack.packager.errors import MissingExtra
 from edgepack.runtime.errors import OptionError
+
+import graphs
 
 
 def test_packaging_onnx_imports_no_converter(tmp):

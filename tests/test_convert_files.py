@@ -13,14 +13,15 @@ import pytest
 torch = pytest.importorskip("torch")
 joblib = pytest.importorskip("joblib")
 pytest.importorskip("skl2onnx")
-from payloads import RunsCode  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 
 import edgepack  # noqa: E402
-from edgepack.packager.errors import UntrustedPickle  # noqa: E402
 from edgepack.runtime import load  # noqa: E402
+from edgepack.packager.errors import UntrustedPickle  # noqa: E402
 from edgepack.runtime.errors import ModelError  # noqa: E402
+
+from payloads import RunsCode  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 

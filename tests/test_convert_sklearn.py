@@ -14,8 +14,8 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.svm import LinearSVC  # noqa: E402
 
 import edgepack  # noqa: E402
-from edgepack.packager.errors import ConversionMismatch  # noqa: E402
 from edgepack.runtime import load  # noqa: E402
+from edgepack.packager.errors import ConversionMismatch  # noqa: E402
 from edgepack.runtime.errors import ModelError, OptionError  # noqa: E402
 
 

@@ -8,16 +8,18 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import quant_models
 
 import edgepack
-from edgepack.packager.errors import QuantizationError, UnquantizedWeights
 from edgepack.packager.quantize import count
 from edgepack.runtime import load
+from edgepack.packager.errors import QuantizationError, UnquantizedWeights
+
+import quant_models
+
 
 
 def _ops(model: onnx.ModelProto, depth=None) -> Counter:
-    from edgepack.packager.quantize.walk import nodes
+    from edgepack.packager.graphwalk import nodes
 
     return Counter(n.op_type for n, d in nodes(model) if depth is None or d == depth)
 

@@ -6,11 +6,12 @@ import signal
 
 import numpy as np
 import pytest
-import quant_models
 
-from edgepack.packager.errors import QuantizationError
 from edgepack.packager.quantize import loadcheck
+from edgepack.packager.errors import QuantizationError
 from edgepack.runtime.profile import load_profile
+
+import quant_models
 
 PROFILE = load_profile("generic-x86-64")
 

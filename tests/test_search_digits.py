@@ -7,12 +7,13 @@ import os
 import numpy as np
 import onnx
 import pytest
-import quant_models
 from onnx import TensorProto
 
 import edgepack
-from edgepack.packager.errors import BudgetNotMet
 from edgepack.runtime import load
+from edgepack.packager.errors import BudgetNotMet
+
+import quant_models
 
 pytestmark = pytest.mark.packager
 

@@ -18,8 +18,8 @@ from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.session import session_options
 
+from .. import modelfiles as files
 from ..datasets import Samples
-from ..quantize import files
 from ..quantize.fidelity import metrics
 from ..quantize.kinds import OutputKind, check_names
 from .budget import Budget, resolution

@@ -17,7 +17,7 @@ from typing import Iterator
 import onnx
 import onnxruntime as ort
 
-from edgepack.runtime.text import clip
+from edgepack.runtime.text import error_line
 
 _LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
@@ -74,6 +74,4 @@ def session(model: onnx.ModelProto, folder: str, name: str, options: ort.Session
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def first_line(e: BaseException) -> str:
-    """An exception's first line, for a one-line error message."""
-    return clip((str(e).strip().splitlines() or [type(e).__name__])[0], 300)
+first_line = error_line  # the name search/ calls it by; runtime/text.py holds the one definition
