@@ -6,7 +6,18 @@ use, so that a light module of the packager (a report formatter, the sample load
 
 from typing import Any
 
-__all__ = ["package", "PackageResult", "ConvertOptions", "Budget"]
+from .errors import (
+    BudgetNotMet,
+    ConversionMismatch,
+    ExportFailed,
+    MissingExtra,
+    QuantizationError,
+    UnquantizedWeights,
+    UntrustedPickle,
+)
+
+__all__ = ["package", "PackageResult", "ConvertOptions", "Budget", "ExportFailed", "ConversionMismatch",
+           "UntrustedPickle", "QuantizationError", "UnquantizedWeights", "BudgetNotMet", "MissingExtra"]
 
 
 def __getattr__(name: str) -> Any:

@@ -24,22 +24,24 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 import edgepack
+from edgepack.packager.errors import BudgetNotMet
 from edgepack.runtime import profile as profile_mod
 from edgepack.runtime.compat import TargetWarning
-from edgepack.runtime.errors import BudgetNotMet, OptionError
+from edgepack.runtime.errors import OptionError
 from edgepack.runtime.feeds import RECORDED
 from edgepack.runtime.format import BINDING_MAPPED, LAYOUT_MAPPED, LAYOUTS, Codec
 from edgepack.runtime.paths import check_output
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.host import default_threads
 
+from . import modelfiles as files
 from .convert.options import ConvertOptions
 from .dims import dynamic_inputs, given_shapes, sample_shapes
 from .encode import Encoded, encode
 from .layers import layer_sizes, named_copy
 from .progress import phase, progress_setting
 from .prune import step as prune_mod
-from .quantize import files, make_options, quantize_model, resolve
+from .quantize import make_options, quantize_model, resolve
 from .quantize.kinds import OutputKind
 from .quantize.kinds import parse as parse_kinds
 from .quantize.options import CALIBRATED_MODES

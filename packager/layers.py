@@ -16,8 +16,8 @@ from typing import Any
 import onnx
 from onnx import NodeProto, TensorProto, helper
 
+from .graphwalk import Scope, scoped
 from .quantize.prepare import name_nodes
-from .quantize.walk import Scope, scoped
 
 
 def named_copy(model: onnx.ModelProto) -> onnx.ModelProto:

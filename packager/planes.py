@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_UINT = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+from edgepack.runtime.format import UINT_OF_WIDTH
 
 # dtype -> left rotations worth trying before the split (the encoder keeps whichever codes smallest).
 PLANE_ROTATIONS: dict[str, tuple[int, ...]] = {
@@ -37,6 +37,6 @@ def rotate_left(elements: np.ndarray, bits: int) -> np.ndarray:
 def split_planes(data, width: int, rotate: int) -> list[np.ndarray]:
     """Plane k holds byte k (least significant first) of every `width`-byte little-endian element of `data`,
     each element rotated left by `rotate` bits first."""
-    elements = rotate_left(np.frombuffer(data, _UINT[width]), rotate)
-    grid = elements.astype(_UINT[width], copy=False).view(np.uint8).reshape(-1, width)
+    elements = rotate_left(np.frombuffer(data, UINT_OF_WIDTH[width]), rotate)
+    grid = elements.astype(UINT_OF_WIDTH[width], copy=False).view(np.uint8).reshape(-1, width)
     return [np.ascontiguousarray(grid[:, k]) for k in range(width)]

@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from edgepack.runtime.errors import BundleError, InvalidKey, MissingExtra, OptionError
+from edgepack.packager.errors import MissingExtra
+from edgepack.runtime.errors import BundleError, InvalidKey, OptionError
 from edgepack.runtime.format import DATA_START, HEADER, HEADER_SIZE, MAGIC, SIGNATURE_BLOCK_SIZE
 from edgepack.runtime.paths import check_output
 from edgepack.runtime.reader import Bundle, open_bundle

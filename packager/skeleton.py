@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 
@@ -214,19 +213,3 @@ def split_model(model: onnx.ModelProto, mapped_min_bytes: int | None = None) -> 
             raise ModelError(f"tensor name {t.name!r} is used twice; rename one before packaging")
         taken.add(t.name)
     return Split(b"".join(skeleton), tensors + mapped)
-
-
-def join_model(split: Split) -> bytes:
-    """The serialized model again (inline tensors only): used by tests and by the packager's checks."""
-    parts, pos = [], 0
-    for t in sorted((t for t in split.tensors if t.binding == BINDING_INLINE), key=lambda t: t.splice):
-        parts += [split.skeleton[pos:t.splice], bytes(t.data)]
-        pos = t.splice
-    parts.append(split.skeleton[pos:])
-    return b"".join(parts)
-
-
-def array_of(t: SplitTensor) -> np.ndarray:
-    from edgepack.runtime.format import numpy_dtype
-
-    return np.frombuffer(t.data, numpy_dtype(t.dtype)).reshape(t.shape)

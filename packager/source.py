@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
@@ -18,29 +17,9 @@ from edgepack.runtime.text import clip
 
 from .convert.options import ConvertOptions
 from .dims import normalize_dims
+from .imported import PICKLE_SUFFIXES, Source, hash_files
 
-
-@dataclass
-class Source:
-    """A model ready for the packager, with what provenance records about where it came from."""
-
-    model: onnx.ModelProto
-    kind: str                       # "onnx", "torch", "sklearn", ...
-    name: str                       # file name (no folders: bundles are deterministic across machines)
-    sha256: str                     # of the source bytes as given
-    size: int                       # bytes of the source as given
-    options: dict[str, Any] = field(default_factory=dict)
-    llm: dict[str, Any] | None = None   # a language model's tokenizer and generation settings (report["llm"])
-
-
-def hash_files(paths: list[str]) -> tuple[str, int]:
-    digest, total = hashlib.sha256(), 0
-    for p in paths:
-        with open(p, "rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-                total += len(chunk)
-    return digest.hexdigest(), total
+__all__ = ["Source", "hash_files", "load_source", "from_path", "from_proto"]
 
 
 def _external_files(model: onnx.ModelProto, path: str, folder: str) -> list[str]:
@@ -169,7 +148,7 @@ def _from_file(path: str, example_inputs: Any, opts: ConvertOptions) -> Source:
         from .convert.from_pt2 import from_pt2
 
         return from_pt2(path, opts)
-    if suffix in (".joblib", ".pkl", ".pickle"):
+    if suffix in PICKLE_SUFFIXES:
         from .convert.from_pickle import from_pickle
 
         return from_pickle(path, example_inputs, opts)

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeGuard
 import numpy as np
 import zstandard
 
-from .format import MAX_ZSTD_WINDOW, PLANE_CODECS, PLANE_WIDTHS, Codec
+from .format import MAX_ZSTD_WINDOW, PLANE_CODECS, PLANE_WIDTHS, UINT_OF_WIDTH, Codec
 from .zstdframe import FrameShapeError, frame_shape
 
 
@@ -93,9 +93,6 @@ class ZstdDecoder:
         zstd_decode_into(payload, out)
 
 
-_UINT: dict[int, np.dtype] = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
-
-
 # Plane scratch kept per thread between frames: one plane of a default 1 MiB frame fits. Frames with larger
 # planes (a writer may use up to 16 MiB frames) get a buffer of their own that is freed after the frame.
 SCRATCH_KEEP = 512 * 1024
@@ -153,7 +150,7 @@ class PlanesDecoder:
         count = len(out) // width
         if len(out) % width or sum(length for _, length in planes) != len(payload):
             raise CodecError("the planes do not add up to the frame's stored and raw lengths")
-        elements = np.frombuffer(out, _UINT[width])
+        elements = np.frombuffer(out, UINT_OF_WIDTH[width])
         starts = [0]
         for _, length in planes:
             starts.append(starts[-1] + length)

@@ -27,14 +27,13 @@ from .delta_format import (
 from .delta_reader import BlobOp, Delta, DiffFrame, Result
 from .digest import sha256_for
 from .errors import OptionError
-from .format import DATA_START, HEADER_SIZE, SIGNATURE_SIGNED_PREFIX, Codec
+from .format import DATA_START, HEADER_SIZE, SIGNATURE_SIGNED_PREFIX, UINT_OF_WIDTH, Codec
 from .manifest import GRAPH_NAME, Blob
 from .host import check_fits
 from .reader import Bundle
 
 _CHUNK = 1 << 20
 _ZIGZAG_CHUNK = 1 << 16  # elements
-_UINT: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 _DIGEST_START = SIGNATURE_SIGNED_PREFIX - 32  # the data digest's place in a signature block
 
 
@@ -170,7 +169,7 @@ class _Builder:
                                             memoryview(new))
         except CodecError as e:
             raise CorruptDelta(self.delta.path, f"{where}: the difference does not decode ({e})") from None
-        kind = _UINT[op.width]
+        kind = UINT_OF_WIDTH[op.width]
         if op.transform in (TRANSFORM_XOR, TRANSFORM_ADD):
             a = np.frombuffer(old, kind, frame.raw_length // op.width, frame.raw_offset)
             d = np.frombuffer(new, kind)
@@ -245,7 +244,7 @@ def split_planes(data: bytearray, width: int, rotate: int) -> list[np.ndarray]:
     """Plane k holds byte k (least significant first) of every `width`-byte element of `data`, each element
     rotated left by `rotate` bits first: the planes codec's split (docs/FORMAT.md). The rotation is done in
     place: `data` is changed."""
-    elements = np.frombuffer(data, _UINT[width])
+    elements = np.frombuffer(data, UINT_OF_WIDTH[width])
     if rotate:
         _rotate_right(elements, 8 * width - rotate, plane_scratch(min(len(data), SCRATCH_KEEP)))
     grid = elements.view(np.uint8).reshape(-1, width)

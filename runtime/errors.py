@@ -1,7 +1,8 @@
 """Every error edgepack raises on bad input derives from EdgepackError.
 
 Each failure has its own type and names the offending item, so that a caller can tell a truncated download
-from a tampered tensor, and the CLI can print one line that says what to do next.
+from a tampered tensor, and the CLI can print one line that says what to do next. The errors only the packager
+raises (a failed conversion or quantization, a budget not met) live in edgepack.packager.errors.
 """
 
 from __future__ import annotations
@@ -152,24 +153,13 @@ class TargetError(EdgepackError):
     """A target profile is unknown, malformed, or cannot run on this device."""
 
 
-class ExportFailed(ModelError):
-    """A converter (torch.onnx, skl2onnx) could not turn the model into ONNX."""
-
-
-class ConversionMismatch(ModelError):
-    """The converted ONNX model's outputs differ from the source model's own beyond the tolerance."""
-
-
-class UntrustedPickle(ModelError):
-    """Loading the file would run code it contains, and the caller has not said they trust it."""
-
-
 class DeviceMismatch(TargetError):
     """This device lacks what the bundle's profile requires (a CPU feature); force=True runs it anyway."""
 
 
-class MissingExtra(EdgepackError):
-    """An optional dependency is needed; the message names the extra to install."""
+class MissingDependency(EdgepackError):
+    """An optional package is needed; the message names the extra that installs it (`edgepack[text]` for the
+    runtime's tokenizer). The packager's own, edgepack.packager.errors.MissingExtra, derives from it."""
 
     def __init__(self, feature: str, extra: str, module: str):
         self.extra = extra
@@ -193,26 +183,3 @@ class LoadBudgetExceeded(SessionError):
 
 class InputError(EdgepackError):
     """Feeds given to run() do not match the model's inputs."""
-
-
-class QuantizationError(EdgepackError):
-    """A quantizer failed, or its result failed edgepack's checks (nothing quantized, does not load)."""
-
-
-class UnquantizedWeights(QuantizationError):
-    """Weights the chosen mode targets were left in float; `nodes` names the nodes that hold them."""
-
-    def __init__(self, message: str, nodes: list[str]):
-        self.nodes = nodes
-        super().__init__(message)
-
-
-class BudgetNotMet(EdgepackError):
-    """No recipe the budget search tried met every budget. `best` is the trial that came closest (a dict as the
-    search report records trials), `misses` maps each budget it missed to {"value", "limit"}, `trials` lists
-    every trial."""
-
-    def __init__(self, message: str, best: dict | None = None, misses: dict | None = None,
-                 trials: list | None = None):
-        self.best, self.misses, self.trials = best, misses or {}, trials or []
-        super().__init__(message)

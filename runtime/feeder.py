@@ -18,7 +18,7 @@ from typing import Any
 from .errors import CorruptTensor, SessionError
 from .manifest import TensorEntry
 from .reader import Bundle
-from .text import clip
+from .text import error_line
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: set the FIFO's buffer size
 _F_GETPIPE_SZ = 1032
@@ -236,8 +236,7 @@ def private_dir() -> str:
 
 def short(e: BaseException) -> str:
     """The last line of an exception's message (onnxruntime's are long)."""
-    text = str(e).strip().splitlines()
-    return clip(text[-1] if text else type(e).__name__, 500)
+    return error_line(e, 500, last=True)
 
 
 def stream_session(bundle: Bundle, graph: Any, inline: list[TensorEntry], so: Any, providers: list[str],

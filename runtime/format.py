@@ -7,6 +7,7 @@ or a codec name. The reader enforces every limit here before it allocates anythi
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,11 @@ MANIFEST_FREE_VALUES = 10_000
 MAX_ASTRAL_MANIFEST_BYTES = 4 * 1024 * 1024
 # zstd frames may not ask for a window larger than this (a bomb can ask for gigabytes).
 MAX_ZSTD_WINDOW = 1 << 24
+
+# The little-endian unsigned integer of each element width in bytes: how byte planes, XOR/ADD deltas and
+# rotations view a tensor's raw bytes (codecs, deltas, the packager's plane split).
+UINT_OF_WIDTH: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"),
+                                          8: np.dtype("<u8")}
 
 # The signature block that may follow the manifest (docs/FORMAT.md, "Signature"): an algorithm tag, the
 # signer's key id (the first bytes of the SHA-256 of its public key), the SHA-256 of the whole data section

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from .device import detect
-from .errors import InputError, MissingExtra, SessionError
+from .errors import InputError, MissingDependency, SessionError
 from .llm_record import llm_record
 from .tokenizer import Streamer, Tokenizer, tokenizer_of
 
@@ -172,7 +172,7 @@ def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: in
         if (llm.get("tokenizer") or {}).get("tokenizer.json"):
             try:
                 tok = tokenizer_of(llm, session.path)
-            except MissingExtra:
+            except MissingDependency:
                 tok = None
     if not ids:
         raise InputError("the prompt is empty: give at least one token")

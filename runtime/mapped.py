@@ -40,6 +40,7 @@ from .manifest import Frame, TensorEntry
 from .protowire import ProtoError, scan_model
 from .host import run_parallel, usable_cpus
 from .reader import Bundle
+from .text import error_line
 
 # onnxruntime's session option naming the folder that external data locations are relative to, for a model
 # given as bytes (onnxruntime >= 1.17)
@@ -233,11 +234,6 @@ def _late(tensor: TensorEntry) -> bool:
     return tensor.raw_length >= LATE_MIN_BYTES and tensor.dtype in _LATE_DTYPES
 
 
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[-1] if text else type(e).__name__)[:500]
-
-
 # --- the session -------------------------------------------------------------------------------------------
 
 def _read_ahead(bundle: Bundle, mapped: list[TensorEntry]) -> None:
@@ -276,7 +272,8 @@ def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads
     try:
         return ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
     except Exception as e:  # onnxruntime raises its own types; reported as a SessionError
-        raise SessionError(f"{bundle.path}: onnxruntime could not build a session: {_short(e)}") from None
+        raise SessionError(f"{bundle.path}: onnxruntime could not build a session: "
+                           f"{error_line(e, 500, last=True)}") from None
 
 
 def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int,

@@ -21,3 +21,13 @@ def clip(text: object, limit: int) -> str:
     if cut < limit // 2:
         cut = limit
     return head[:cut].rstrip(" ,;:") + " ..."
+
+
+def error_line(e: object, limit: int = 300, *, last: bool = False) -> str:
+    """One line of an exception for a one-line error message: its first non-blank line (with `last`, its last
+    one: onnxruntime puts the point of its long messages there), clipped to about `limit` characters; the
+    exception type's name when the message is empty."""
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return clip(lines[-1] if last else lines[0], limit)

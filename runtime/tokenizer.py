@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Sequence, TypeVar
 
-from .errors import InputError, InvalidManifest, MissingExtra
+from .errors import InputError, InvalidManifest, MissingDependency
 
 MAX_JSON_BYTES = 64 << 20        # real tokenizer.json files are 2-17 MB (Llama 3: 9 MB, Qwen 2.5: 7 MB)
 MAX_REGEX_CHARS = 512            # the GPT-4 / Llama 3 / Qwen split pattern is under 200 characters
@@ -115,8 +115,8 @@ class Tokenizer:
         try:
             import tokenizers
         except ImportError as e:
-            raise MissingExtra("text in and out of a language model (token ids work without it)", "text",
-                               "tokenizers") from e
+            raise MissingDependency("text in and out of a language model (token ids work without it)",
+                                    "text", "tokenizers") from e
         check_json(tokenizer_json, path)
         self.path = path
         self._tok: Any = _guard(path, "load", lambda: tokenizers.Tokenizer.from_str(tokenizer_json))

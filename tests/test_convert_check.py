@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgepack.packager.convert.check import compare
-from edgepack.runtime.errors import ConversionMismatch
+from edgepack.packager.errors import ConversionMismatch
 
 
 def test_within_tolerance_reports_the_max_difference():

@@ -9,7 +9,8 @@ import onnx
 import pytest
 
 import edgepack
-from edgepack.runtime.errors import MissingExtra, OptionError
+from edgepack.packager.errors import MissingExtra
+from edgepack.runtime.errors import OptionError
 
 import graphs
 

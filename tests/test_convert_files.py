@@ -18,7 +18,8 @@ from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 
 import edgepack  # noqa: E402
 from edgepack.runtime import load  # noqa: E402
-from edgepack.runtime.errors import ModelError, UntrustedPickle  # noqa: E402
+from edgepack.packager.errors import UntrustedPickle  # noqa: E402
+from edgepack.runtime.errors import ModelError  # noqa: E402
 
 from payloads import RunsCode  # noqa: E402
 

@@ -14,8 +14,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 import edgepack
+from edgepack.packager.errors import ConversionMismatch
 from edgepack.runtime import load
-from edgepack.runtime.errors import ConversionMismatch, ModelError, OptionError
+from edgepack.runtime.errors import ModelError, OptionError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from sklearn.datasets import load_digits  # noqa: E402
 
 import edgepack  # noqa: E402
 from edgepack.runtime import load  # noqa: E402
-from edgepack.runtime.errors import ExportFailed, OptionError  # noqa: E402
+from edgepack.packager.errors import ExportFailed  # noqa: E402
+from edgepack.runtime.errors import OptionError  # noqa: E402
 
 from torch_models import TinyTransformer, train_digits_cnn  # noqa: E402
 

@@ -11,6 +11,7 @@ import edgepack
 import edgepack.packager
 import edgepack.runtime
 from edgepack import EdgepackError
+from edgepack.packager import errors as packager_errors
 from edgepack.runtime import errors
 
 # Exception types edgepack defines that are not EdgepackErrors, and why none reaches a caller as bad input.
@@ -86,13 +87,24 @@ def _raises(module):
 
 
 def _resolve(module, name):
-    """The class a name stands for in a module: its own, an edgepack error imported inside a function, or a
-    builtin; None for a function."""
-    for space in (module, errors, builtins):
+    """The class a name stands for in a module: its own, an edgepack error (the runtime's or the packager's)
+    imported inside a function, or a builtin; None for a function."""
+    for space in (module, errors, packager_errors, builtins):
         value = getattr(space, name, None)
         if value is not None:
             return value if inspect.isclass(value) else None
     return None
+
+
+def test_the_packager_errors_live_in_the_packager():
+    moved = ("ExportFailed", "ConversionMismatch", "UntrustedPickle", "QuantizationError", "UnquantizedWeights",
+             "BudgetNotMet", "MissingExtra")
+    for name in moved:
+        assert not hasattr(errors, name), name
+        cls = getattr(packager_errors, name)
+        assert cls.__module__ == "edgepack.packager.errors" and issubclass(cls, EdgepackError)
+        assert getattr(edgepack, name) is cls and getattr(edgepack.packager, name) is cls
+    assert issubclass(packager_errors.MissingExtra, errors.MissingDependency)
 
 
 def test_every_raise_names_an_edgepack_error():

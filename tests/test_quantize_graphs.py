@@ -12,14 +12,14 @@ import pytest
 import edgepack
 from edgepack.packager.quantize import count
 from edgepack.runtime import load
-from edgepack.runtime.errors import QuantizationError, UnquantizedWeights
+from edgepack.packager.errors import QuantizationError, UnquantizedWeights
 
 import quant_models
 
 
 
 def _ops(model: onnx.ModelProto, depth=None) -> Counter:
-    from edgepack.packager.quantize.walk import nodes
+    from edgepack.packager.graphwalk import nodes
 
     return Counter(n.op_type for n, d in nodes(model) if depth is None or d == depth)
 

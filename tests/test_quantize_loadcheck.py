@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgepack.packager.quantize import loadcheck
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 from edgepack.runtime.profile import load_profile
 
 import quant_models

@@ -5,8 +5,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from edgepack.packager.graphwalk import graphs, weights
 from edgepack.packager.quantize import prepare
-from edgepack.packager.quantize.walk import graphs, weights
 
 import quant_models
 

@@ -203,7 +203,8 @@ def test_calibration_method_without_effect_is_said_and_not_recorded(paddle, tmp)
 
 def test_same_as_minmax_tells_methods_apart(paddle, tmp):
     """The check itself: percentile clips the tail that minmax keeps, so their tensors differ here."""
-    from edgepack.packager.quantize import files, static
+    from edgepack.packager import modelfiles
+    from edgepack.packager.quantize import static
     from edgepack.packager.quantize.method_check import same_as_minmax
     from edgepack.packager.quantize.options import QuantizeOptions
     from edgepack.packager.quantize.prepare import constants_to_initializers
@@ -217,7 +218,7 @@ def test_same_as_minmax_tells_methods_apart(paddle, tmp):
     opts = QuantizeOptions(mode="int8-static", method="percentile", per_channel=False, format="qdq",
                            activation_type="uint8", weight_type="int8", reduce_range=False,
                            op_types=("Conv", "MatMul"), calibration=folder)
-    with files.workdir() as d:
+    with modelfiles.workdir() as d:
         minmax, _ = static.quantize(work, QuantizeOptions(**{**opts.__dict__, "method": "minmax"}), samples, d)
         assert same_as_minmax(work, minmax, opts, samples, d)
         percentile, _ = static.quantize(work, opts, samples, os.path.join(d))

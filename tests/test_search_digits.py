@@ -11,7 +11,7 @@ from onnx import TensorProto
 
 import edgepack
 from edgepack.runtime import load
-from edgepack.runtime.errors import BudgetNotMet
+from edgepack.packager.errors import BudgetNotMet
 
 import quant_models
 

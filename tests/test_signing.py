@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import bundles
+import graphs
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -16,9 +18,6 @@ from edgepack.packager.sign import keygen, sign_bundle
 from edgepack.runtime import errors as E
 from edgepack.runtime import load, open_bundle
 from edgepack.runtime.format import SIGNATURE_BLOCK_SIZE
-
-import bundles
-import graphs
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +225,7 @@ def test_keys_from_openssl_work(tmp, small):
 def test_signing_without_cryptography_names_the_extra(tmp):
     code = ("import sys; sys.modules['cryptography'] = None\n"
             "from edgepack.packager.sign import keygen\n"
-            "from edgepack.runtime.errors import MissingExtra\n"
+            "from edgepack.packager.errors import MissingExtra\n"
             "try:\n    keygen(sys.argv[1])\nexcept MissingExtra as e:\n    print(e.extra, e)\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp / "k")], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("sign ") and "pip install 'edgepack[sign]'" in out.stdout

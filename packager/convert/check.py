@@ -8,18 +8,8 @@ from typing import Any, Mapping
 import numpy as np
 import onnx
 
-from edgepack.runtime.errors import ConversionMismatch, ExportFailed
-from edgepack.runtime.text import clip
-
-
-def first_line(e: object) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return clip(lines[0], 300) if lines else type(e).__name__
-
-
-def _short(e: BaseException) -> str:
-    lines = [line for line in str(e).strip().splitlines() if line.strip()]
-    return clip(lines[-1] if lines else type(e).__name__, 300)
+from edgepack.packager.errors import ConversionMismatch, ExportFailed
+from edgepack.runtime.text import error_line
 
 
 def run_onnx(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
@@ -29,12 +19,12 @@ def run_onnx(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], what: str)
     try:
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise ExportFailed(f"{what}: onnxruntime cannot load the converted model: {_short(e)}") from e
+        raise ExportFailed(f"{what}: onnxruntime cannot load the converted model: {error_line(e, last=True)}") from e
     try:
         values = session.run(None, dict(feeds))
     except Exception as e:
         raise ExportFailed(f"{what}: onnxruntime cannot run the converted model on the example inputs: "
-                           f"{_short(e)}") from e
+                           f"{error_line(e, last=True)}") from e
     return {o.name: np.asarray(v) for o, v in zip(session.get_outputs(), values)}
 
 

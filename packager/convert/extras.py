@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from edgepack.runtime.errors import MissingExtra
+from edgepack.packager.errors import MissingExtra
 
 
 def require(module: str, feature: str, extra: str) -> ModuleType:

@@ -10,15 +10,14 @@ import os
 import pickle
 from typing import Any
 
-from edgepack.runtime.errors import ModelError, UntrustedPickle
+from edgepack.packager.errors import UntrustedPickle
+from edgepack.runtime.errors import ModelError
+from edgepack.runtime.text import error_line
 
-from ..source import Source, hash_files
-from .check import first_line
+from ..imported import Source, hash_files
 from .extras import require
 from .from_sklearn import from_estimator
 from .options import ConvertOptions
-
-SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 def from_pickle(path: str, example_inputs: Any, opts: ConvertOptions) -> Source:
@@ -49,4 +48,4 @@ def _load(path: str) -> Any:
     except ImportError as e:  # the pickle names a module this environment lacks
         raise ModelError(f"{path}: the pickled model needs the module {e.name!r}, which is not installed") from e
     except Exception as e:
-        raise ModelError(f"{path}: cannot unpickle it ({type(e).__name__}: {first_line(e)})") from e
+        raise ModelError(f"{path}: cannot unpickle it ({type(e).__name__}: {error_line(e)})") from e

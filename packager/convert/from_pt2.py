@@ -15,10 +15,11 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Iterator
 
-from edgepack.runtime.errors import ModelError, UntrustedPickle
+from edgepack.packager.errors import UntrustedPickle
+from edgepack.runtime.errors import ModelError
+from edgepack.runtime.text import error_line
 
-from ..source import Source, hash_files
-from .check import first_line
+from ..imported import Source, hash_files
 from .extras import require
 from .from_torch import from_program, quiet
 from .options import ConvertOptions
@@ -73,7 +74,7 @@ def load_program(path: str, trust_pickle: bool) -> Any:
             "you made or trust") from error
     if error is not None:
         raise ModelError(f"{path}: not a .pt2 file torch.export.load can read ({type(error).__name__}: "
-                         f"{first_line(error)}); "
+                         f"{error_line(error)}); "
                          "save it with torch.export.save(torch.export.export(model, args), path)") from error
     if not isinstance(program, torch.export.ExportedProgram):
         raise ModelError(f"{path}: holds a {type(program).__name__}, not an ExportedProgram")

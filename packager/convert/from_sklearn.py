@@ -16,10 +16,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgepack.runtime.errors import ExportFailed, ModelError, OptionError
+from edgepack.packager.errors import ExportFailed
+from edgepack.runtime.errors import ModelError, OptionError
+from edgepack.runtime.text import error_line
 
-from ..source import Source
-from .check import compare, first_line, run_onnx
+from ..imported import Source
+from .check import compare, run_onnx
 from .extras import require
 from .options import ML_OPSET, ConvertOptions
 
@@ -92,8 +94,8 @@ def _example(estimator: Any, example: Any, label: str) -> tuple[np.ndarray, bool
 
 def _convert(skl2onnx: Any, estimator: Any, X: np.ndarray, input_name: str, opts: ConvertOptions,
              label: str) -> Any:
-    from sklearn.base import is_classifier
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType
+    from sklearn.base import is_classifier
 
     kind = {"float32": FloatTensorType, "float64": DoubleTensorType, "int64": Int64TensorType}[X.dtype.name]
     initial = [(input_name, kind([None, X.shape[1]]))]
@@ -110,9 +112,9 @@ def _convert(skl2onnx: Any, estimator: Any, X: np.ndarray, input_name: str, opts
             break
         except NameError as e:
             if options is None or "zipmap" not in str(e):
-                raise ExportFailed(f"{label}: skl2onnx cannot convert it: {first_line(e)}") from e
+                raise ExportFailed(f"{label}: skl2onnx cannot convert it: {error_line(e)}") from e
         except Exception as e:
-            raise ExportFailed(f"{label}: skl2onnx cannot convert it: {type(e).__name__}: {first_line(e)}") from e
+            raise ExportFailed(f"{label}: skl2onnx cannot convert it: {type(e).__name__}: {error_line(e)}") from e
     odd = [o.name for o in model.graph.output if not o.type.HasField("tensor_type")]
     if odd:
         raise ExportFailed(f"{label}: skl2onnx wrote outputs {odd} as sequences or maps, which edgepack's runtime "

@@ -20,10 +20,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edgepack.runtime.errors import ExportFailed, ModelError, OptionError
+from edgepack.packager.errors import ExportFailed
+from edgepack.runtime.errors import ModelError, OptionError
+from edgepack.runtime.text import error_line
 
-from ..source import Source
-from .check import compare, first_line, run_onnx
+from ..imported import Source
+from .check import compare, run_onnx
 from .extras import require
 from .options import ConvertOptions
 
@@ -107,7 +109,7 @@ def _forward(torch: Any, module: Any, args: tuple, kwargs: dict, name: str) -> l
             out = module(*args, **kwargs)
     except Exception as e:
         raise ModelError(f"{name}: the model fails on the example inputs: {type(e).__name__}: "
-                         f"{first_line(e)}") from e
+                         f"{error_line(e)}") from e
     flat = _flat(torch, out)
     if not flat:
         raise ModelError(f"{name}: the model returns no tensor")
@@ -156,11 +158,11 @@ def _export(torch: Any, model: Any, args: tuple, kwargs: dict, dynamic: Any, opt
 def _explain(e: BaseException, dynamic_batch: bool) -> str:
     """One line from torch.onnx's multi-page error: the stage, the root cause, and the user's line."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
-    stage = first_line(text).split(". ")[0].rstrip(".")
+    stage = error_line(text).split(". ")[0].rstrip(".")
     root = e
     while root.__cause__ is not None:
         root = root.__cause__
-    cause = f"{type(root).__name__}: {first_line(root)}" if root is not e else ""
+    cause = f"{type(root).__name__}: {error_line(root)}" if root is not e else ""
     where = re.search(r'File "([^"]+)", line (\d+), in \w+\n\s*(.+)', text)
     at = f" (at {where.group(1).rsplit('/', 1)[-1]}:{where.group(2)}: {where.group(3).strip()})" if where else ""
     hint = ""

@@ -25,7 +25,7 @@ from edgepack.runtime.errors import OptionError
 
 from ..dims import current_shapes
 from ..progress import phase
-from .analysis import Plan, analyse
+from .analysis import Dependencies, analyse
 from .cost import compare
 from .graph import prepare
 from .importance import scores as unit_scores
@@ -77,38 +77,38 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
 
 def _channels(prepared: onnx.ModelProto, options: PruneOptions, samples, report: dict[str, Any]):
     with phase("pruning: analysing the graph") as bar:
-        plan = analyse(prepared)
+        deps = analyse(prepared)
         means = None
         if options.criterion == "activation":
-            means = channel_means(prepared, {r.input: (r.track.axis, r.track.rank) for r in plan.readers}, samples)
-        scores = unit_scores(plan, options.criterion, means)
-        removed = choose(plan, scores, options)
-        pruned, keep = rewrite(plan, removed)
+            means = channel_means(prepared, {r.input: (r.track.axis, r.track.rank) for r in deps.readers}, samples)
+        scores = unit_scores(deps, options.criterion, means)
+        removed = choose(deps, scores, options)
+        pruned, keep = rewrite(deps, removed)
         bar.summary = f"{len(removed)} channels removed"
-    report["units"] = {"prunable": sum(len(g.prunable) for g in groups(plan)), "removed": len(removed)}
-    report["left_alone"] = left_alone(plan)
+    report["units"] = {"prunable": sum(len(g.prunable) for g in groups(deps)), "removed": len(removed)}
+    report["left_alone"] = left_alone(deps)
     if options.reconstruct:
         with phase("pruning: refitting the layers whose inputs shrank") as bar:
-            report["refits"] = reconstruct(prepared, pruned, plan, keep, samples, options.ridge)
+            report["refits"] = reconstruct(prepared, pruned, deps, keep, samples, options.ridge)
             bar.summary = f"{sum(1 for r in report['refits'] if r.get('refit'))} layers refitted"
     kept = {}
-    for name, t in plan.tracks.items():
+    for name, t in deps.tracks.items():
         mask = keep(t.labels)
         if not mask.all():
             kept[name] = (t.axis, np.flatnonzero(mask))
     return pruned, kept
 
 
-def left_alone(plan: Plan) -> list[dict[str, Any]]:
+def left_alone(deps: Dependencies) -> list[dict[str, Any]]:
     """Layers with channels the analysis could not prove safe to remove, and the first reason why."""
     out = []
-    labels = {layer.node: layer.labels for layer in plan.layers}
-    for g in groups(plan):
-        roots = plan.labels.roots(labels[g.layers[0]])
-        blocked = [r for r in roots.tolist() if r in plan.blocked]
+    labels = {layer.node: layer.labels for layer in deps.layers}
+    for g in groups(deps):
+        roots = deps.labels.roots(labels[g.layers[0]])
+        blocked = [r for r in roots.tolist() if r in deps.blocked]
         if blocked:
             out.append({"layers": g.layers, "channels": len(blocked), "of": len(roots),
-                        "reason": plan.blocked[blocked[0]]})
+                        "reason": deps.blocked[blocked[0]]})
     return out
 
 

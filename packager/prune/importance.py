@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import Plan
+from .analysis import Dependencies
 
 
 def _per_position(w: np.ndarray, axis: int, order: int) -> np.ndarray:
@@ -20,8 +20,8 @@ def _per_position(w: np.ndarray, axis: int, order: int) -> np.ndarray:
     return w.sum(axis=other) if order == 1 else (w * w).sum(axis=other)
 
 
-def _accumulate(plan: Plan, labels: np.ndarray, values: np.ndarray, into: dict[int, float]) -> None:
-    roots = plan.labels.roots(labels)
+def _accumulate(deps: Dependencies, labels: np.ndarray, values: np.ndarray, into: dict[int, float]) -> None:
+    roots = deps.labels.roots(labels)
     uniq, inverse = np.unique(roots, return_inverse=True)
     sums = np.zeros(len(uniq))
     np.add.at(sums, inverse, values)
@@ -29,25 +29,25 @@ def _accumulate(plan: Plan, labels: np.ndarray, values: np.ndarray, into: dict[i
         into[r] = into.get(r, 0.0) + v
 
 
-def scores(plan: Plan, criterion: str, means: dict[str, np.ndarray] | None = None) -> dict[int, float]:
+def scores(deps: Dependencies, criterion: str, means: dict[str, np.ndarray] | None = None) -> dict[int, float]:
     """{unit root: importance} for every unit a layer creates."""
     out: dict[int, float] = {}
-    for layer in plan.layers:
-        _accumulate(plan, layer.labels, np.zeros(len(layer.labels)), out)
+    for layer in deps.layers:
+        _accumulate(deps, layer.labels, np.zeros(len(layer.labels)), out)
     if criterion in ("l1", "l2"):
         order = 1 if criterion == "l1" else 2
         seen: set[tuple[str, int]] = set()
-        for s in plan.slices:
-            w = plan.view.const(s.param)
+        for s in deps.slices:
+            w = deps.view.const(s.param)
             if s.role != "out" or (s.param, s.axis) in seen or w is None or w.ndim < 2:
                 continue
             seen.add((s.param, s.axis))
-            _accumulate(plan, s.labels, _per_position(w, s.axis, order), out)
+            _accumulate(deps, s.labels, _per_position(w, s.axis, order), out)
         return {r: (np.sqrt(v) if order == 2 else v) for r, v in out.items()}
     if means is None:
         raise ValueError("the activation criterion needs activation means")
-    for reader in plan.readers:
-        w = plan.view.const(reader.weight)
+    for reader in deps.readers:
+        w = deps.view.const(reader.weight)
         norms = np.sqrt(_per_position(w, reader.weight_axis, 2))
-        _accumulate(plan, reader.track.labels, norms * means[reader.input], out)
+        _accumulate(deps, reader.track.labels, norms * means[reader.input], out)
     return out

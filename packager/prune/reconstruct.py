@@ -13,7 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from .analysis import Keep, Plan, Reader
+from .analysis import Dependencies
+from .context import Keep, Reader
 from .graph import GraphView, attr
 from .patches import ConvGeometry
 from .probe import Probe, run_together
@@ -79,12 +80,12 @@ def _waves(model: onnx.ModelProto, names: list[str]) -> list[list[str]]:
     return waves
 
 
-def reconstruct(original: onnx.ModelProto, pruned: onnx.ModelProto, plan: Plan, keep: Keep,
+def reconstruct(original: onnx.ModelProto, pruned: onnx.ModelProto, deps: Dependencies, keep: Keep,
                 samples: Sequence[dict[str, np.ndarray]], ridge: float, seed: int = 0) -> list[dict[str, Any]]:
     """Refit `pruned` in place; returns one report entry per reader whose inputs shrank."""
-    order = {n.name: i for i, n in enumerate(plan.model.graph.node)}
-    readers = sorted((r for r in plan.readers if not keep(r.track.labels).all()), key=lambda r: order[r.node])
-    out_masks = {layer.node: keep(layer.labels) for layer in plan.layers}
+    order = {n.name: i for i, n in enumerate(deps.model.graph.node)}
+    readers = sorted((r for r in deps.readers if not keep(r.track.labels).all()), key=lambda r: order[r.node])
+    out_masks = {layer.node: keep(layer.labels) for layer in deps.layers}
     report: list[dict[str, Any]] = []
     by_name = {r.node: r for r in readers}
     budget = max(1, MAX_ROWS // max(len(samples), 1))

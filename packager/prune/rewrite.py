@@ -1,4 +1,4 @@
-"""Applying a plan: slice every initializer that follows the removed units, apply the edits, and refresh
+"""Applying a deps: slice every initializer that follows the removed units, apply the edits, and refresh
 the inferred shapes, so the written graph is smaller in fact, not only filled with zeros."""
 
 from __future__ import annotations
@@ -9,17 +9,18 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .analysis import Keep, Plan
+from .analysis import Dependencies
+from .context import Keep
 
 
-def rewrite(plan: Plan, removed: Iterable[int]) -> tuple[onnx.ModelProto, Keep]:
-    keep = plan.keep_fn(removed)
+def rewrite(deps: Dependencies, removed: Iterable[int]) -> tuple[onnx.ModelProto, Keep]:
+    keep = deps.keep_fn(removed)
     model = onnx.ModelProto()
-    model.CopyFrom(plan.model)
+    model.CopyFrom(deps.model)
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     done: set[tuple[str, int]] = set()
-    for s in plan.slices:
+    for s in deps.slices:
         if (s.param, s.axis) in done:
             continue
         done.add((s.param, s.axis))
@@ -28,7 +29,7 @@ def rewrite(plan: Plan, removed: Iterable[int]) -> tuple[onnx.ModelProto, Keep]:
             continue
         value = numpy_helper.to_array(inits[s.param])
         inits[s.param].CopyFrom(numpy_helper.from_array(np.compress(mask, value, axis=s.axis), s.param))
-    for edit in plan.edits:
+    for edit in deps.edits:
         edit.apply(graph, keep)
     refresh_shapes(model)
     return model, keep

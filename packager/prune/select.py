@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .analysis import Plan
+from .analysis import Dependencies
 from .options import PruneOptions
 
 
@@ -25,24 +25,24 @@ class Group:
     prunable: list[int] = field(default_factory=list)
 
 
-def groups(plan: Plan) -> list[Group]:
+def groups(deps: Dependencies) -> list[Group]:
     found: dict[bytes, Group] = {}
     owner: set[int] = set()
-    for layer in plan.layers:
-        units = plan.units(layer.labels)
+    for layer in deps.layers:
+        units = deps.units(layer.labels)
         key = units.tobytes()
         if key in found:
             found[key].layers.append(layer.node)
             continue
         g = Group([layer.node], units.tolist())
-        g.prunable = [u for u in g.units if u not in plan.blocked and u not in owner]
+        g.prunable = [u for u in g.units if u not in deps.blocked and u not in owner]
         owner.update(g.prunable)
         found[key] = g
     return list(found.values())
 
 
-def choose(plan: Plan, scores: dict[int, float], options: PruneOptions) -> set[int]:
-    gs = groups(plan)
+def choose(deps: Dependencies, scores: dict[int, float], options: PruneOptions) -> set[int]:
+    gs = groups(deps)
     removed: set[int] = set()
     if options.scope == "layer":
         for g in gs:
@@ -53,7 +53,7 @@ def choose(plan: Plan, scores: dict[int, float], options: PruneOptions) -> set[i
     if options.round_to > 1:
         for g in gs:
             _round(g, removed, scores, options.round_to)
-    _keep_every_tensor(plan, removed, scores)
+    _keep_every_tensor(deps, removed, scores)
     return removed
 
 
@@ -95,15 +95,15 @@ def _global(gs: list[Group], scores: dict[int, float], options: PruneOptions) ->
     return removed
 
 
-def _keep_every_tensor(plan: Plan, removed: set[int], scores: dict[int, float]) -> None:
+def _keep_every_tensor(deps: Dependencies, removed: set[int], scores: dict[int, float]) -> None:
     """A tensor that would lose every channel (a Split segment, a Concat input) gets its best unit back."""
     changed = True
     while changed:
         changed = False
-        keep = plan.keep_fn(removed)
-        for track in plan.tracks.values():
+        keep = deps.keep_fn(removed)
+        for track in deps.tracks.values():
             if track.size and not keep(track.labels).any():
-                best = max(plan.units(track.labels).tolist(), key=lambda u: scores.get(u, 0.0))
+                best = max(deps.units(track.labels).tolist(), key=lambda u: scores.get(u, 0.0))
                 removed.discard(best)
                 changed = True
                 break

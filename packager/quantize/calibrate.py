@@ -18,14 +18,19 @@ from dataclasses import dataclass
 from typing import Callable
 
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, quantize_static
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, quantize_static
 from onnxruntime.quantization.calibrate import create_calibrator
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
+from edgepack.runtime.text import error_line
 
+from .. import modelfiles
 from ..datasets import Samples
 from ..progress import advance
-from . import files
+
+# onnxruntime's calibration method for each of QuantizeOptions.method's names
+METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile}
 
 
 def cache_supported() -> bool:
@@ -70,20 +75,18 @@ def compute_ranges(model: onnx.ModelProto, method: str, op_types: tuple[str, ...
     """Calibrate the tensors of `op_types` in `model` (prepared for quantization) on `samples`, once."""
     from onnxruntime.quantization.calibrate import save_tensors_data
 
-    from .static import METHODS
-
     if not cache_supported():
         return Ranges(None, method, tuple(op_types), len(samples), False)
-    source = files.save(model, folder, "calibrated.onnx")
+    source = modelfiles.save(model, folder, "calibrated.onnx")
     path = os.path.join(folder, "ranges.json")
     try:
-        with files.quiet():
+        with modelfiles.quiet():
             calibrator = create_calibrator(source, list(op_types),
                                            augmented_model_path=os.path.join(folder, "augmented.onnx"),
                                            calibrate_method=METHODS[method], providers=["CPUExecutionProvider"])
             calibrator.collect_data(SampleReader(samples.feeds, progress))
             save_tensors_data(calibrator.compute_data(), path)
     except Exception as e:
-        raise QuantizationError(f"calibration failed in onnxruntime: {files.first_line(e)}; check the calibration "
+        raise QuantizationError(f"calibration failed in onnxruntime: {error_line(e)}; check the calibration "
                                 "samples, or exclude the node it names (--exclude-nodes)") from None
     return Ranges(path, method, tuple(op_types), len(samples), True)

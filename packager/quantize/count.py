@@ -15,7 +15,7 @@ from typing import Any
 import onnx
 from onnx import NodeProto, TensorProto, helper
 
-from .walk import FLOAT_TYPES, QUANTIZED_WEIGHT_INPUTS, WEIGHT_INPUTS, graphs, nodes, scoped
+from ..graphwalk import FLOAT_TYPES, QUANTIZED_WEIGHT_INPUTS, WEIGHT_INPUTS, graphs, nodes, scoped
 
 _SMALL_INTS = (TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4)
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", *QUANTIZED_WEIGHT_INPUTS}

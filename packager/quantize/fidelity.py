@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgepack.runtime.errors import OptionError, QuantizationError
+from edgepack.packager.errors import QuantizationError
+from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.ortconfig import session_options
+from edgepack.runtime.text import error_line
 
+from .. import modelfiles
 from ..datasets import Samples
-from . import files
 from .kinds import SMALL, OutputKind, kind_of
 from .sanity import warn_labels
 
@@ -100,8 +102,8 @@ def compare(reference: onnx.ModelProto, packaged: onnx.ModelProto, samples: Samp
             kinds: dict[str, OutputKind] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fidelity, speed) of `packaged` against `reference` on `samples`, each run with its profile's
     session options on this machine's CPU."""
-    ref_s = files.session(reference, folder, "reference.onnx", session_options(reference_profile))
-    out_s = files.session(packaged, folder, "packaged.onnx", session_options(packaged_profile))
+    ref_s = modelfiles.session(reference, folder, "reference.onnx", session_options(reference_profile))
+    out_s = modelfiles.session(packaged, folder, "packaged.onnx", session_options(packaged_profile))
     names = [o.name for o in ref_s.get_outputs() if o.name in {p.name for p in out_s.get_outputs()}]
     refs: dict[str, list] = {n: [] for n in names}
     outs: dict[str, list] = {n: [] for n in names}
@@ -110,12 +112,12 @@ def compare(reference: onnx.ModelProto, packaged: onnx.ModelProto, samples: Samp
             ref = ref_s.run(names, feeds)
         except Exception as e:
             raise OptionError(f"{os.path.basename(samples.source)}: sample {i} fails in the original model "
-                              f"({files.first_line(e)}); check the data") from None
+                              f"({error_line(e)}); check the data") from None
         try:
             out = out_s.run(names, feeds)
         except Exception as e:
             raise QuantizationError(f"the packaged model fails on sample {i} where the original runs "
-                                    f"({files.first_line(e)})") from None
+                                    f"({error_line(e)})") from None
         for n, r, o in zip(names, ref, out):
             refs[n].append(np.asarray(r))
             outs[n].append(np.asarray(o))

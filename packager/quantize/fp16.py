@@ -16,12 +16,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 from edgepack.runtime.text import clip
 
+from .. import modelfiles
 from ..datasets import Samples
-from . import files
-from .walk import graphs, subgraphs
+from ..graphwalk import graphs, subgraphs
 
 FP16_MAX = float(np.finfo(np.float16).max)
 RISK = FP16_MAX / 2
@@ -48,7 +48,7 @@ def activation_peaks(model: onnx.ModelProto, samples: Samples, folder: str) -> d
             if out in floats and out not in known:
                 probe.graph.output.append(helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
                 known.add(out)
-    session = files.session(probe, folder, "fp16_probe.onnx", level="basic")
+    session = modelfiles.session(probe, folder, "fp16_probe.onnx", level="basic")
     names = [o.name for o in session.get_outputs()]
     peaks: dict[str, float] = {}
     for feeds in samples:
@@ -122,7 +122,7 @@ def _convert(model: onnx.ModelProto, blocked: set[str]) -> onnx.ModelProto:
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    with files.quiet():
+    with modelfiles.quiet():
         converted = convert_float_to_float16(copy, keep_io_types=True, node_block_list=sorted(blocked))
     for graph, _ in graphs(converted.graph):
         _drop_round_trips(graph)
@@ -138,7 +138,7 @@ def quantize(model: onnx.ModelProto, samples: Samples | None, folder: str) -> tu
     for _ in range(64):  # each round keeps one more node without an fp16 kernel here in fp32
         converted = _convert(model, blocked)
         try:
-            files.session(converted, folder, "fp16_check.onnx", level="basic")  # kernels, not optimizer bugs
+            modelfiles.session(converted, folder, "fp16_check.onnx", level="basic")  # kernels, not optimizer bugs
             break
         except Exception as e:
             match = _NO_KERNEL.search(str(e))

@@ -14,12 +14,14 @@ import onnx
 from onnxruntime.quantization import QuantFormat
 from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-from edgepack.runtime.errors import EdgepackError, QuantizationError
+from edgepack.packager.errors import QuantizationError
+from edgepack.runtime.errors import EdgepackError
+from edgepack.runtime.text import error_line
 
-from . import files
+from .. import modelfiles
+from ..graphwalk import FLOAT_TYPES, weights
 from .options import QuantizeOptions
 from .prepare import raise_opset
-from .walk import FLOAT_TYPES, weights
 
 INT4_OPSET = 21
 
@@ -60,7 +62,7 @@ def _run(model: onnx.ModelProto, opts: QuantizeOptions, op_types: tuple[str, ...
     if not op_types:
         return model
     try:
-        with files.quiet():
+        with modelfiles.quiet():
             quantizer = MatMulNBitsQuantizer(
                 model, bits=4, block_size=opts.block_size, is_symmetric=opts.symmetric,
                 accuracy_level=opts.accuracy_level, nodes_to_exclude=list(opts.exclude_nodes),
@@ -69,5 +71,5 @@ def _run(model: onnx.ModelProto, opts: QuantizeOptions, op_types: tuple[str, ...
             quantizer.process()
     except Exception as e:
         raise QuantizationError(f"onnxruntime's 4-bit quantizer failed on {'/'.join(op_types)} weights: "
-                                f"{files.first_line(e)}") from None
+                                f"{error_line(e)}") from None
     return quantizer.model.model

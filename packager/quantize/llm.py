@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from edgepack.runtime.errors import QuantizationError
 from onnx import helper, numpy_helper
+
+from edgepack.packager.errors import QuantizationError
 
 from .blocks4 import Quantized4, gptq, output_error, rtn, rtn8
 from .lm_data import activations_hessians

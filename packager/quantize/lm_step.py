@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 import onnx
+
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 
@@ -88,14 +89,15 @@ def _int8_dynamic(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profil
                   ) -> QuantizeResult:
     """int8-dynamic over the MatMuls (the tied table stays float, one copy), with the MatMuls whose inputs
     carry outlier tokens kept in float."""
-    from . import dynamic, files
+    from .. import modelfiles
+    from . import dynamic
 
     mats = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in
             {t.name for t in model.graph.initializer}]
     outliers = outlier_inputs(model, windows, [n.input[0] for n in mats], OUTLIER_RATIO)
     kept = [n.name for n in mats if n.input[0] in outliers]
     work = dataclasses.replace(opts, op_types=("MatMul",), exclude_nodes=tuple(opts.exclude_nodes) + tuple(kept))
-    with files.workdir() as folder:
+    with modelfiles.workdir() as folder:
         result, _ = dynamic.quantize(model, work, folder)
     before, after = model_perplexity(model, windows), model_perplexity(result, windows)
     increase = 100.0 * (after / before - 1.0)

@@ -18,11 +18,11 @@ import sys
 import numpy as np
 import onnx
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.text import clip
 
-from . import files
+from .. import modelfiles
 
 _CHILD = r"""
 import json, sys
@@ -72,7 +72,7 @@ def _describe(code: int, message: str) -> str:
 
 def _reference_runs(reference: onnx.ModelProto, feeds: dict, folder: str) -> bool:
     try:
-        files.session(reference, folder, "loadcheck_reference.onnx").run(None, feeds)
+        modelfiles.session(reference, folder, "loadcheck_reference.onnx").run(None, feeds)
         return True
     except Exception:
         return False
@@ -83,7 +83,7 @@ def check_loads(model: onnx.ModelProto, profile: Profile, feeds: dict | None, fo
     """(the profile to record, a warning or None). Raises QuantizationError when no setting loads and runs
     it on `feeds`. `reference`: the unquantized model, given when `feeds` are made up (random): a run that
     fails on it too proves nothing about the quantized one."""
-    path = files.save(model, folder, "loadcheck.onnx")
+    path = modelfiles.save(model, folder, "loadcheck.onnx")
     feeds_path = "-"
     if feeds is not None:
         feeds_path = os.path.join(folder, "loadcheck_feeds.npz")

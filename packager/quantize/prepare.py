@@ -22,7 +22,7 @@ from onnx import GraphProto, helper, numpy_helper
 from edgepack.runtime.errors import ModelError
 from edgepack.runtime.text import clip
 
-from .walk import FLOAT_TYPES, WEIGHT_INPUTS, graphs, opset, scoped, subgraphs
+from ..graphwalk import FLOAT_TYPES, WEIGHT_INPUTS, graphs, opset, scoped, subgraphs
 
 
 def constants_to_initializers(model: onnx.ModelProto) -> int:
@@ -144,7 +144,7 @@ def fold_constants(model: onnx.ModelProto, folder: str) -> onnx.ModelProto:
     Conv+BatchNormalization fusion, redundant node removal. Run in `folder`, read back."""
     import onnxruntime as ort
 
-    from . import files
+    from .. import modelfiles
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -152,8 +152,8 @@ def fold_constants(model: onnx.ModelProto, folder: str) -> onnx.ModelProto:
     options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "folded.onnx.data")
     options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     options.log_severity_level = 3
-    ort.InferenceSession(files.save(model, folder, "unfolded.onnx"), options, providers=["CPUExecutionProvider"])
-    folded = files.load(options.optimized_model_filepath)
+    ort.InferenceSession(modelfiles.save(model, folder, "unfolded.onnx"), options, providers=["CPUExecutionProvider"])
+    folded = modelfiles.load(options.optimized_model_filepath)
     return folded
 
 

@@ -27,8 +27,9 @@ from edgepack.runtime.device import detect
 from edgepack.runtime.errors import EdgepackError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.ortconfig import session_options
+from edgepack.runtime.text import error_line
 
-from . import files
+from .. import modelfiles
 from .fidelity import _time, metrics
 from .kinds import OutputKind
 from .options import QuantizeOptions
@@ -124,7 +125,7 @@ def choose(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, expl
                   "latency_measured": False, "why": reason, "source": _source(profile),
                   "host_runs_target": why_not is None}
         return Choice(opts, None, record)
-    with files.workdir() as own:
+    with modelfiles.workdir() as own:
         work = folder or own
         widest = dataclasses.replace(opts, per_channel=any(c.per_channel for c in candidates), format="qdq")
         prepared = prepare_once(model, widest, work, progress)
@@ -136,7 +137,7 @@ def quantize_measured(model: onnx.ModelProto, opts: QuantizeOptions, profile: Pr
                       ) -> QuantizeResult:
     """quantize_model() with int8-static's recipe chosen first (choose()); the report says how, and lists every
     candidate measured."""
-    with files.workdir() as folder:
+    with modelfiles.workdir() as folder:
         choice = choose(model, opts, profile, explicit, tolerance, kinds, folder)
         result = quantize_model(model, choice.opts, profile, prepared=choice.prepared)
     result.report["recipe"] = choice.record
@@ -156,7 +157,7 @@ def _measure(model: onnx.ModelProto, opts: QuantizeOptions, candidates: list[Qua
     assert samples is not None  # int8-static always has calibration data (options.resolve)
     feeds = samples.feeds[:SAMPLES]
     options = session_options(profile)
-    reference = files.session(model, folder, "recipe_fp32.onnx", options)
+    reference = modelfiles.session(model, folder, "recipe_fp32.onnx", options)
     names = [o.name for o in reference.get_outputs()]
     refs = [reference.run(names, f) for f in feeds]
     rows: list[dict[str, Any]] = []
@@ -167,12 +168,12 @@ def _measure(model: onnx.ModelProto, opts: QuantizeOptions, candidates: list[Qua
                                "weight_type": c.weight_type, "per_channel": c.per_channel}
         try:
             q, _, _ = quantize_prepared(prepared, c, folder)
-            s = files.session(q, folder, f"recipe_{i}.onnx", options)
+            s = modelfiles.session(q, folder, f"recipe_{i}.onnx", options)
             outs = [s.run(names, f) for f in feeds]
         except EdgepackError as e:
             row["error"] = " ".join(str(e).split())[:200]
         except Exception as e:  # onnxruntime refusing a format it cannot run here
-            row["error"] = files.first_line(e)[:200]
+            row["error"] = error_line(e)[:200]
         else:
             figures = _fidelity(names, refs, outs, samples.labels, kinds)
             row["fidelity"] = figures

@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import onnx
 
-from edgepack.runtime.errors import OptionError, UnquantizedWeights
+from edgepack.packager.errors import UnquantizedWeights
+from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 
+from .. import modelfiles
 from ..datasets import Samples
-from . import count, files, prepare
+from ..graphwalk import nodes
+from . import count, prepare
 from .loadcheck import check_loads
 from .method_check import check_method
 from .options import GEMM_AS_MATMUL, QuantizeOptions
 from .samples import load_for, random_samples
-from .walk import nodes
 
 if TYPE_CHECKING:  # calibrate imports onnxruntime's quantizers: only when a quantization runs
     from .calibrate import Ranges
@@ -154,7 +156,7 @@ def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profi
                    prepared: Prepared | None = None) -> QuantizeResult:
     """Quantize a copy of `model` as `opts` (resolved against `profile`) says, and check the result.
     prepared: `model` prepared once before (prepare_once), for a search that quantizes it several times."""
-    with files.workdir() as folder:
+    with modelfiles.workdir() as folder:
         searched = prepared is not None  # a search's trial: its method's effect is judged by the search
         if prepared is None:
             work = onnx.ModelProto()

@@ -10,21 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import onnx
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-from edgepack.runtime.errors import QuantizationError
+from edgepack.packager.errors import QuantizationError
+from edgepack.runtime.text import error_line
 
+from .. import modelfiles
 from ..datasets import Samples
-from . import files
-from .calibrate import Ranges, SampleReader
+from ..graphwalk import FLOAT_TYPES, weights
+from .calibrate import METHODS, Ranges, SampleReader
 from .options import QuantizeOptions
-from .walk import FLOAT_TYPES, weights
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-           "percentile": CalibrationMethod.Percentile}
-
-
 def subgraph_weight_nodes(model: onnx.ModelProto, op_types: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
     """Names of targeted nodes inside subgraphs whose weights are float initializers."""
     return sorted({n.name for n, w, depth in weights(model) if depth > 0 and n.op_type in op_types
@@ -42,10 +39,10 @@ def quantize(model: onnx.ModelProto, opts: QuantizeOptions, samples: Samples, fo
              ranges: Ranges | None = None) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Quantize `model` (prepared) with calibration on `samples`, or with the `ranges` computed on them before
     (calibrate.compute_ranges); returns the model and what was done."""
-    source = files.save(model, folder, "prepared.onnx")
+    source = modelfiles.save(model, folder, "prepared.onnx")
     target = f"{folder}/static.onnx"
     try:
-        with files.quiet():
+        with modelfiles.quiet():
             quantize_static(
                 source, target, **_calibration(samples, ranges),
                 quant_format=QuantFormat.QDQ if opts.format == "qdq" else QuantFormat.QOperator,
@@ -55,24 +52,24 @@ def quantize(model: onnx.ModelProto, opts: QuantizeOptions, samples: Samples, fo
                 calibrate_method=METHODS[opts.method], calibration_providers=["CPUExecutionProvider"],
                 extra_options={})
     except Exception as e:
-        raise QuantizationError(f"onnxruntime's static quantizer failed: {files.first_line(e)}; try --quantize "
+        raise QuantizationError(f"onnxruntime's static quantizer failed: {error_line(e)}; try --quantize "
                                 "int8-dynamic, or exclude the node it names (--exclude-nodes)") from None
     details: dict[str, Any] = {"calibration_samples": len(samples), "method": opts.method}
     inner = subgraph_weight_nodes(model, opts.op_types, opts.exclude_nodes)
     if not inner:
-        return files.load(target), details
+        return modelfiles.load(target), details
     final = f"{folder}/static_subgraphs.onnx"
     try:
-        with files.quiet():
+        with modelfiles.quiet():
             quantize_dynamic(target, final, op_types_to_quantize=list(opts.op_types), nodes_to_quantize=inner,
                              per_channel=opts.per_channel, reduce_range=opts.reduce_range,
                              weight_type=QUANT_TYPES[opts.weight_type], extra_options={"EnableSubgraph": True})
     except Exception as e:
         if opts.allow_unquantized:
-            details["subgraph_error"] = files.first_line(e)
-            return files.load(target), details
+            details["subgraph_error"] = error_line(e)
+            return modelfiles.load(target), details
         raise QuantizationError(f"onnxruntime's quantizer failed on the weights inside subgraphs: "
-                                f"{files.first_line(e)}; exclude those nodes (--exclude-nodes) or pass "
+                                f"{error_line(e)}; exclude those nodes (--exclude-nodes) or pass "
                                 "--allow-unquantized") from None
     details["subgraph_nodes_dynamic"] = inner
-    return files.load(final), details
+    return modelfiles.load(final), details

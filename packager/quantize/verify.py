@@ -15,8 +15,8 @@ import onnx
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 
+from .. import modelfiles
 from ..datasets import Samples
-from . import files
 from .fidelity import compare
 from .kinds import OutputKind, check_names
 from .samples import load_for, random_samples
@@ -62,7 +62,7 @@ def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str 
         samples, held_out = fallback or random_samples(reference), False
     if samples is None:
         return {"skipped": "no samples: the model's inputs have unknown shapes; give --eval DATA"}, {}, []
-    with files.workdir() as folder:
+    with modelfiles.workdir() as folder:
         try:
             check_names(kinds or {}, [o.name for o in reference.graph.output])
             fidelity, speed = compare(reference, packaged, samples, held_out, folder, reference_profile,

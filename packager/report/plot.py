@@ -198,7 +198,7 @@ def embedded(fig: Figure, engine: str = "auto") -> tuple[str, str]:
             data = base64.b64encode(png(fig)).decode("ascii")
         except ImportError:
             if engine == "matplotlib":
-                from edgepack.runtime.errors import MissingExtra
+                from edgepack.packager.errors import MissingExtra
 
                 raise MissingExtra("the matplotlib plot", "report", "matplotlib") from None
         else:

@@ -13,12 +13,12 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from .. import modelfiles as files
+from ..graphwalk import FLOAT_TYPES, graphs, nodes, weights
 from ..prune import step as prune_mod
 from ..prune.options import PruneOptions
-from ..quantize import files
 from ..quantize.options import QuantizeOptions, supported_op_types
 from ..quantize.run import Prepared, prepare_once, quantize_prepared
-from ..quantize.walk import FLOAT_TYPES, graphs, nodes, weights
 
 # The modes whose quantizers take a list of nodes to leave in float (fp16 converts the whole graph).
 PER_NODE_MODES = ("int8-static", "int8-dynamic", "int4-weight")

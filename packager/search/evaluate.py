@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgepack.runtime.errors import OptionError, QuantizationError
+from edgepack.packager.errors import QuantizationError
+from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.ortconfig import session_options
 
+from .. import modelfiles as files
 from ..datasets import Samples
-from ..quantize import files
 from ..quantize.fidelity import metrics
 from ..quantize.kinds import OutputKind, check_names
 from .budget import Budget, resolution

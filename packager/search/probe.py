@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..quantize import files
-from ..quantize.walk import FLOAT_TYPES
+from .. import modelfiles as files
+from ..graphwalk import FLOAT_TYPES
 from .bench import Bench
 
 SAMPLES = 8

@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 import onnx
 
-from edgepack.runtime.errors import BudgetNotMet, EdgepackError
+from edgepack.packager.errors import BudgetNotMet
+from edgepack.runtime.errors import EdgepackError
 
 from ..datasets import Samples
 from ..layers import layer_sizes

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from edgepack.runtime.errors import EdgepackError
 
-from ..quantize.walk import nodes
+from ..graphwalk import nodes
 from .bench import Bench, build
 from .evaluate import Evaluator
 from .probe import rank

@@ -16,8 +16,8 @@ import onnx
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.ortconfig import session_options
 
+from .. import modelfiles as files
 from ..datasets import Samples
-from ..quantize import files
 from ..quantize.fidelity import _time
 from .trial import Trial
 

@@ -19,7 +19,21 @@ from edgepack.runtime.errors import EdgepackError
 
 __version__ = "0.1.0"
 
-__all__ = ["package", "load", "measure", "EdgepackError", "__version__"]
+# The packager's errors (edgepack.packager.errors), imported on first use so that `import edgepack.runtime`
+# on a device does not import the packager.
+PACKAGER_ERRORS = ("ExportFailed", "ConversionMismatch", "UntrustedPickle", "QuantizationError",
+                   "UnquantizedWeights", "BudgetNotMet", "MissingExtra")
+
+__all__ = ["package", "load", "measure", "EdgepackError", "__version__", "ExportFailed", "ConversionMismatch",
+           "UntrustedPickle", "QuantizationError", "UnquantizedWeights", "BudgetNotMet", "MissingExtra"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in PACKAGER_ERRORS:
+        from edgepack.packager import errors
+
+        return getattr(errors, name)
+    raise AttributeError(f"module 'edgepack' has no attribute {name!r}")
 
 
 def package(model: Any, output: Any, target: Any = None, **options: Any) -> Any:

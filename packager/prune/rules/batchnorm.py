@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import onnx
 
+from ..context import Context
 from ..graph import attr
 from ..labels import Track
 from .registry import normalize_axis, rule
 
 
 @rule("BatchNormalization", "InstanceNormalization")
-def per_channel_norm(node: onnx.NodeProto, ctx) -> None:
+def per_channel_norm(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -38,7 +39,7 @@ def per_channel_norm(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("LayerNormalization")
-def layer_norm(node: onnx.NodeProto, ctx) -> None:
+def layer_norm(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import onnx
 
+from ..context import Context
 from ..labels import Track
 from .registry import rule
 
 
 @rule("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu")
-def broadcast(node: onnx.NodeProto, ctx) -> None:
+def broadcast(node: onnx.NodeProto, ctx: Context) -> None:
     inputs = [i for i in node.input if i]
     tracked = [(i, ctx.track(i)) for i in inputs if ctx.track(i) is not None]
     if not tracked:

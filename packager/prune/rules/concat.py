@@ -22,14 +22,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..analysis import Edit, Keep
+from ..context import Context, Edit, Keep
 from ..graph import attr
 from ..labels import Track
 from .registry import normalize_axis, rule
 
 
 @rule("Concat")
-def concat(node: onnx.NodeProto, ctx) -> None:
+def concat(node: onnx.NodeProto, ctx: Context) -> None:
     tracks = [ctx.track(i) for i in node.input]
     known = [t for t in tracks if t is not None]
     if not known:
@@ -87,7 +87,7 @@ class SplitEdit(Edit):
 
 
 @rule("Split")
-def split(node: onnx.NodeProto, ctx) -> None:
+def split(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return

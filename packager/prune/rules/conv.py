@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from ..analysis import Edit, Keep
+from ..context import Context, Edit, Keep
 from ..graph import attr
 from ..labels import Track
 from .registry import rule
@@ -49,7 +49,7 @@ class GroupEdit(Edit):
                 a.i = kept // self.per_group
 
 
-def _weights(node: onnx.NodeProto, ctx) -> tuple[np.ndarray, str | None] | None:
+def _weights(node: onnx.NodeProto, ctx: Context) -> tuple[np.ndarray, str | None] | None:
     w = ctx.const(node.input[1])
     bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
     if w is None or w.ndim < 3 or (bias is not None and ctx.const(bias) is None):
@@ -68,7 +68,7 @@ def _input_track(node: onnx.NodeProto, ctx, channels: int) -> Track | None:
 
 
 @rule("Conv")
-def conv(node: onnx.NodeProto, ctx) -> None:
+def conv(node: onnx.NodeProto, ctx: Context) -> None:
     found = _weights(node, ctx)
     if found is None:
         return
@@ -95,7 +95,7 @@ def conv(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("ConvTranspose")
-def conv_transpose(node: onnx.NodeProto, ctx) -> None:
+def conv_transpose(node: onnx.NodeProto, ctx: Context) -> None:
     found = _weights(node, ctx)
     if found is None:
         return

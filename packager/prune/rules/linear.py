@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import onnx
 
+from ..context import Context
 from ..graph import attr
 from .registry import rule
 
 
 @rule("Gemm")
-def gemm(node: onnx.NodeProto, ctx) -> None:
+def gemm(node: onnx.NodeProto, ctx: Context) -> None:
     b = ctx.const(node.input[1])
     c_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     c = ctx.const(c_name) if c_name else None
@@ -49,7 +50,7 @@ def gemm(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("MatMul")
-def matmul(node: onnx.NodeProto, ctx) -> None:
+def matmul(node: onnx.NodeProto, ctx: Context) -> None:
     w = ctx.const(node.input[1])
     if w is None or w.ndim != 2:
         ctx.block_inputs(node, f"is read by MatMul {node.name!r}, whose second operand is not a constant matrix")

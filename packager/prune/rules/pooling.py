@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from ..context import Context
 from ..graph import attr
 from ..labels import Track
 from .registry import normalize_axis, rule
@@ -25,7 +26,7 @@ REDUCES = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "R
 
 
 @rule(*POOLS)
-def pool(node: onnx.NodeProto, ctx) -> None:
+def pool(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -36,7 +37,7 @@ def pool(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("Pad")
-def pad(node: onnx.NodeProto, ctx) -> None:
+def pad(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -55,7 +56,7 @@ def pad(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("Resize", "Upsample")
-def resize(node: onnx.NodeProto, ctx) -> None:
+def resize(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -69,7 +70,7 @@ def resize(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule(*REDUCES)
-def reduce(node: onnx.NodeProto, ctx) -> None:
+def reduce(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -88,7 +89,7 @@ def reduce(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("Softmax", "LogSoftmax", "Hardmax")
-def softmax(node: onnx.NodeProto, ctx) -> None:
+def softmax(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return

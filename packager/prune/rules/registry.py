@@ -12,7 +12,9 @@ from typing import Callable
 
 import onnx
 
-Rule = Callable[[onnx.NodeProto, "object"], None]
+from ..context import Context
+
+Rule = Callable[[onnx.NodeProto, Context], None]
 
 RULES: dict[str, Rule] = {}
 
@@ -26,7 +28,7 @@ def rule(*ops: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def unknown(node: onnx.NodeProto, ctx) -> None:
+def unknown(node: onnx.NodeProto, ctx: Context) -> None:
     where = f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
     ctx.block_inputs(node, f"is read by {where} node {node.name!r}, which has no pruning rule")
 

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..analysis import Edit, Keep
+from ..context import Context, Edit, Keep
 from ..graph import attr
 from ..labels import Track
 from .registry import normalize_axis, rule
@@ -37,7 +37,7 @@ def _static(dims) -> bool:
 
 
 @rule("Flatten")
-def flatten(node: onnx.NodeProto, ctx) -> None:
+def flatten(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -99,7 +99,7 @@ def _landing(shape: list[int], out: list[int], axis: int) -> tuple[int, int] | N
 
 
 @rule("Reshape")
-def reshape(node: onnx.NodeProto, ctx) -> None:
+def reshape(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -130,7 +130,7 @@ def reshape(node: onnx.NodeProto, ctx) -> None:
     ctx.set_track(node.output[0], Track(j, len(out), np.repeat(x.labels, inner)))
 
 
-def _axes(node: onnx.NodeProto, ctx) -> list[int] | None:
+def _axes(node: onnx.NodeProto, ctx: Context) -> list[int] | None:
     if len(node.input) > 1 and node.input[1]:
         axes = ctx.const(node.input[1])
         return None if axes is None else [int(a) for a in np.ravel(axes)]
@@ -139,7 +139,7 @@ def _axes(node: onnx.NodeProto, ctx) -> list[int] | None:
 
 
 @rule("Squeeze")
-def squeeze(node: onnx.NodeProto, ctx) -> None:
+def squeeze(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -155,7 +155,7 @@ def squeeze(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("Unsqueeze")
-def unsqueeze(node: onnx.NodeProto, ctx) -> None:
+def unsqueeze(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return
@@ -170,7 +170,7 @@ def unsqueeze(node: onnx.NodeProto, ctx) -> None:
 
 
 @rule("Transpose")
-def transpose(node: onnx.NodeProto, ctx) -> None:
+def transpose(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return

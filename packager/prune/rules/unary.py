@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from ..context import Context
 from .registry import rule
 
 ACTIVATIONS = (
@@ -22,7 +23,7 @@ ACTIVATIONS = (
 
 
 @rule(*ACTIVATIONS)
-def elementwise(node: onnx.NodeProto, ctx) -> None:
+def elementwise(node: onnx.NodeProto, ctx: Context) -> None:
     x = ctx.track(node.input[0])
     if x is None:
         return

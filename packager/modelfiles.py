@@ -18,7 +18,7 @@ import onnx
 import onnxruntime as ort
 
 from edgepack.runtime.ortconfig import OPT_LEVELS as _LEVELS
-from edgepack.runtime.text import clip
+from edgepack.runtime.text import clip, error_line
 
 # Past this size a model is saved with its tensors in a side file: protobuf cannot hold 2 GB.
 _EXTERNAL_ABOVE = 1 << 30
@@ -72,6 +72,4 @@ def session(model: onnx.ModelProto, folder: str, name: str, options: ort.Session
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def first_line(e: BaseException) -> str:
-    """An exception's first line, for a one-line error message."""
-    return clip((str(e).strip().splitlines() or [type(e).__name__])[0], 300)
+first_line = error_line  # the name search/ calls it by; runtime/text.py holds the one definition
