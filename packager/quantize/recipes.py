@@ -28,9 +28,9 @@ from edgepack.runtime.errors import EdgepackError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.session import session_options
 
+from ..fidelity.kinds import OutputKind
+from ..fidelity.metrics import _time, metrics
 from . import files
-from .fidelity import _time, metrics
-from .kinds import OutputKind
 from .options import QuantizeOptions
 from .run import Prepared, QuantizeResult, prepare_once, quantize_model, quantize_prepared
 

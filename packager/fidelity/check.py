@@ -16,10 +16,10 @@ from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 
 from ..datasets import Samples
-from . import files
-from .fidelity import compare
+from ..quantize import files
+from ..quantize.samples import load_for, random_samples
 from .kinds import OutputKind, check_names
-from .samples import load_for, random_samples
+from .metrics import compare
 
 ACCURACY_DROP = 0.01   # warn past one point of accuracy lost
 AGREEMENT = 0.98       # without labels, warn when more than 2% of top-1 predictions change

@@ -21,9 +21,9 @@ from edgepack.runtime.profile import Profile
 from edgepack.runtime.session import session_options
 
 from ..datasets import Samples
-from . import files
+from ..quantize import files
+from ..quantize.sanity import warn_labels
 from .kinds import SMALL, OutputKind, kind_of
-from .sanity import warn_labels
 
 SLOWER = 1.10        # flag a model more than 10% slower: timing noise on a busy machine stays below that
 TIMED_SAMPLES = 32
