@@ -1,6 +1,6 @@
 """Every quantization mode on the test suite's models: bundle size against the fp32 .onnx, what was lost
 against the original on held-out data, and speed against the original, both timed in the same run on this
-machine (interleaved, median per run; see packager/quantize/fidelity.py).
+machine (interleaved, median per run; see packager/fidelity/metrics.py).
 
     python benchmarks/quantize.py                      # the trained digits CNN and the 17 MB decoder
     python benchmarks/quantize.py --modes int8-static  # some modes only

@@ -134,7 +134,7 @@ class _Plan:
         self.ops.append(BlobDelta(blob.name, entry["op"], size, blob.length))
 
     def index(self, result_sha: str) -> dict[str, Any]:
-        from edgepack import __version__
+        from edgepack.version import __version__
 
         new = self.new
         return {

@@ -18,7 +18,7 @@ import onnx
 import onnxruntime as ort
 
 from edgepack.runtime.ortconfig import OPT_LEVELS as _LEVELS
-from edgepack.runtime.text import clip, error_line
+from edgepack.runtime.text import error_line
 
 # Past this size a model is saved with its tensors in a side file: protobuf cannot hold 2 GB.
 _EXTERNAL_ABOVE = 1 << 30

@@ -5,8 +5,8 @@ small for a budget is said to be."""
 import numpy as np
 import pytest
 
-from edgepack.packager.quantize.fidelity import metrics
-from edgepack.packager.quantize.kinds import guess, parse
+from edgepack.packager.fidelity.metrics import metrics
+from edgepack.packager.fidelity.kinds import guess, parse
 from edgepack.packager.search.budget import Budget, resolution
 from edgepack.packager.search.describe import search_lines
 from edgepack.packager.search.evaluate import summarize

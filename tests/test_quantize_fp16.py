@@ -59,7 +59,7 @@ def test_non_finite_outputs_are_flagged(tmp):
     # what fp16 overflow looks like on a GPU (this CPU's kernels hide it): the fidelity check flags inf/NaN
     from onnx import TensorProto, helper
 
-    from edgepack.packager.quantize.verify import check
+    from edgepack.packager.fidelity.check import check
     from edgepack.runtime.profile import load_profile
 
     def model(op):

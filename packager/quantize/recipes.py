@@ -30,8 +30,8 @@ from edgepack.runtime.ortconfig import session_options
 from edgepack.runtime.text import error_line
 
 from .. import modelfiles
-from .fidelity import _time, metrics
-from .kinds import OutputKind
+from ..fidelity.kinds import OutputKind
+from ..fidelity.metrics import _time, metrics
 from .options import QuantizeOptions
 from .run import Prepared, QuantizeResult, prepare_once, quantize_model, quantize_prepared
 

@@ -166,18 +166,40 @@ def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profi
             work, report = _prepare(work, opts, folder)
             prepared = Prepared(work, report, calibration)
         result, details, summary = quantize_prepared(prepared, opts, folder)
-        calibration = prepared.calibration
-        warnings = _check(summary, opts)
-        no_effect = None if searched else check_method(prepared.model, result, opts, calibration, folder, details)
-        warnings += [no_effect] if no_effect else []
-        left = details.get("tables_left_float")
-        if left:
-            warnings.append(f"int4-weight quantized the MatMul weights only, and left {len(left['tables'])} "
-                            f"embedding table(s) in float: {left['reason']}")
-        probe = calibration or random_samples(model, count=1)
-        feeds = probe.feeds[0] if probe else None
-        profile, lowered = check_loads(result, profile, feeds, folder, reference=None if calibration else model)
-        warnings += [lowered] if lowered else []
+        return checked(model, opts, profile, prepared, Quantized(result, details, summary), folder, searched)
+
+
+@dataclass
+class Quantized:
+    """What quantize_prepared made: the model, what the quantizer did, the count of what it did."""
+
+    model: onnx.ModelProto
+    details: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def checked(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, prepared: Prepared, done: Quantized,
+            folder: str | None = None, searched: bool = True) -> QuantizeResult:
+    """Check a quantization of `model` (prepared as `prepared`) and give its result: nothing or too little
+    quantized (an error unless allow_unquantized), the method's effect (not for a search's trial, whose
+    figures judge it), whether it loads with the target's options; `model` is the float model it came from.
+    A budget search checks the trial it chose with this, without quantizing it again."""
+    if folder is None:
+        with files.workdir() as work:
+            return checked(model, opts, profile, prepared, done, work, searched)
+    result, details, summary = done.model, done.details, done.summary
+    calibration = prepared.calibration
+    warnings = _check(summary, opts)
+    no_effect = None if searched else check_method(prepared.model, result, opts, calibration, folder, details)
+    warnings += [no_effect] if no_effect else []
+    left = details.get("tables_left_float")
+    if left:
+        warnings.append(f"int4-weight quantized the MatMul weights only, and left {len(left['tables'])} "
+                        f"embedding table(s) in float: {left['reason']}")
+    probe = calibration or random_samples(model, count=1)
+    feeds = probe.feeds[0] if probe else None
+    profile, lowered = check_loads(result, profile, feeds, folder, reference=None if calibration else model)
+    warnings += [lowered] if lowered else []
     if opts.mode == "fp16" and not any(p in GPU_PROVIDERS for p in profile.providers):
         warnings.append(f"fp16 for {profile.name}, a target without a GPU provider: CPUs compute most ops in fp32, "
                         "so fp16 halves the size but usually runs slower than fp32")

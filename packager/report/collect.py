@@ -8,10 +8,10 @@ import os
 import platform
 from typing import Any
 
-import edgepack
 from edgepack.runtime import open_bundle
 from edgepack.runtime.errors import EdgepackError
 from edgepack.runtime.text import clip
+from edgepack.version import __version__
 
 
 def _stored(manifest: Any) -> dict[str, tuple[int, int]]:
@@ -77,5 +77,5 @@ def collect(bundle: str | os.PathLike, measure: bool = True, runs: int = 50,
         }
     data["measured"] = measure_now(path, runs, os.fspath(inputs) if inputs else None, shapes) if measure else \
         {"skipped": "not measured (--no-measure)"}
-    data["generated_by"] = f"edgepack {edgepack.__version__}"
+    data["generated_by"] = f"edgepack {__version__}"
     return data

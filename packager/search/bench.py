@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -15,10 +15,12 @@ from onnx import helper
 
 from .. import modelfiles as files
 from ..graphwalk import FLOAT_TYPES, graphs, nodes, weights
+from ..pipeline import StepResult
 from ..prune import step as prune_mod
 from ..prune.options import PruneOptions
 from ..quantize.options import QuantizeOptions, supported_op_types
-from ..quantize.run import Prepared, prepare_once, quantize_prepared
+from ..quantize.run import Prepared, Quantized, prepare_once, quantize_prepared
+from ..report_keys import PRUNE
 
 # The modes whose quantizers take a list of nodes to leave in float (fp16 converts the whole graph).
 PER_NODE_MODES = ("int8-static", "int8-dynamic", "int4-weight")
@@ -30,7 +32,7 @@ ALL = ("*",)
 class Bench:
     ratio: float                          # channels pruned (0: not pruned)
     model: onnx.ModelProto                # the float model at that ratio
-    prune: tuple[dict[str, Any], dict[str, Any]] | None   # (provenance step, report) when pruned
+    prune: StepResult | None              # the prune step's result, when pruned
     opts: QuantizeOptions | None          # the most aggressive quantization; None: mode "none"
     prepared: Prepared | None
     candidates: list[str]                 # nodes that recipe quantizes and the search may keep in float
@@ -66,7 +68,7 @@ def make_bench(source: onnx.ModelProto, ratio: float, prune: PruneOptions | None
     model, pruned = source, None
     if ratio > 0 and prune is not None:
         model, step, report = prune_mod.prune_step(source, dataclasses.replace(prune, ratio=ratio), calibration)
-        pruned = (step, report)
+        pruned = StepResult(model, step, {PRUNE: report})
     if opts is None:
         return Bench(ratio, model, pruned, None, None, [], {}, float_weight_bytes(model))
     opts = widest(opts, model, widen)
@@ -100,14 +102,14 @@ def all_float(bench: Bench) -> tuple[str, ...]:
     return tuple(bench.candidates) if bench.candidates else ALL
 
 
-def build(bench: Bench, float_nodes: tuple[str, ...]) -> tuple[onnx.ModelProto, dict[str, Any] | None]:
-    """The model of the recipe keeping `float_nodes` in float, and the quantizer's count (None: float)."""
+def build(bench: Bench, float_nodes: tuple[str, ...]) -> tuple[onnx.ModelProto, Quantized | None]:
+    """The model of the recipe keeping `float_nodes` in float, and what the quantizer did (None: float)."""
     opts = recipe_opts(bench, float_nodes)
-    if opts is None:
+    if opts is None or bench.prepared is None:
         return bench.model, None
     with files.workdir() as folder:
-        model, _, summary = quantize_prepared(bench.prepared, opts, folder)
-    return model, summary
+        model, details, summary = quantize_prepared(bench.prepared, opts, folder)
+    return model, Quantized(model, details, summary)
 
 
 def quantized_fraction(bench: Bench, model: onnx.ModelProto) -> float:

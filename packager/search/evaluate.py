@@ -2,7 +2,7 @@
 
 The original's outputs are computed once; each candidate then runs on the same samples with the target's
 session options, and its outputs are scored with the metrics the fidelity report uses
-(quantize.fidelity.metrics), so that the search's figures and the bundle's report agree.
+(fidelity.metrics.metrics), so that the search's figures and the bundle's report agree.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from edgepack.runtime.ortconfig import session_options
 
 from .. import modelfiles as files
 from ..datasets import Samples
-from ..quantize.fidelity import metrics
-from ..quantize.kinds import OutputKind, check_names
+from ..fidelity.kinds import OutputKind, check_names
+from ..fidelity.metrics import metrics
 from .budget import Budget, resolution
 
 

@@ -10,7 +10,7 @@ import onnx
 
 from edgepack.runtime.profile import Profile
 
-from ..quantize.kinds import OutputKind
+from ..fidelity.kinds import OutputKind
 from ..quantize.options import QuantizeOptions
 from ..quantize.recipes import CHOSEN_BY, MIN_AGREEMENT, MIN_COSINE, Choice, Tolerance, choose, host_runs
 from ..progress import Progress

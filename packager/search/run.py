@@ -24,18 +24,22 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import onnx
 
 from edgepack.packager.errors import BudgetNotMet
 from edgepack.runtime.errors import EdgepackError
 
+from .. import report_keys as keys
+from ..bundle import write_bundle
 from ..datasets import Samples
 from ..layers import layer_sizes
+from ..pipeline import Job
 from ..progress import Progress
 from ..prune.options import PruneOptions
 from ..quantize.options import QuantizeOptions
+from ..quantize.run import Quantized
 from . import costs, probe, sensitivity
 from .bench import Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
 from .budget import FIDELITY, MEASURED, Budget, describe_miss
@@ -49,17 +53,16 @@ AUTO_PRUNE_MAX = 0.75    # the most channels the search prunes on its own to fit
 MEASURE_LIMIT = 3        # candidates measured at most for memory and latency
 STEERING = (*FIDELITY, "max_bytes")   # the budgets the search steers by; memory and latency only choose
 
-# writes a bundle of (model, provenance steps after import, report) to a path and returns its size
-Writer = Callable[[onnx.ModelProto, list, dict, str], int]
-
 
 @dataclass
-class Plan:
-    """What the search chose, for package() to build, check and write."""
+class Chosen:
+    """The trial the search chose, built: package() checks it and writes it without quantizing it again."""
 
-    bench: Bench
+    bench: Bench                          # its (pruned) model, prepared; bench.prune: the prune step's result
     trial: Trial
     quantize: QuantizeOptions | None      # the chosen quantization (None: none)
+    model: onnx.ModelProto                # the trial's model, as built and measured
+    built: Quantized | None               # what the quantizer did to it (None: float)
     report: dict[str, Any]                # report["search"], deterministic
     timing: dict[str, Any]                # seconds and measurements, kept out of the bundle
 
@@ -76,9 +79,9 @@ class Inputs:
     calibration: str | None
     samples: Samples
     profile: Any
-    write: Writer
+    job: Job                              # package()'s job after the import step: trial bundles start from it
     progress: bool | None = None
-    kinds: dict[str, Any] | None = None   # output kinds (quantize.kinds), for the fidelity figures
+    kinds: dict[str, Any] | None = None   # output kinds (fidelity.kinds), for the fidelity figures
     prepared: Any = None                  # the unpruned model prepared and calibrated by the recipe choice
     speed: str | None = None              # None: check p50 <= fp32 on this host; else why it is not checked
 
@@ -87,6 +90,7 @@ class Search:
     def __init__(self, inputs: Inputs, folder: str):
         self.x, self.folder, self.budget = inputs, folder, inputs.budget
         self.trials: list[Trial] = []
+        self.built: dict[int, tuple[onnx.ModelProto, Quantized | None]] = {}   # trials that meet the budgets
         self.benches: dict[float, Bench] = {}
         self.ranking: list[dict[str, Any]] | None = None
         self.calibrations = 0
@@ -101,7 +105,7 @@ class Search:
 
     # --- the search ---------------------------------------------------------------------------------
 
-    def run(self) -> Plan:
+    def run(self) -> Chosen:
         with self.bar:
             start = self.x.prune.ratio if self.x.prune else 0.0
             best = self.inner(start, "start")
@@ -119,7 +123,9 @@ class Search:
             self.bar.update(len(self.trials), total=len(self.trials))
         self.timing["seconds"] = time.monotonic() - self.started
         bench = self.benches[chosen.ratio]
-        return Plan(bench, chosen, recipe_opts(bench, chosen.float_nodes), self.record(chosen), self.timing)
+        model, built = self.built[chosen.index] if chosen.index in self.built else build(bench, chosen.float_nodes)
+        return Chosen(bench, chosen, recipe_opts(bench, chosen.float_nodes), model, built, self.record(chosen),
+                      self.timing)
 
     @property
     def exhausted(self) -> bool:
@@ -198,14 +204,16 @@ class Search:
         opts = recipe_opts(bench, float_nodes)
         t = Trial(len(self.trials), stage, bench.ratio, opts.mode if opts else "none", float_nodes)
         try:
-            model, summary = build(bench, float_nodes)
+            model, built = build(bench, float_nodes)
             outputs = self.evaluator.outputs(model)
             t.figures = {**summarize(outputs), "quantized_weight_fraction": quantized_fraction(bench, model)}
-            t.figures["bytes"] = self.size(bench, model, opts, t, {"fidelity": {"outputs": outputs},
-                                                                  "quantization": summary or {}})
+            t.figures["bytes"] = self.size(bench, model, opts, t, {
+                keys.FIDELITY: {"outputs": outputs}, keys.QUANTIZATION: built.summary if built else {}})
         except EdgepackError as e:
             t.error = " ".join(str(e).split())[:300]
         t.misses = self.budget.misses(t.figures, only=STEERING)
+        if t.meets and t.error is None:   # a candidate: kept as built, so the one chosen is not quantized again
+            self.built[t.index] = (model, built)
         if t.path and not (t.meets and any(n in self.budget.limits for n in MEASURED)):
             os.unlink(t.path)
             t.path = None
@@ -217,16 +225,18 @@ class Search:
              report: dict[str, Any]) -> int:
         """The bytes of the trial's bundle, written with about the report the final bundle would have (its
         fidelity, layers, the search's record so far), so that --max-bytes holds for the file written."""
-        steps = [bench.prune[0]] if bench.prune else []
+        steps = [bench.prune.provenance] if bench.prune and bench.prune.provenance else []
         if opts is not None:
             steps.append({"name": "quantize", "options": opts.record()})
-        report = {**report, "layers": layer_sizes(self.x.source, model),
-                  "search": {"trials": [x.record() for x in self.trials] + [t.record()],
-                             "sensitivity": self.ranking or []}}
+        report = {**report, keys.LAYERS: layer_sizes(self.x.source, model),
+                  keys.SEARCH: {"trials": [x.record() for x in self.trials] + [t.record()],
+                                "sensitivity": self.ranking or []}}
         if bench.prune:
-            report["prune"] = bench.prune[1]
+            report.update(bench.prune.report)
         t.path = os.path.join(self.folder, f"trial-{t.index}.edgepack")
-        return self.x.write(model, steps, report, t.path)
+        job, enc = self.x.job, self.x.job.encoding
+        return write_bundle(job.source, model, t.path, job.profile, [*job.steps, *steps], {**job.report, **report},
+                            enc.level, enc.frame_bytes, enc.threads).bundle_bytes
 
     def bench(self, ratio: float, stage: str) -> Bench | None:
         if ratio in self.benches:
@@ -279,7 +289,9 @@ class Search:
         the same model in float (speed.py)."""
         def model_of(t: Trial) -> onnx.ModelProto | None:
             bench = self.benches[t.ratio]
-            return None if recipe_opts(bench, t.float_nodes) is None else build(bench, t.float_nodes)[0]
+            if recipe_opts(bench, t.float_nodes) is None:
+                return None
+            return self.built[t.index][0] if t.index in self.built else build(bench, t.float_nodes)[0]
 
         kept, self.slower = not_slower(feasible, self.gate, model_of)  # type: ignore[arg-type]
         self.timing["speed"] = self.gate.figures if self.gate else {}
@@ -357,10 +369,10 @@ class Search:
         return out
 
 
-def search(inputs: Inputs, folder: str) -> Plan:
-    """Run the search; trial bundles and calibration ranges go into `folder`, which the chosen recipe's ranges
-    must outlive (package() quantizes the final model with them)."""
+def search(inputs: Inputs, folder: str) -> Chosen:
+    """Run the search and return the trial it chose, built; trial bundles and calibration ranges go into
+    `folder`."""
     return Search(inputs, folder).run()
 
 
-__all__ = ["Inputs", "Plan", "search", "describe"]
+__all__ = ["Chosen", "Inputs", "search", "describe"]

@@ -3,7 +3,7 @@ not chosen unless the user allows it (--allow-slower). int8 is not faster by its
 ran up to 2.85x slower than fp32 on an x86 host (docs/QUANTIZATION.md).
 
 Each candidate's model and the fp32 model run on the first eval samples in this process, rounds interleaved
-(quantize.fidelity's timing), so that load from other processes hits both alike. The figures are timings:
+(fidelity.metrics's timing), so that load from other processes hits both alike. The figures are timings:
 they decide, and go into the search's timing record, not into the bundle's deterministic trial records.
 """
 
@@ -18,7 +18,7 @@ from edgepack.runtime.ortconfig import session_options
 
 from .. import modelfiles as files
 from ..datasets import Samples
-from ..quantize.fidelity import _time
+from ..fidelity.metrics import _time
 from .trial import Trial
 
 SAMPLES = 8      # eval samples each timing runs on

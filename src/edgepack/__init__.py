@@ -12,12 +12,18 @@ only numpy, onnxruntime and zstandard.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from edgepack.runtime import load  # the runtime is imported with edgepack anyway (its errors are ours)
 from edgepack.runtime.errors import EdgepackError
+from edgepack.version import __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from edgepack.packager.api import PackageResult
+    from edgepack.packager.convert.options import ConvertOptions
+    from edgepack.packager.search import Budget
+    from edgepack.runtime.profile import Profile
 
 # The packager's errors (edgepack.packager.errors), imported on first use so that `import edgepack.runtime`
 # on a device does not import the packager.
@@ -36,11 +42,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'edgepack' has no attribute {name!r}")
 
 
-def package(model: Any, output: Any, target: Any = None, **options: Any) -> Any:
-    """Package `model` (a path, an onnx.ModelProto, ...) into a bundle at `output`. See edgepack.packager."""
-    from edgepack.packager import package as _package
+def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | Profile | None = None, *,
+            level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
+            example_inputs: Any = None, convert: ConvertOptions | dict[str, Any] | None = None,
+            prune: Any = None, prune_scope: str | None = None, prune_criterion: str | None = None,
+            prune_round_to: int | None = None, reconstruct: bool = False, quantize: Any = None,
+            calibration: str | os.PathLike | None = None, eval_data: Any = None,
+            quantize_options: dict[str, Any] | None = None, budget: Budget | dict[str, Any] | None = None,
+            progress: bool | None = None, shapes: dict[str, tuple[int, ...]] | None = None,
+            output_kinds: dict[str, str] | list[str] | None = None, layout: str | None = None) -> PackageResult:
+    """Package `model` (a path, an onnx.ModelProto, ...) into a bundle at `output`; the parameters are those of
+    edgepack.packager.package, which documents them (the packager is imported here, on first use)."""
+    from edgepack.packager.api import package as _package
 
-    return _package(model, output=output, target=target, **options)
+    return _package(model, output, target, level=level, frame_bytes=frame_bytes, threads=threads,
+                    example_inputs=example_inputs, convert=convert, prune=prune, prune_scope=prune_scope,
+                    prune_criterion=prune_criterion, prune_round_to=prune_round_to, reconstruct=reconstruct,
+                    quantize=quantize, calibration=calibration, eval_data=eval_data,
+                    quantize_options=quantize_options, budget=budget, progress=progress, shapes=shapes,
+                    output_kinds=output_kinds, layout=layout)
 
 
 def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None, *, runs: int = 100,

@@ -17,9 +17,9 @@ from edgepack.runtime.profile import Profile
 
 from .. import modelfiles
 from ..datasets import Samples
-from .fidelity import compare
+from ..quantize.samples import load_for, random_samples
 from .kinds import OutputKind, check_names
-from .samples import load_for, random_samples
+from .metrics import compare
 
 ACCURACY_DROP = 0.01   # warn past one point of accuracy lost
 AGREEMENT = 0.98       # without labels, warn when more than 2% of top-1 predictions change

@@ -24,8 +24,8 @@ from edgepack.runtime.text import error_line
 
 from .. import modelfiles
 from ..datasets import Samples
+from ..quantize.sanity import warn_labels
 from .kinds import SMALL, OutputKind, kind_of
-from .sanity import warn_labels
 
 SLOWER = 1.10        # flag a model more than 10% slower: timing noise on a busy machine stays below that
 TIMED_SAMPLES = 32
