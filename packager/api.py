@@ -44,15 +44,15 @@ if TYPE_CHECKING:
     from .search import Budget
 
 
-def package(model: Any, output: str | os.PathLike, target: "str | os.PathLike | Profile | None" = None, *,
+def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | Profile | None = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
-            example_inputs: Any = None, convert: "ConvertOptions | dict[str, Any] | None" = None,
+            example_inputs: Any = None, convert: ConvertOptions | dict[str, Any] | None = None,
             prune: Any = None, prune_scope: str | None = None, prune_criterion: str | None = None,
             prune_round_to: int | None = None, reconstruct: bool = False, quantize: Any = None,
             calibration: str | os.PathLike | None = None, eval_data: Any = None,
-            quantize_options: "dict[str, Any] | None" = None, budget: "Budget | dict[str, Any] | None" = None,
-            progress: bool | None = None, shapes: "dict[str, tuple[int, ...]] | None" = None,
-            output_kinds: "dict[str, str] | list[str] | None" = None, layout: str | None = None) -> PackageResult:
+            quantize_options: dict[str, Any] | None = None, budget: Budget | dict[str, Any] | None = None,
+            progress: bool | None = None, shapes: dict[str, tuple[int, ...]] | None = None,
+            output_kinds: dict[str, str] | list[str] | None = None, layout: str | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
 
     model: a path to an .onnx file (external data beside it is read too) or a .pt2 ExportedProgram file, an

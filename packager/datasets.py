@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class Samples:
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         return iter(self.feeds)
 
-    def head(self, n: int) -> "Samples":
+    def head(self, n: int) -> Samples:
         return Samples(self.feeds[:n], None if self.labels is None else self.labels[:n], self.source)
 
 

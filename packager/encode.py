@@ -3,7 +3,8 @@
 A tensor is split into frames of at most `frame_bytes` raw bytes (a multiple of its element size), each
 compressed on its own so the runtime can decode frames on several threads. The codec is chosen by trying
 every candidate on a sample of the tensor (the whole tensor when it is small) and keeping the smallest, so
-packaging compresses each tensor once, plus the trials on at most SAMPLE_BYTES of it. Output is deterministic: the same bytes and options give the same
+packaging compresses each tensor once, plus the trials on at most SAMPLE_BYTES of it. Output is deterministic: the
+same bytes and options give the same
 frames whatever the number of threads.
 
 zstd runs in one of two modes (the decoder cannot tell them apart; both write plain zstd frames):
@@ -20,7 +21,8 @@ import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import zstandard
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import onnx
 from onnx import external_data_helper, helper, numpy_helper
@@ -49,7 +50,7 @@ def _stream(bundle: Bundle, graph: Any, zeros: bool = False) -> Iterator[bytes |
 
 
 def export_model(bundle: str | os.PathLike, output: str | os.PathLike,
-                 public_key: "str | os.PathLike | bytes | None" = None) -> Exported:
+                 public_key: str | os.PathLike | bytes | None = None) -> Exported:
     """Write the model packaged in `bundle` to `output` (an .onnx file, written atomically). Every tensor is
     decoded and its SHA-256 checked. A model whose largest initializers the bundle binds externally (models
     over 2 GB) gets them in `output`.data beside it, referred to as ONNX external data."""

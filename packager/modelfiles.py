@@ -12,7 +12,7 @@ import io
 import logging
 import os
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 import onnx
 import onnxruntime as ort

@@ -16,7 +16,8 @@ import os
 import sys
 import threading
 import time
-from typing import IO, Iterator
+from typing import IO
+from collections.abc import Iterator
 
 WIDTH = 24
 _LINE_EVERY_S = 1.0
@@ -46,7 +47,7 @@ class Progress:
         self._start = time.monotonic()
         self._shown = ""
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -128,7 +129,7 @@ class Phase(Progress):
         self._ticker: threading.Thread | None = None
         self.summary = ""
 
-    def __enter__(self) -> "Phase":
+    def __enter__(self) -> Phase:
         self._token = _ACTIVE.set(self)
         if self.enabled and self.tty:
             self._ticker = threading.Thread(target=self._tick, daemon=True)

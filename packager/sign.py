@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from edgepack.packager.errors import MissingExtra
 from edgepack.runtime.errors import BundleError, InvalidKey, OptionError

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from edgepack.runtime.errors import MalformedRecord
 

@@ -120,7 +120,7 @@ class BundleWriter:
         self.tensors: list[dict[str, Any]] = []
         self.state = "open"
 
-    def __enter__(self) -> "BundleWriter":
+    def __enter__(self) -> BundleWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class CacheLayout:
     vocab: int | None
 
     @classmethod
-    def of(cls, session: "Session") -> "CacheLayout":
+    def of(cls, session: Session) -> CacheLayout:
         names = set(session.input_names)
         need = {"input_ids", "attention_mask", "past_key_values.0.key"}
         if not need <= names or "logits" not in session.output_names:
@@ -70,7 +71,7 @@ class CacheLayout:
 class KVRunner:
     """Runs prefill and decode steps of one sequence on preallocated, I/O-bound buffers."""
 
-    def __init__(self, session: "Session", capacity: int, max_chunk: int):
+    def __init__(self, session: Session, capacity: int, max_chunk: int):
         self.session = session
         self.layout = CacheLayout.of(session)
         self.uses_positions = "position_ids" in session.input_names
@@ -131,7 +132,7 @@ class KVRunner:
     def _run(self) -> None:
         try:
             self.session._session.run_with_iobinding(self.binding)
-        except Exception as e:  # noqa: BLE001 -- onnxruntime raises its own types; reported like Session.run's
+        except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise SessionError(f"{self.session.path}: onnxruntime failed a generation step: {first}") from None
 
@@ -154,7 +155,7 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float
     return int(order[rng.choice(len(order), p=p)])
 
 
-def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: int = 64, temperature: float = 0.0,
+def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, stop: Sequence[str | int] | None = None,
              on_token: Callable[[int, str | None], None] | None = None, seed: int = 0) -> Generation:
     """Continue `prompt` (text, needing the `tokenizers` package, or token ids) by up to max_new_tokens tokens."""
@@ -225,7 +226,7 @@ def generate(session: "Session", prompt: str | Sequence[int], max_new_tokens: in
     return Generation(final, out, len(ids), first, rate, reason, {"total_s": total})
 
 
-def token_ids_of(session: "Session", text: str) -> list[int]:
+def token_ids_of(session: Session, text: str) -> list[int]:
     return tokenizer_of(llm_record(session.manifest.report, session.path), session.path).encode(text)
 
 

@@ -4,7 +4,7 @@ onnxruntime sessions from here, so a packaged model is checked with the options 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import onnxruntime as ort
 

@@ -13,7 +13,8 @@ BaseException) into InvalidManifest, and decode() refuses text longer than MAX_T
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
 
 from .errors import InputError, InvalidManifest, MissingDependency
 
@@ -101,7 +102,7 @@ def _guard(path: str, what: str, call: Callable[[], T]) -> T:
         return call()
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
-    except BaseException as e:  # noqa: BLE001 -- PanicException derives from BaseException
+    except BaseException as e:
         if isinstance(e, Exception) and not type(e).__module__.startswith(("tokenizers", "builtins")):
             raise
         raise InvalidManifest(path, f"tokenizer.json: the tokenizer failed to {what}: "

@@ -3,7 +3,8 @@ its outputs with the source model's own. Never trust a converter's return value.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import onnx
@@ -70,7 +71,7 @@ def _equal(what: str, name: str, out: np.ndarray, ref: np.ndarray) -> None:
     if not np.all(same):
         bad = np.flatnonzero(~np.asarray(same, bool).reshape(-1))
         k = int(bad[0])
-        at = lambda a: a.reshape(-1)[k:k + 1].tolist()[0]  # noqa: E731  (a plain Python value for the message)
+        at = lambda a: a.reshape(-1)[k:k + 1].tolist()[0]
         raise ConversionMismatch(
             f"{what}: output {name!r}: {len(bad)} of {ref.size} values differ from the source model's (first at "
             f"flat index {k}: onnx {at(out)!r}, source {at(ref)!r}); labels must match exactly")

@@ -13,7 +13,8 @@ import contextlib
 import os
 import threading
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from edgepack.packager.errors import UntrustedPickle
 from edgepack.runtime.errors import ModelError

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import pickle
 import warnings
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -16,7 +16,8 @@ import io
 import logging
 import re
 import warnings
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def _as_args(torch: Any, example: Any, name: str) -> tuple[tuple, dict]:
 def _batch_shapes(torch: Any, args: tuple, kwargs: dict) -> Any:
     """The first axis of every input, one shared symbol: the batch."""
     batch = torch.export.Dim("batch")
-    spec = lambda t: {0: batch} if t.dim() >= 1 else None  # noqa: E731
+    spec = lambda t: {0: batch} if t.dim() >= 1 else None
     if kwargs:
         return {k: spec(v) for k, v in kwargs.items()}
     return tuple(spec(a) for a in args)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from edgepack.runtime.errors import OptionError
 
@@ -35,7 +36,7 @@ class ConvertOptions:
     trust_pickle: bool = False                      # allow files whose loading runs code (.pkl, .joblib)
 
     @classmethod
-    def from_mapping(cls, options: "Mapping[str, Any] | ConvertOptions | None") -> "ConvertOptions":
+    def from_mapping(cls, options: Mapping[str, Any] | ConvertOptions | None) -> ConvertOptions:
         """Validate options given as a dict (unknown keys are rejected) or pass a ConvertOptions through."""
         if options is None:
             return cls()
@@ -53,12 +54,13 @@ class ConvertOptions:
                 values[key] = _names(key, values[key])
         return cls(**values)._validated()
 
-    def _validated(self) -> "ConvertOptions":
+    def _validated(self) -> ConvertOptions:
         if isinstance(self.opset, bool) or not isinstance(self.opset, int) or not MIN_OPSET <= self.opset <= MAX_OPSET:
             raise OptionError(f"opset must be an integer from {MIN_OPSET} to {MAX_OPSET}, got {self.opset!r}")
         for key in ("rtol", "atol"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not (math.isfinite(value) and value >= 0):
                 raise OptionError(f"{key} must be a finite number >= 0, got {value!r}")
         for key in ("dynamic_batch", "trust_pickle"):
             if not isinstance(getattr(self, key), bool):

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class OutputKind:
         return out
 
 
-def parse(specs: "Mapping[str, str] | list[str] | tuple[str, ...] | None") -> dict[str, OutputKind]:
+def parse(specs: Mapping[str, str] | list[str] | tuple[str, ...] | None) -> dict[str, OutputKind]:
     """{"probs": "class:1"} or ["probs=class:1", "state=regression"] -> {name: OutputKind}."""
     if not specs:
         return {}

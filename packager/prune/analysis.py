@@ -15,7 +15,7 @@ and, through `labels`, which units are blocked and why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import onnx

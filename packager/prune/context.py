@@ -5,7 +5,8 @@ analysis.py runs the rules (rules/) over a graph with one Context and turns it i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import onnx

@@ -10,7 +10,8 @@ exporters store weights).
 from __future__ import annotations
 
 from math import prod
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx

@@ -3,13 +3,14 @@
 `prepare(model)` returns a copy in which every node has a unique name, every `Constant` node holding a
 tensor has become an initializer (same values), every Identity of an initializer is read through, and a
 1-D initializer read by several nodes is copied for each, so that weights are found in one place and
-shared where it matters, whatever the exporter wrote. Shapes come from onnx shape inference; dimensions it cannot resolve are `None`, named
+shared where it matters, whatever the exporter wrote. Shapes come from onnx shape inference; dimensions it cannot
+resolve are `None`, named
 symbolic dimensions (`N`) are kept as strings.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import onnx
@@ -32,7 +33,8 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     keep = []
     for i, node in enumerate(g.node):
         if not node.name or node.name in seen:
-            node.name = f"{node.op_type}_{i}" if f"{node.op_type}_{i}" not in seen else f"{node.op_type}_{i}_{len(seen)}"
+            name = f"{node.op_type}_{i}"
+            node.name = name if name not in seen else f"{name}_{len(seen)}"
         seen.add(node.name)
         value = _constant_tensor(node)
         if value is not None and node.output[0] not in outputs:

@@ -69,7 +69,7 @@ class PruneOptions:
         return asdict(self)
 
     @classmethod
-    def parse(cls, spec: str, **options: Any) -> "PruneOptions":
+    def parse(cls, spec: str, **options: Any) -> PruneOptions:
         """`channels:0.3` or `unstructured:0.5`, plus keyword options (scope, criterion, reconstruct, ...)."""
         method, sep, ratio = str(spec).partition(":")
         if not sep:

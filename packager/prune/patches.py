@@ -23,7 +23,7 @@ class ConvGeometry:
     pads: tuple[int, int, int, int]  # top, left, bottom, right
 
     @classmethod
-    def of(cls, node: onnx.NodeProto, kernel: tuple[int, ...], spatial: tuple[int, ...]) -> "ConvGeometry | None":
+    def of(cls, node: onnx.NodeProto, kernel: tuple[int, ...], spatial: tuple[int, ...]) -> ConvGeometry | None:
         """None for what this does not cover (3-D convolutions)."""
         if len(kernel) not in (1, 2):
             return None

@@ -4,7 +4,7 @@ a time when the model's inputs have a free batch axis."""
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import onnx

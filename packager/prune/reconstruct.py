@@ -8,7 +8,8 @@ targets and the pruned model for the inputs, on every calibration sample.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import onnx

@@ -38,7 +38,7 @@ class Normal:
     pending_rows: int = 0
 
     @classmethod
-    def zeros(cls, d: int, out: int) -> "Normal":
+    def zeros(cls, d: int, out: int) -> Normal:
         return cls(np.zeros((d, d)), np.zeros((d, out)))
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:

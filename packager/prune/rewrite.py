@@ -3,7 +3,7 @@ the inferred shapes, so the written graph is smaller in fact, not only filled wi
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import onnx
@@ -70,7 +70,8 @@ def set_own_input(model: onnx.ModelProto, node: onnx.NodeProto, index: int, valu
     if not name or shared:
         name = f"{node.name}__{index}"
         old = get_initializer(model, node.input[index]) if index < len(node.input) else None
-        model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, old.dtype if old is not None else value.dtype), name))
+        dtype = old.dtype if old is not None else value.dtype
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype), name))
         if index < len(node.input):
             node.input[index] = name
         else:

@@ -18,7 +18,7 @@ def model_inputs(model: onnx.ModelProto) -> list[str]:
     return [i.name for i in model.graph.input if i.name not in inits]
 
 
-def options_from(prune: "str | PruneOptions | None", scope: str | None, criterion: str | None,
+def options_from(prune: str | PruneOptions | None, scope: str | None, criterion: str | None,
                  reconstruct: bool, round_to: int | None = None) -> PruneOptions | None:
     """Typed options from package()'s arguments; companions without --prune are an error, not ignored."""
     if prune is None:

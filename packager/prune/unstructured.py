@@ -9,7 +9,8 @@ Scope `layer` zeroes `ratio` of each weight; `global` zeroes the lowest `ratio` 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -44,7 +45,7 @@ def _scores(view: GraphView, weights, criterion: str, samples) -> dict[str, np.n
     if criterion != "activation":
         return values
     tracks = {}
-    for name, (node, _) in weights.items():
+    for node, _ in weights.values():
         rank = view.rank(node.input[0])
         if rank is None or node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute):
             continue

@@ -3,7 +3,8 @@ calibration data is there, how far its outputs moved is measured and reported.""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import onnx

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, quantize_static

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, get_args
+from typing import Any, Literal, get_args
 
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
@@ -44,7 +44,8 @@ INT4_OP_TYPES = ("MatMul", "Gemm", "Gather")
 GEMM_AS_MATMUL = ("int4-weight",)
 
 # Which option belongs to which modes; giving one to another mode is a mistake, not a no-op.
-CALIBRATED_MODES = ("int8-static", "fp16", "int4-weight")  # int4: language models' text (lm_data)  # the modes that read --calibration samples
+# the modes that read --calibration samples (int4: language models' text, lm_data)
+CALIBRATED_MODES = ("int8-static", "fp16", "int4-weight")
 _USED_BY: dict[str, tuple[str, ...]] = {
     "calibration": CALIBRATED_MODES,
     "method": ("int8-static",),
@@ -69,23 +70,23 @@ class QuantizeOptions:
     """What to quantize and how; None means the target profile's (or the mode's) default."""
 
     mode: Mode = "none"
-    calibration: Optional[str] = None           # .npz or folder of .npz (packager.datasets formats)
-    method: Optional[Method] = None             # calibration method; default minmax
-    calibration_samples: Optional[int] = None   # use at most this many calibration samples; default all
-    format: Optional[Format] = None             # static int8 format; default the profile's
-    activation_type: Optional[ActivationType] = None
-    weight_type: Optional[WeightType] = None
-    reduce_range: Optional[bool] = None         # 7-bit weights (x86 without VNNI)
-    per_channel: Optional[bool] = None
-    op_types: Optional[tuple[str, ...]] = None  # op types to quantize; default DEFAULT_OP_TYPES[mode]
+    calibration: str | None = None           # .npz or folder of .npz (packager.datasets formats)
+    method: Method | None = None             # calibration method; default minmax
+    calibration_samples: int | None = None   # use at most this many calibration samples; default all
+    format: Format | None = None             # static int8 format; default the profile's
+    activation_type: ActivationType | None = None
+    weight_type: WeightType | None = None
+    reduce_range: bool | None = None         # 7-bit weights (x86 without VNNI)
+    per_channel: bool | None = None
+    op_types: tuple[str, ...] | None = None  # op types to quantize; default DEFAULT_OP_TYPES[mode]
     exclude_nodes: tuple[str, ...] = ()         # node names left in float, on purpose
-    block_size: Optional[int] = None            # int4: weights per scale (power of two, >= 16); default 32
-    accuracy_level: Optional[int] = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
-    symmetric: Optional[bool] = None            # int4: symmetric blocks (no zero points); default False
-    int4_method: Optional[str] = None           # int4 for language models: "gptq" (default) or "rtn"
-    max_perplexity_increase: Optional[float] = None  # language models: % budget; sensitive MatMuls stay 8-bit
+    block_size: int | None = None            # int4: weights per scale (power of two, >= 16); default 32
+    accuracy_level: int | None = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
+    symmetric: bool | None = None            # int4: symmetric blocks (no zero points); default False
+    int4_method: str | None = None           # int4 for language models: "gptq" (default) or "rtn"
+    max_perplexity_increase: float | None = None  # language models: % budget; sensitive MatMuls stay 8-bit
     allow_unquantized: bool = False             # keep going when weights the mode targets stay float
-    recipe: Optional[Recipe] = None             # int8-static: "measure" the formats on this host when it runs
+    recipe: Recipe | None = None             # int8-static: "measure" the formats on this host when it runs
     #                                             the target's kernels (the default), or take the "profile"'s
 
     @property

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 import onnx
 
@@ -83,7 +84,7 @@ class Prepared:
     model: onnx.ModelProto
     report: dict[str, Any]
     calibration: Samples | None
-    ranges: "Ranges | None" = None
+    ranges: Ranges | None = None
 
 
 def prepare_once(model: onnx.ModelProto, opts: QuantizeOptions, folder: str,
@@ -105,7 +106,7 @@ def prepare_once(model: onnx.ModelProto, opts: QuantizeOptions, folder: str,
 
 
 def _dispatch(model: onnx.ModelProto, opts: QuantizeOptions, calibration: Samples | None, folder: str,
-              ranges: "Ranges | None" = None):
+              ranges: Ranges | None = None):
     if opts.mode == "int8-static":
         from . import static
         return static.quantize(model, opts, calibration, folder, ranges)
@@ -185,7 +186,7 @@ def checked(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, pre
     figures judge it), whether it loads with the target's options; `model` is the float model it came from.
     A budget search checks the trial it chose with this, without quantizing it again."""
     if folder is None:
-        with files.workdir() as work:
+        with modelfiles.workdir() as work:
             return checked(model, opts, profile, prepared, done, work, searched)
     result, details, summary = done.model, done.details, done.summary
     calibration = prepared.calibration

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from . import plot
 
@@ -16,7 +15,7 @@ class Bar:
     text: str
 
 
-Cell = Union[str, Bar]
+Cell = str | Bar
 
 
 @dataclass
@@ -26,7 +25,7 @@ class Table:
     numeric: set[int] = field(default_factory=set)   # right-aligned columns
 
 
-Item = Union[str, Table, plot.Figure]
+Item = str | Table | plot.Figure
 
 
 @dataclass

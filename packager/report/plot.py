@@ -41,19 +41,19 @@ def figure(search: dict[str, Any], source_bytes: int) -> Figure | None:
     budget = search.get("budget", {})
     if any("accuracy" in t for t in trials):
         ref = 100 * next(t["reference_accuracy"] for t in trials if "reference_accuracy" in t)
-        value = lambda t: 100 * t["accuracy"] if "accuracy" in t else None  # noqa: E731
+        value = lambda t: 100 * t["accuracy"] if "accuracy" in t else None
         fig = Figure([], "accuracy on the eval data (%)")
         if "max_accuracy_drop" in budget:
             fig.y_limit = ref - budget["max_accuracy_drop"]
     elif any("agreement" in t for t in trials):
         ref = 100.0
-        value = lambda t: 100 * t["agreement"] if "agreement" in t else None  # noqa: E731
+        value = lambda t: 100 * t["agreement"] if "agreement" in t else None
         fig = Figure([], "top-1 agreement with the original (%)")
         if "min_agreement" in budget:
             fig.y_limit = 100 * budget["min_agreement"]
     else:
         ref = 1.0
-        value = lambda t: t.get("cosine")  # noqa: E731
+        value = lambda t: t.get("cosine")
         fig = Figure([], "mean cosine similarity with the original")
         if "min_cosine" in budget:
             fig.y_limit = budget["min_cosine"]
@@ -106,8 +106,8 @@ def svg(fig: Figure, width: int = 720, height: int = 400) -> str:
     xs = [p.x for p in fig.points] + ([fig.x_limit] if fig.x_limit else [])
     ys = [p.y for p in fig.points] + ([fig.y_limit] if fig.y_limit is not None else [])
     (x0, x1), (y0, y1) = _range(xs), _range(ys)
-    sx = lambda v: left + (v - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
-    sy = lambda v: height - bottom - (v - y0) / (y1 - y0) * (height - top - bottom)  # noqa: E731
+    sx = lambda v: left + (v - x0) / (x1 - x0) * (width - left - right)
+    sy = lambda v: height - bottom - (v - y0) / (y1 - y0) * (height - top - bottom)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
            f'height="{height}" role="img" aria-label="trials: bundle size against {html.escape(fig.y_label)}" '
            'font-family="sans-serif" font-size="12">',

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from edgepack.runtime.errors import OptionError
 
@@ -43,13 +43,13 @@ DISPLAY = {"accuracy_drop": "accuracy drop", "agreement": "top-1 agreement", "co
 class Budget:
     """What the packaged model may lose and cost; None: no limit. max_trials bounds the search's effort."""
 
-    max_accuracy_drop: Optional[float] = None   # points of accuracy lost against the eval labels, e.g. 1.0
-    min_agreement: Optional[float] = None       # top-1 agreement with the original, a fraction, e.g. 0.99
-    min_cosine: Optional[float] = None          # cosine similarity with the original's outputs, worst sample
-    min_mean_cosine: Optional[float] = None     # the same, mean over samples
-    max_bytes: Optional[int] = None             # the bundle file's size
-    max_memory_mb: Optional[float] = None       # peak RSS of a fresh process loading and running the bundle
-    max_latency_ms: Optional[float] = None      # median latency of one run in that process
+    max_accuracy_drop: float | None = None   # points of accuracy lost against the eval labels, e.g. 1.0
+    min_agreement: float | None = None       # top-1 agreement with the original, a fraction, e.g. 0.99
+    min_cosine: float | None = None          # cosine similarity with the original's outputs, worst sample
+    min_mean_cosine: float | None = None     # the same, mean over samples
+    max_bytes: int | None = None             # the bundle file's size
+    max_memory_mb: float | None = None       # peak RSS of a fresh process loading and running the bundle
+    max_latency_ms: float | None = None      # median latency of one run in that process
     max_trials: int = 24                        # recipes tried at most (per-node sensitivity runs not counted)
     allow_slower: bool = False                  # on a host that runs the target's kernels, a quantized recipe
     #                                             must run at most as slow as fp32 (p50) unless this is True
@@ -104,7 +104,7 @@ def _range(flag: str, value: float | None, low: float, high: float, what: str) -
         raise OptionError(f"{flag} must be between {low} and {high} ({what}), got {value!r}")
 
 
-def make_budget(budget: "Budget | dict[str, Any] | None") -> Budget:
+def make_budget(budget: Budget | dict[str, Any] | None) -> Budget:
     """A Budget from a Budget, a dict of its fields (unknown keys refused), or None (no budget)."""
     if budget is None:
         return Budget()

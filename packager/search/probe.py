@@ -6,7 +6,8 @@ QuantizeLinear/DequantizeLinear with the ranges calibrated once (uint8, asymmetr
 One pass over a few eval samples then gives, per node, the error of its output against the float node's and
 the error of each quantized input against itself, each as the worst channel's relative error (a channel of
 small values that shares one scale with a wide one loses all of its precision, which the tensor's overall
-error hides). The node's signal is the largest. Cost: one session and one pass, whatever the number of nodes, instead of one
+error hides). The node's signal is the largest. Cost: one session and one pass, whatever the number of nodes, instead
+of one
 quantization and one evaluation per node.
 """
 

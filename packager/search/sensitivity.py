@@ -14,7 +14,8 @@ the reason). Cost: one quantization and one pass over the samples per candidate.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from edgepack.runtime.errors import EdgepackError
 

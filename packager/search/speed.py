@@ -9,7 +9,8 @@ they decide, and go into the search's timing record, not into the bundle's deter
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import onnx
 

@@ -9,7 +9,8 @@ import os
 import re
 import sys
 import tempfile
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import click
 

@@ -34,7 +34,7 @@ def broadcast(node: onnx.NodeProto, ctx: Context) -> None:
     out_rank = ctx.rank(node.output[0]) or max(t.rank for _, t in tracked)
     first = tracked[0][1]
     axis = first.axis + out_rank - first.rank
-    for name, t in tracked[1:]:
+    for _, t in tracked[1:]:
         if t.axis + out_rank - t.rank != axis or t.size != first.size:
             ctx.block_inputs(node, f"is combined by {node.op_type} {node.name!r} with channels on another axis")
             return

@@ -8,7 +8,7 @@ An op without a rule blocks every tracked tensor it reads: what the analysis can
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import onnx
 
