@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from edgepack.runtime.errors import BudgetNotMet
+from .errors import BudgetNotMet
 
 from . import report_keys as keys
 from .bundle import PackageResult

@@ -33,8 +33,10 @@ def _accuracy(logits, labels):
 
 def test_digits_int8_static_keeps_accuracy_at_a_quarter_of_the_size(digits, tmp):
     out = tmp / "q8.edgepack"
+    # recipe "profile": the profile's QDQ format, whose node counts are asserted below; the measured choice
+    # between formats is tested in test_quantize_recipes.py
     result = edgepack.package(digits["model"], str(out), quantize="int8-static", calibration=digits["calibration"],
-                              eval_data=digits["eval"])
+                              eval_data=digits["eval"], quantize_options={"recipe": "profile"})
     test = np.load(digits["eval"])
     ref = ort.InferenceSession(digits["model"], providers=["CPUExecutionProvider"]).run(None, {"x": test["x"]})[0]
     logits = load(out).run({"x": test["x"]})["logits"]   # dynamic batch: the whole split at once
@@ -47,7 +49,7 @@ def test_digits_int8_static_keeps_accuracy_at_a_quarter_of_the_size(digits, tmp)
     # the report measured the same thing on the same data (batch of one per sample)
     m = result.report["fidelity"]["outputs"]["logits"]
     assert result.report["fidelity"]["held_out"] and result.report["fidelity"]["samples"] == len(test["labels"])
-    assert abs((m["reference_accuracy"] - m["accuracy"]) - drop) < 1e-9
+    assert abs((m["reference_accuracy"] - m["accuracy"]) - drop) < 1e-6   # the report keeps 6 significant digits
     assert m["top1_agreement"] >= 0.98 and m["cosine_mean"] > 0.99
 
 
