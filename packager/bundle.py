@@ -6,6 +6,7 @@ provenance and the report the steps before it made, and returns what it wrote.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections import deque
@@ -64,12 +65,8 @@ def _encode_all(split: Split, level: int, frame_bytes: int, threads: int
         while pending:
             item, fut = pending.popleft()
             yield item, fut.result()
-            nxt = next(it, _END)
-            if nxt is not _END:
+            for nxt in itertools.islice(it, 1):   # the next item, if any
                 pending.append((nxt, tensor_pool.submit(job, nxt)))
-
-
-_END = object()
 
 
 def _codec_counts(encoded: list[Encoded]) -> dict[str, int]:

@@ -73,7 +73,7 @@ def load_samples(path: str | os.PathLike, inputs: Sequence[str], limit: int | No
     if not os.path.isfile(path):
         raise OptionError(f"{path}: no such file or folder of samples")
     data = _read_npz(path)
-    labels = data.pop(LABELS, None)
+    file_labels = data.pop(LABELS, None)
     _check_names(data, inputs, path)
     counts = {k: v.shape[0] if v.ndim else 0 for k, v in data.items()}
     if len(set(counts.values())) != 1 or 0 in counts.values():
@@ -83,9 +83,9 @@ def load_samples(path: str | os.PathLike, inputs: Sequence[str], limit: int | No
     if limit is not None:
         n = min(n, limit)
     feeds = [{k: v[i:i + 1] for k, v in data.items()} for i in range(n)]
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape[0] < n:
-            raise OptionError(f"{path}: {labels.shape[0]} labels for {n} samples")
-        labels = labels[:n]
-    return Samples(feeds, labels, path)
+    if file_labels is not None:
+        file_labels = np.asarray(file_labels)
+        if file_labels.shape[0] < n:
+            raise OptionError(f"{path}: {file_labels.shape[0]} labels for {n} samples")
+        file_labels = file_labels[:n]
+    return Samples(feeds, file_labels, path)

@@ -180,7 +180,7 @@ def split_model(model: onnx.ModelProto, mapped_min_bytes: int | None = None) -> 
     except ProtoError as e:
         raise ModelError(f"the serialized model could not be walked: {e}") from None
     view = memoryview(serialized)
-    skeleton, tensors, taken = [], [], set()
+    skeleton, tensors, taken = [], [], set[str]()
     pos = removed = 0
     for r in records:
         if r.raw_offset is None or r.raw_length == 0:

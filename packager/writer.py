@@ -152,7 +152,7 @@ class BundleWriter:
             raise WriterStateError(f"add_tensor in state {self.state!r}: add the graph first")
         if name == GRAPH_NAME:
             raise WriterStateError(f"{GRAPH_NAME!r} is reserved")
-        entry = {"name": name, "dtype": dtype, "shape": list(shape), "binding": binding}
+        entry: dict[str, Any] = {"name": name, "dtype": dtype, "shape": list(shape), "binding": binding}
         entry.update(self._blob(encoded, page))
         if splice is not None:
             entry["splice"] = splice

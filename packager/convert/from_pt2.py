@@ -51,7 +51,8 @@ def _weights_only(torch: Any) -> Iterator[list[str]]:
 
     with _PATCH_LOCK:
         torch.load, torch._C._pickle_load_obj = load, refuse
-        _package.pickle = SimpleNamespace(loads=refuse)
+        # the archive reader only calls pickle.loads: a namespace with that one name stands in for the module
+        _package.pickle = SimpleNamespace(loads=refuse)  # type: ignore[assignment]
         try:
             yield refused
         finally:
@@ -61,7 +62,8 @@ def _weights_only(torch: Any) -> Iterator[list[str]]:
 def load_program(path: str, trust_pickle: bool) -> Any:
     """The ExportedProgram saved at `path`; without `trust_pickle`, only if no code has to run to load it."""
     torch = require("torch", "reading a .pt2 ExportedProgram", "torch")
-    guard = contextlib.nullcontext([]) if trust_pickle else _weights_only(torch)
+    guard: contextlib.AbstractContextManager[list[str]] = \
+        contextlib.nullcontext([]) if trust_pickle else _weights_only(torch)
     program, error = None, None
     with quiet(), guard as refused:  # quiet: torch 2.13 logs the full-unpickler fallback with a broken format
         try:

@@ -56,6 +56,7 @@ def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str 
           ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """(fidelity, speed, warnings). Samples: `eval_data` (held out), else the calibration samples, else random
     inputs; the fidelity record says which."""
+    samples: Samples | None
     if eval_data:
         samples, held_out = load_for(reference, eval_data, "eval data"), True
     else:

@@ -48,6 +48,7 @@ def scores(deps: Dependencies, criterion: str, means: dict[str, np.ndarray] | No
         raise ValueError("the activation criterion needs activation means")
     for reader in deps.readers:
         w = deps.view.const(reader.weight)
+        assert w is not None  # a reader's weight is a constant: the rules only record readers of constants
         norms = np.sqrt(_per_position(w, reader.weight_axis, 2))
         _accumulate(deps, reader.track.labels, norms * means[reader.input], out)
     return out

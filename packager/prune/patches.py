@@ -8,6 +8,7 @@ Conv is the 2-D case with a height of 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import onnx
@@ -44,7 +45,10 @@ class ConvGeometry:
             pads = [0] * 2 * n
         if n == 1:
             return cls((1, kernel[0]), (1, strides[0]), (1, dilations[0]), (0, pads[0], 0, pads[1]))
-        return cls(tuple(kernel), tuple(strides), tuple(dilations), (pads[0], pads[1], pads[2], pads[3]))
+        # n == 2 here: a 2-D Conv's kernel, strides and dilations each have two entries
+        pair = cast("tuple[int, int]", tuple(kernel))
+        return cls(pair, cast("tuple[int, int]", tuple(strides)), cast("tuple[int, int]", tuple(dilations)),
+                   (pads[0], pads[1], pads[2], pads[3]))
 
 
 def as_2d(x: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ targets and the pruned model for the inputs, on every calibration sample.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,7 +28,7 @@ def _node(model: onnx.ModelProto, name: str) -> onnx.NodeProto:
 
 def _per_neuron(model: onnx.ModelProto, name: str) -> bool:
     dims = next((list(t.dims) for t in model.graph.initializer if t.name == name), None)
-    return bool(dims) and all(d == 1 for d in dims[:-1])
+    return dims is not None and bool(dims) and all(d == 1 for d in dims[:-1])
 
 
 def _matmul_bias(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[onnx.NodeProto, int] | None:
@@ -46,8 +46,12 @@ def _fit_for(model: onnx.ModelProto, reader: Reader, view: GraphView) -> Fit | s
     node = _node(model, reader.node)
     if node.op_type == "Conv":
         w_shape = view.shape(node.input[1])
+        assert w_shape is not None  # a reader's weight is an initializer, whose dims are always known
         x_shape = view.shape(node.input[0])
-        geo = ConvGeometry.of(node, tuple(w_shape[2:]), tuple(x_shape[2:]) if x_shape else ())
+        # initializer dims are ints; the input's spatial dims are passed on as inferred, as before
+        kernel = cast("tuple[int, ...]", tuple(w_shape[2:]))
+        spatial = cast("tuple[int, ...]", tuple(x_shape[2:])) if x_shape else ()
+        geo = ConvGeometry.of(node, kernel, spatial)
         return ConvFit(model, node, geo) if geo is not None else "3-D convolutions are not refit"
     if node.op_type == "Gemm":
         beta = float(attr(node, "beta", 1.0))

@@ -104,7 +104,9 @@ class ConvFit(Fit):
 
     def __init__(self, model: onnx.ModelProto, node: onnx.NodeProto, geo: ConvGeometry) -> None:
         self.model, self.node, self.geo = model, node, geo
-        self.w = get_initializer(model, node.input[1])
+        w = get_initializer(model, node.input[1])
+        assert w is not None, f"Conv {node.name!r}: a refit layer's weight is an initializer"
+        self.w = w
         self.bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
         self.intercept = True
         self.target = node.output[0]
@@ -137,7 +139,9 @@ class LinearFit(Fit):
     def __init__(self, model: onnx.ModelProto, node: onnx.NodeProto, bias: tuple[onnx.NodeProto, int] | None,
                  bias_scale: float = 1.0) -> None:
         self.model, self.node, self.bias, self.bias_scale = model, node, bias, bias_scale
-        self.w = get_initializer(model, node.input[1])
+        w = get_initializer(model, node.input[1])
+        assert w is not None, f"{node.op_type} {node.name!r}: a refit layer's weight is an initializer"
+        self.w = w
         self.trans = node.op_type == "Gemm" and bool(attr(node, "transB", 0))
         self.alpha = float(attr(node, "alpha", 1.0)) if node.op_type == "Gemm" else 1.0
         self.intercept = bias is not None
@@ -145,6 +149,7 @@ class LinearFit(Fit):
         self.target = bias[0].output[0] if bias is not None else node.output[0]
 
     def _old_bias(self) -> np.ndarray | None:
+        assert self.bias is not None  # only called with an intercept, i.e. a bias to write it into
         node, i = self.bias
         return get_initializer(self.model, node.input[i]) if i < len(node.input) and node.input[i] else None
 
@@ -168,6 +173,7 @@ class LinearFit(Fit):
         w = (theta[:-1] if self.intercept else theta) / self.alpha
         set_own_input(self.model, self.node, 1, (w.T if self.trans else w).astype(self.w.dtype))
         if self.intercept:
+            assert self.bias is not None  # intercept is set exactly when bias is
             node, i = self.bias
             old = self._old_bias()
             b = (theta[-1] / self.bias_scale).astype(self.w.dtype)

@@ -40,6 +40,6 @@ def prune_step(model: onnx.ModelProto, options: PruneOptions, calibration: str |
                ) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, Any]]:
     """Prune `model`; returns the pruned model, its provenance step, and its report."""
     samples = load_samples(calibration, model_inputs(model)) if calibration is not None else None
-    result = prune_model(model, options, samples)
+    result = prune_model(model, options, samples.feeds if samples is not None else None)
     step = {"name": "prune", "options": {**options.to_dict(), "calibration_samples": len(samples or [])}}
     return result.model, step, result.report

@@ -41,7 +41,11 @@ def _weights(view: GraphView) -> dict[str, tuple[onnx.NodeProto, int]]:
 
 
 def _scores(view: GraphView, weights, criterion: str, samples) -> dict[str, np.ndarray]:
-    values = {name: np.abs(view.const(name).astype(np.float64)) for name in weights}
+    values: dict[str, np.ndarray] = {}
+    for name in weights:
+        w = view.const(name)
+        assert w is not None  # _weights keeps only constant weights
+        values[name] = np.abs(w.astype(np.float64))
     if criterion != "activation":
         return values
     tracks = {}
@@ -74,10 +78,12 @@ def magnitude_prune(model: onnx.ModelProto, options: PruneOptions,
     inits = {t.name: t for t in out.graph.initializer}
     layers = []
     for name, s in scores.items():
-        w = view.const(name).copy()
+        const = view.const(name)
+        assert const is not None  # scores are only made for the constant weights _weights found
+        w = const.copy()
         if options.scope == "layer":
             k = int(options.ratio * s.size)
-            zero = np.zeros(s.size, bool)
+            zero: np.ndarray = np.zeros(s.size, bool)
             zero[np.argsort(s, axis=None, kind="stable")[:k]] = True
             zero = zero.reshape(s.shape)
         else:

@@ -34,9 +34,10 @@ def _weight_dtype(node: NodeProto, scope: dict) -> str | None:
     indices = QUANTIZED_WEIGHT_INPUTS.get(node.op_type) or WEIGHT_INPUTS.get(node.op_type, ())
     for idx in indices:
         source = scope.get(node.input[idx]) if idx < len(node.input) else None
-        behind_dq = isinstance(source, NodeProto) and source.op_type == "DequantizeLinear"
-        if behind_dq:
-            source = scope.get(source.input[0])
+        dq = source if isinstance(source, NodeProto) and source.op_type == "DequantizeLinear" else None
+        behind_dq = dq is not None
+        if dq is not None:
+            source = scope.get(dq.input[0])
         if not isinstance(source, TensorProto) or len(source.dims) < 2:
             continue
         # a Gather reading an int8 table is a quantized embedding (dequantized after the lookup); an int64 one

@@ -20,6 +20,8 @@ from .static import QUANT_TYPES
 
 
 def quantize(model: onnx.ModelProto, opts: QuantizeOptions, folder: str) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    # resolve() fills op_types and weight_type for int8-dynamic
+    assert opts.op_types is not None and opts.weight_type is not None, "quantize needs resolved options"
     source = modelfiles.save(model, folder, "prepared.onnx")
     op_types = sorted({"MatMul" if t == "Gemm" else t for t in opts.op_types})  # Gemm: rewritten by prepare
     target = f"{folder}/dynamic.onnx"

@@ -70,7 +70,7 @@ def _describe(code: int, message: str) -> str:
     return message
 
 
-def _reference_runs(reference: onnx.ModelProto, feeds: dict, folder: str) -> bool:
+def _reference_runs(reference: onnx.ModelProto, feeds: dict | None, folder: str) -> bool:
     try:
         modelfiles.session(reference, folder, "loadcheck_reference.onnx").run(None, feeds)
         return True

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from collections.abc import Callable
 
 import onnx
@@ -100,7 +100,7 @@ def _candidates(opts: QuantizeOptions, explicit: dict[str, Any]) -> list[Quantiz
         values = dict(zip(CHOSEN_BY, (fmt, act, weight, per_channel)))
         if any(values[k] != v for k, v in explicit.items()):
             continue
-        c = dataclasses.replace(opts, **values)
+        c = dataclasses.replace(opts, **cast(dict[str, Any], values))  # values: the fields' own types
         if c not in out:
             out.append(c)
     return out

@@ -101,6 +101,8 @@ def prepare_once(model: onnx.ModelProto, opts: QuantizeOptions, folder: str,
     if opts.mode == "int8-static":
         from .calibrate import compute_ranges
 
+        # resolve() fills method and op_types, and refuses int8-static without calibration data
+        assert opts.method is not None and opts.op_types is not None and calibration is not None
         ranges = compute_ranges(work, opts.method, opts.op_types, calibration, folder, progress)
     return Prepared(work, report, calibration, ranges)
 
@@ -109,6 +111,7 @@ def _dispatch(model: onnx.ModelProto, opts: QuantizeOptions, calibration: Sample
               ranges: Ranges | None = None):
     if opts.mode == "int8-static":
         from . import static
+        assert calibration is not None, "resolve() refuses int8-static without calibration data"
         return static.quantize(model, opts, calibration, folder, ranges)
     if opts.mode == "int8-dynamic":
         from . import dynamic

@@ -16,10 +16,10 @@ from ..dims import current_shapes, is_fixed
 from .sanity import warn_nonfinite
 
 
-def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[np.dtype, list]]:
+def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[np.dtype | None, list[int | None] | None]]:
     """Inputs the caller must feed (initializers excluded): name -> (dtype, dims; None where dynamic)."""
     inits = {t.name for t in model.graph.initializer}
-    out = {}
+    out: dict[str, tuple[np.dtype | None, list[int | None] | None]] = {}
     for value in model.graph.input:
         if value.name in inits:
             continue
@@ -69,6 +69,7 @@ def random_samples(model: onnx.ModelProto, count: int = 8, seed: int = 0) -> Sam
     for _ in range(count):
         one = {}
         for name, (dtype, dims) in specs.items():
+            assert dtype is not None and dims is not None  # returned None above otherwise
             shape = list(given[name]) if name in given else [d or 1 for d in dims]
             one[name] = (rng.standard_normal(shape) if dtype.kind == "f" else rng.integers(0, 2, shape)).astype(dtype)
         feeds.append(one)

@@ -39,6 +39,9 @@ def quantize(model: onnx.ModelProto, opts: QuantizeOptions, samples: Samples, fo
              ranges: Ranges | None = None) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Quantize `model` (prepared) with calibration on `samples`, or with the `ranges` computed on them before
     (calibrate.compute_ranges); returns the model and what was done."""
+    # resolve() fills every int8-static field the quantizer reads
+    assert opts.op_types is not None and opts.method is not None, "quantize needs resolved options"
+    assert opts.activation_type is not None and opts.weight_type is not None, "quantize needs resolved options"
     source = modelfiles.save(model, folder, "prepared.onnx")
     target = f"{folder}/static.onnx"
     try:

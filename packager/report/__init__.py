@@ -53,8 +53,8 @@ def write_report(bundle: str | os.PathLike, output: str | os.PathLike, fmt: str 
     from ..writer import write_atomic
     from .collect import collect
 
-    output = check_output(output, [bundle, inputs], "report")
-    fmt = format_for(output, fmt)
+    path = check_output(output, [bundle, inputs], "report")
+    fmt = format_for(path, fmt)
     if runs < 1:
         raise OptionError(f"--runs must be at least 1, got {runs}")
     if plot not in PLOTS:
@@ -62,8 +62,8 @@ def write_report(bundle: str | os.PathLike, output: str | os.PathLike, fmt: str 
     with recorded_fields(bundle):  # the manifest's report and provenance may hold anything
         text = printable_document(render(collect(bundle, measure=measure, runs=runs, inputs=inputs, shapes=shapes),
                                          fmt, plot))
-    if output != "-":
-        write_atomic(output, [text.encode("utf-8")])
+    if path != "-":
+        write_atomic(path, [text.encode("utf-8")])
     return text
 
 

@@ -67,7 +67,7 @@ def search(d: dict[str, Any]) -> Section | None:
         c = s["calibration"]
         items.append(f"Calibration: {c['samples']} samples, {c['method']}, computed {c['models_calibrated']} time(s) "
                      f"(once per model){'' if c['ranges_reused'] else ', recalibrated per trial by this onnxruntime'}.")
-    rows = []
+    rows: list[list[Cell]] = []
     for name, limit in s["budget"].items():
         if name in LIMITS:
             value = chosen.get(FIGURE[name])
@@ -156,7 +156,7 @@ def measured(d: dict[str, Any]) -> Section:
     m = d["measured"]
     if "skipped" in m:
         return Section("Memory and latency", [m["skipped"]])
-    rows = [["time to first inference", f"{1000 * m['first_inference_s']:.1f} ms"],
+    rows: list[list[Cell]] = [["time to first inference", f"{1000 * m['first_inference_s']:.1f} ms"],
             ["decode + session", f"{1000 * m['session_s']:.1f} ms"],
             ["load CPU time", f"{1000 * m['load_cpu_s']:.1f} ms"],
             ["peak RSS during load", f"{m['peak_load_mb']:.1f} MB"], ["peak RSS", f"{m['peak_mb']:.1f} MB"],

@@ -20,7 +20,8 @@ def feeds_file(samples: Samples, folder: str) -> str:
     """The first eval sample as an .npz of feeds, for the child process."""
     path = os.path.join(folder, "measure_feeds.npz")
     if not os.path.exists(path):
-        np.savez(path, **samples.feeds[0])
+        # keyed by the model's input names; numpy's stub also matches **kwds against allow_pickle: bool
+        np.savez(path, **samples.feeds[0])  # type: ignore[arg-type]
     return path
 
 

@@ -136,9 +136,8 @@ class Search:
         bench = self.bench(ratio, stage)
         if bench is None or self.exhausted:
             return None
-        best: Trial | None = self.trial(bench, (), stage)
-        if not best.fits_fidelity:
-            best = self.back_off(bench)
+        first = self.trial(bench, (), stage)
+        best = first if first.fits_fidelity else self.back_off(bench)
         if best is not None:
             best = self.give_back(bench, best)
         if not any(t.meets for t in self.trials if t.ratio == ratio):
@@ -305,6 +304,8 @@ class Search:
 
     def measure(self, t: Trial) -> bool:
         """Measure the trial's bundle in a fresh process; whether it meets every budget then."""
+        # trial() keeps the bundle of a trial that meets the budgets while memory or latency is to be measured
+        assert t.path is not None, f"trial {t.index}: its bundle was not kept for measuring"
         t.measured = costs.measure(t.path, costs.feeds_file(self.x.samples, self.folder))
         t.misses.update(self.budget.misses(t.measured, only=MEASURED))
         self.timing.setdefault("measured", {})[t.index] = t.measured

@@ -29,7 +29,7 @@ def per_channel_norm(node: onnx.NodeProto, ctx: Context) -> None:
         return
     params = [p for p in node.input[1:] if p]
     extra_outputs = [o for o in node.output[1:] if o]
-    if x.axis != 1 or extra_outputs or any(ctx.const(p) is None or ctx.const(p).shape != (x.size,) for p in params):
+    if x.axis != 1 or extra_outputs or any((c := ctx.const(p)) is None or c.shape != (x.size,) for p in params):
         ctx.block_inputs(node, f"is normalised by {node.op_type} {node.name!r} in a way edgepack does not rewrite "
                          "(training outputs, non-constant or non-per-channel parameters, or channels not on axis 1)")
         return

@@ -28,7 +28,7 @@ from .registry import rule
 @rule("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu")
 def broadcast(node: onnx.NodeProto, ctx: Context) -> None:
     inputs = [i for i in node.input if i]
-    tracked = [(i, ctx.track(i)) for i in inputs if ctx.track(i) is not None]
+    tracked = [(i, t) for i in inputs if (t := ctx.track(i)) is not None]
     if not tracked:
         return
     out_rank = ctx.rank(node.output[0]) or max(t.rank for _, t in tracked)

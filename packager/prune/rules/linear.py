@@ -44,6 +44,7 @@ def gemm(node: onnx.NodeProto, ctx: Context) -> None:
     out = ctx.new(b.shape[1 - k_axis])
     ctx.layer(node, node.output[0], 1, 2, node.input[1], 1 - k_axis, out)
     if c is not None and c.ndim >= 1 and c.shape[-1] == len(out) and all(d == 1 for d in c.shape[:-1]):
+        assert c_name is not None  # c is only read when c_name is set
         ctx.slice(node, c_name, c.ndim - 1, out)
     elif c is not None and c.size != 1:
         ctx.block(out, f"Gemm {node.name!r} adds a bias that is not one value per neuron")

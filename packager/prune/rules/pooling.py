@@ -46,9 +46,10 @@ def pad(node: onnx.NodeProto, ctx: Context) -> None:
     if pads is None or axes is None:
         ctx.block(x.labels, f"{node.input[0]!r} is padded by {node.name!r} with non-constant pads")
         return
-    pads, axes = np.ravel(pads), [normalize_axis(int(a), x.rank) for a in np.ravel(axes)]
-    n = len(axes)
-    touched = any(a == x.axis and (pads[i] or pads[i + n]) for i, a in enumerate(axes))
+    flat_pads = np.ravel(pads)
+    pad_axes = [normalize_axis(int(a), x.rank) for a in np.ravel(axes)]
+    n = len(pad_axes)
+    touched = any(a == x.axis and (flat_pads[i] or flat_pads[i + n]) for i, a in enumerate(pad_axes))
     if touched:
         ctx.block(x.labels, f"{node.input[0]!r} is padded along its channels by {node.name!r}")
         return
@@ -75,10 +76,10 @@ def reduce(node: onnx.NodeProto, ctx: Context) -> None:
     if x is None:
         return
     if len(node.input) > 1 and node.input[1]:
-        axes = ctx.const(node.input[1])
+        raw_axes = ctx.const(node.input[1])
     else:
-        axes = attr(node, "axes")
-    axes = None if axes is None else [normalize_axis(int(a), x.rank) for a in np.ravel(axes)]
+        raw_axes = attr(node, "axes")
+    axes = None if raw_axes is None else [normalize_axis(int(a), x.rank) for a in np.ravel(raw_axes)]
     if axes is None or not axes or x.axis in axes:
         ctx.block(x.labels, f"{node.input[0]!r} is reduced across its channels by {node.op_type} {node.name!r}")
         return

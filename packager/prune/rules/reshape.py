@@ -117,6 +117,7 @@ def reshape(node: onnx.NodeProto, ctx: Context) -> None:
     if landing is None:
         ctx.block(x.labels, why)
         return
+    assert out is not None  # a landing is only computed for a valid output shape
     j, inner = landing
     smaller = concrete[:x.axis] + [concrete[x.axis] - 1] + concrete[x.axis + 1:]
     edited = target.copy()
