@@ -140,7 +140,7 @@ def quantize_measured(model: onnx.ModelProto, opts: QuantizeOptions, profile: Pr
     candidate measured."""
     with modelfiles.workdir() as folder:
         choice = choose(model, opts, profile, explicit, tolerance, kinds, folder)
-        result = quantize_model(model, choice.opts, profile, prepared=choice.prepared)
+        result = quantize_model(model, choice.opts, profile, prepared=choice.prepared, searched=False)
     result.report["recipe"] = choice.record
     if choice.candidates:
         result.report["candidates"] = choice.candidates

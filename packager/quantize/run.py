@@ -157,11 +157,13 @@ def quantize_prepared(prepared: Prepared, opts: QuantizeOptions, folder: str
 
 
 def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile,
-                   prepared: Prepared | None = None) -> QuantizeResult:
+                   prepared: Prepared | None = None, searched: bool | None = None) -> QuantizeResult:
     """Quantize a copy of `model` as `opts` (resolved against `profile`) says, and check the result.
-    prepared: `model` prepared once before (prepare_once), for a search that quantizes it several times."""
+    prepared: `model` prepared once before (prepare_once), for a search that quantizes it several times.
+    searched: a search's trial, whose calibration method's effect the search judges (default: when prepared)."""
     with modelfiles.workdir() as folder:
-        searched = prepared is not None  # a search's trial: its method's effect is judged by the search
+        if searched is None:
+            searched = prepared is not None
         if prepared is None:
             work = onnx.ModelProto()
             work.CopyFrom(model)
