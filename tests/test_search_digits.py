@@ -156,14 +156,18 @@ def test_unreachable_budget_writes_nothing_and_names_the_miss(cnn, tmp):
 
 
 def test_memory_and_latency_budgets_are_measured_in_a_child_process(cnn, tmp):
+    # allow_slower: this is about the memory and latency budgets; whether int8 beats fp32 on this small CNN is
+    # timing noise on a busy machine (the speed rule has its own tests, test_search_speed.py)
     result = _package(cnn, tmp / "m.edgepack", quantize="int8-static",
-                      budget={"max_accuracy_drop": 1.0, "max_memory_mb": 4096, "max_latency_ms": 1000})
+                      budget={"max_accuracy_drop": 1.0, "max_memory_mb": 4096, "max_latency_ms": 1000,
+                              "allow_slower": True})
     measured = result.report["search_timing"]["measured"]
     chosen = result.report["search"]["chosen"]
     assert measured[chosen]["peak_mb"] > 20 and measured[chosen]["p50_ms"] > 0   # Python + onnxruntime at least
     with pytest.raises(BudgetNotMet, match=r"peak memory [0-9.]+ MB > --max-memory-mb 1 MB"):
         _package(cnn, tmp / "m2.edgepack", quantize="int8-static", budget={"max_accuracy_drop": 1.0,
-                                                                            "max_memory_mb": 1})
+                                                                            "max_memory_mb": 1,
+                                                                            "allow_slower": True})
     assert not (tmp / "m2.edgepack").exists()
     # a latency no recipe reaches: the quantized candidates miss it, and so does the model in float, tried last
     with pytest.raises(BudgetNotMet, match=r"median latency [0-9.e-]+ ms > --max-latency-ms 1e-06 ms") as e:
