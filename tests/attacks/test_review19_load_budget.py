@@ -62,12 +62,15 @@ s = rt.load({str(bomb)!r})
     assert peak < 300, f"peak RSS {peak:.0f} MB while building the session of a {bomb.stat().st_size}-byte bundle"
 
 
-def test_isolation_bounds_the_time_load_may_take(bomb):
-    """Constant folding asked for explicitly, under a 1 s budget: the child building the session is
-    killed, and load() raises LoadBudgetExceeded without building anything itself."""
+def test_isolation_bounds_the_time_load_may_take(tmp_path, mlp_bundle):
+    """Constant folding asked for explicitly, under a 0.5 s budget: the child building the session is
+    killed, and load() raises LoadBudgetExceeded without building anything itself. Forty folds of the bomb
+    take seconds even on a fast idle machine (five took under 0.5 s on one)."""
+    manifest, _, _ = bundles.decoded(write(tmp_path, mlp_bundle[0], "src.edgepack"))
+    slow = write(tmp_path, bundles.build(*bundles.cut(_bomb(40).SerializeToString(), manifest)), "slow.edgepack")
     limits = rt.LoadLimits(constant_folding=True, seconds=0.5)
     with pytest.raises(E.LoadBudgetExceeded, match="took over 0.5 s"):
-        load(bomb, limits=limits)
+        load(slow, limits=limits)
 
 
 def _data_mb() -> float:
