@@ -18,7 +18,6 @@ import onnx
 import onnxruntime as ort
 
 from edgepack.runtime.ortconfig import OPT_LEVELS as _LEVELS
-from edgepack.runtime.text import error_line
 
 # Past this size a model is saved with its tensors in a side file: protobuf cannot hold 2 GB.
 _EXTERNAL_ABOVE = 1 << 30
@@ -72,4 +71,3 @@ def session(model: onnx.ModelProto, folder: str, name: str, options: ort.Session
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-first_line = error_line  # the name search/ calls it by; runtime/text.py holds the one definition

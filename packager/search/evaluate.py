@@ -17,6 +17,7 @@ from edgepack.packager.errors import QuantizationError
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.ortconfig import session_options
+from edgepack.runtime.text import error_line
 
 from .. import modelfiles as files
 from ..datasets import Samples
@@ -40,7 +41,7 @@ class Evaluator:
                 outs = session.run(self.names, feeds)
             except Exception as e:
                 raise OptionError(f"{os.path.basename(samples.source)}: sample {i} fails in the original model "
-                                  f"({files.first_line(e)}); check the eval data") from None
+                                  f"({error_line(e)}); check the eval data") from None
             for n, o in zip(self.names, outs):
                 self.refs[n].append(np.asarray(o))
 
@@ -53,7 +54,7 @@ class Evaluator:
             try:
                 got = session.run(self.names, f)
             except Exception as e:
-                raise QuantizationError(f"the candidate fails on eval sample {i} ({files.first_line(e)})") from None
+                raise QuantizationError(f"the candidate fails on eval sample {i} ({error_line(e)})") from None
             for n, o in zip(self.names, got):
                 outs[n].append(np.asarray(o))
         labels = None if self.samples.labels is None else self.samples.labels[:len(feeds)]
