@@ -37,12 +37,13 @@ def test_a_generous_timeout_changes_nothing(bundle, reference):
 def test_a_slow_generation_stops_at_the_timeout_with_the_tokens_so_far(bundle, reference):
     session = load(bundle)
     t0 = time.perf_counter()
-    with pytest.raises(GenerationTimeout, match=r"longer than 0.5 s and was stopped after \d+ tokens") as e:
-        session.generate(PROMPT, 12, timeout=0.5, on_token=lambda token, piece: time.sleep(0.2))
-    # checked after every token: at 0.2 s per token, the third token ends past 0.5 s at the latest
-    assert 1 <= len(e.value.token_ids) <= 3
+    with pytest.raises(GenerationTimeout, match=r"longer than 1.0 s and was stopped after \d+ tokens") as e:
+        session.generate(PROMPT, 12, timeout=1.0, on_token=lambda token, piece: time.sleep(0.4))
+    # checked after every token: at 0.4 s per token, the third token ends past 1 s at the latest (none at
+    # all only if the prefill alone outlasted the second, on a machine loaded beyond reason)
+    assert len(e.value.token_ids) <= 3
     assert e.value.token_ids == reference[:len(e.value.token_ids)]
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 10
     assert isinstance(e.value, RunTimeout)
     # the session is still usable, and the watchdog of the stopped call does not touch the next one
     assert session.generate(PROMPT, 12).token_ids == reference
