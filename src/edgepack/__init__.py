@@ -67,10 +67,12 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
             inputs: str | os.PathLike | None = None, repeat: int = 1, target: str | None = None,
             force: bool = False, lean: bool | None = None, timeout: float = 3600,
             progress: Callable[[str, dict[str, Any]], None] | None = None,
-            progress_s: float = 2.0, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+            progress_s: float = 2.0, shapes: dict[str, tuple[int, ...]] | None = None,
+            public_key: str | os.PathLike | bytes | None = None) -> dict[str, Any]:
     """What a bundle costs on this device, against plain onnxruntime on `baseline` (an .onnx), measured in
     fresh processes. See edgepack.runtime.measure.measure."""
     from edgepack.runtime.measure import measure as _measure  # its child-process machinery only when used
 
     return _measure(bundle, baseline, runs=runs, inputs=inputs, repeat=repeat, target=target, force=force,
-                    lean=lean, timeout=timeout, progress=progress, progress_s=progress_s, shapes=shapes)
+                    lean=lean, timeout=timeout, progress=progress, progress_s=progress_s, shapes=shapes,
+                    public_key=public_key)
