@@ -38,7 +38,7 @@ from .rules.registry import unknown
 from .rewrite import rewrite
 from .select import choose, groups
 from .unstructured import count_zeros, magnitude_prune
-from .verify import check_runs, fidelity
+from .rewrite_check import check_runs, fidelity
 
 
 @dataclass
