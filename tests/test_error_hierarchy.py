@@ -24,7 +24,8 @@ INTERNAL = {
     "edgepack.packager.writer.WriterStateError": "the writer used out of order: a bug in the caller, not input",
     "edgepack.packager.convert.from_pt2._Refused": "raised inside torch.export.load where it would unpickle; "
                                                    "load_pt2 raises UntrustedPickle",
-    "edgepack.packager.prune.rewrite_check.PruneBug": "the rewritten graph is invalid: a bug in a pruning rule, not input",
+    "edgepack.packager.prune.rewrite_check.PruneBug": "the rewritten graph is invalid: a bug in a pruning rule, "
+                                                      "not input",
 }
 # Built-in exceptions raised on purpose, by (module, function), and where they are caught.
 BUILTIN_RAISES = {
