@@ -106,7 +106,7 @@ def _int8_dynamic(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profil
                 f"{after:.2f}); int4-weight (GPTQ) usually keeps more"] if increase > 10.0 else []
     from .count import summarize
 
-    counted = summarize(result, opts.mode, work.op_types, work.exclude_nodes)  # the summary line's node counts
+    counted = summarize(result, opts.mode, ("MatMul",), work.exclude_nodes)  # the summary line's node counts
     report = {"mode": opts.mode, **counted, "calibration": source, "outlier_threshold": OUTLIER_RATIO,
               "kept_float_for_outliers": {n.name: round(outliers[n.input[0]], 1) for n in mats if n.name in kept},
               "perplexity": {"float": round(before, 4), "quantized": round(after, 4),
