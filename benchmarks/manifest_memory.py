@@ -64,7 +64,7 @@ print(result, hwm() - before)
 
 
 def manifest(shape: Callable[[int], bytes], items: int, size: int) -> bytes:
-    inside = b",".join(shape(i) for i in range(items))
+    inside = b",".join([shape(0)] * items if shape(0) == shape(1) else (shape(i) for i in range(items)))
     body = b'{"report":' + (b"{" + inside + b"}" if shape(0).endswith(b":0") else b"[" + inside + b"]")
     return body + b" " * max(0, size - len(body) - 1) + b"}"
 
@@ -78,8 +78,8 @@ def densest(shape: Callable[[int], bytes], size: int) -> bytes:
     grows about linearly with the items, so start from the linear guess and step down."""
     limit = max(MANIFEST_COST_RATIO * size, MANIFEST_FREE_COST)
     most = size // (len(shape(0)) + 1)
-    full, empty = bound(manifest(shape, most, size)), bound(manifest(shape, 0, size))
-    items = most if full <= limit else int(most * (limit - empty) / (full - empty))
+    full, one = bound(manifest(shape, most, size)), bound(manifest(shape, 1, size))  # both of the shape's width
+    items = most if full <= limit else 1 + int((most - 1) * (limit - one) / (full - one))
     while items > 0 and bound(manifest(shape, items, size)) > limit:
         items = int(items * 0.995)
     return manifest(shape, items, size)

@@ -42,7 +42,8 @@ def test_dims_are_read_as_int64(value, dim):
     assert scan_model(_init(w.vi(1, value) + w.vi(2, 1)))[0].dims == [dim]
 
 
-@pytest.mark.parametrize("body", [w.ld(9, b"\x07"), w.ld(5, w.varint(7))], ids=["raw_data", "int32_data"])
+@pytest.mark.parametrize("body", [w.ld(9, b"\x07"), w.ld(5, w.varint(7)), w.ld(6, b"\x07")],
+                         ids=["raw_data", "int32_data", "string_data"])
 def test_one_byte_of_data_is_inline_data(body):
     """The smallest payload counts: graphcheck refuses an external binding whose tensor holds data."""
     record = scan_model(_init(w.tensor("t", [1], UINT8, body)))[0]
