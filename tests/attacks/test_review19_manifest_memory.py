@@ -33,18 +33,6 @@ def _compressed(tmp, mlp_bundle, filler: bytes, name: str):
         len(text)
 
 
-@pytest.mark.parametrize("item", [b'"abcdefg"', FRAME], ids=["short strings", "frame records"])
-def test_the_review_shapes_are_refused_within_four_times_their_size(tmp, mlp_bundle, item):
-    """Both parsed before (8.2x and 4.4x their size); now refused, the process peaking under 4x."""
-    filler = b"[" + b",".join([item] * ((60 * 2 ** 20) // (len(item) + 1))) + b"]"
-    path, size = _compressed(tmp, mlp_bundle, filler, "m.edgepack")
-    assert path.stat().st_size < 1 << 20
-    with pytest.raises(E.LimitExceeded, match="JSON values"):
-        open_bundle(path)
-    peak = peak_mb_refusing(f"rt.open_bundle({str(path)!r})", "LimitExceeded")
-    assert peak < MANIFEST_COST_RATIO * size / 2 ** 20, f"{peak:.0f} MB for a {size / 2 ** 20:.0f} MiB manifest"
-
-
 SHAPES = {
     "short strings": b'"abcdefg"', "long strings": b'"' + b"x" * 5000 + b'"', "frame records": FRAME,
     "2-byte strings": '"\u0101\u0101"'.encode(), "4-byte strings": '"\U0001d11e"'.encode(),
@@ -71,6 +59,27 @@ def test_the_bound_covers_what_parsing_allocates(item):
         finally:
             tracemalloc.stop()
         assert used <= bound, f"{used / len(text):.2f}x allocated, bound {bound / len(text):.2f}x"
+
+
+@pytest.mark.parametrize("text, width, bound", [
+    # text, {, [, list slots (`,` `{` `[` and the first value), numbers (`,` and the first), strings (pairs of
+    # quotes) holding every byte, members (`:`): the figures docs/FORMAT.md gives
+    (b'{"a":[1,"xy",{}]}', 1, 17 + 144 * 2 + 104 + 18 * 6 + 32 * 3 + 80 * 2 + 17 + 80 * 1),
+    (b'{"a":[123456789012345678]}', 1, 26 + 144 + 104 + 18 * 3 + 32 + 80 + 26 + 80),
+    (b'{"a":[1234567890123456789]}', 1, 27 + 144 + 104 + 18 * 3 + 32 + 80 + 27 + 80 + 27),  # 19 digits: + size
+    # 11 characters in 15 bytes (2- and 3-byte UTF-8, the continuation bytes 0x81 to 0xBF, and DEL), 2 bytes each
+    ('{"\u0101":"\u1e03\u00bf\x7f"}'.encode(), 2, 2 * 11 + 144 + 18 * 2 + 32 + 112 * 2 + 2 * 15 + 80),
+])
+def test_the_bound_is_the_documented_sum(text, width, bound):
+    assert char_width(text) == width
+    assert parse_cost(text, width) == bound
+
+
+def test_a_known_key_given_twice_costs_one_str():
+    text = b'{"r":[{"sha256":1},{"sha256":2}]}'
+    full = parse_cost(text, 1)
+    assert parse_cost(text, 1, _KNOWN_KEYS, full - 120) == full - 120  # taken off only when over the limit
+    assert parse_cost(text, 1, _KNOWN_KEYS, full) == full
 
 
 def test_distinct_keys_cost_more_than_repeated_ones():
@@ -118,3 +127,15 @@ def test_colons_inside_strings_are_not_members(text):
 
 def test_string_colons_counts_keys_and_strings_at_every_depth():
     assert string_colons({"a:b": [":", {"c": "d::"}, 1, [["e:"]]], "f": {"g:": None}}) == 6
+
+
+@pytest.mark.parametrize("item", [b'"abcdefg"', FRAME], ids=["short strings", "frame records"])
+def test_the_review_shapes_are_refused_within_four_times_their_size(tmp, mlp_bundle, item):
+    """Both parsed before (8.2x and 4.4x their size); now refused, the process peaking under 4x."""
+    filler = b"[" + b",".join([item] * ((60 * 2 ** 20) // (len(item) + 1))) + b"]"
+    path, size = _compressed(tmp, mlp_bundle, filler, "m.edgepack")
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(E.LimitExceeded, match="JSON values"):
+        open_bundle(path)
+    peak = peak_mb_refusing(f"rt.open_bundle({str(path)!r})", "LimitExceeded")
+    assert peak < MANIFEST_COST_RATIO * size / 2 ** 20, f"{peak:.0f} MB for a {size / 2 ** 20:.0f} MiB manifest"
