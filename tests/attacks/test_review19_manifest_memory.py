@@ -82,6 +82,25 @@ def test_a_known_key_given_twice_costs_one_str():
     assert parse_cost(text, 1, _KNOWN_KEYS, full) == full
 
 
+def test_a_small_manifest_may_cost_up_to_the_floor_and_not_a_byte_more():
+    """A million small ints and spaces, 9 MB whose bound is exactly 64 MiB: parsed; one more space (2 more
+    bytes of bound: its character in the text and in the strings' bound): refused."""
+    items = b'{"a":[' + b",".join([b"1"] * 1_000_000) + b"]"
+    spaces = (MANIFEST_FREE_COST - parse_cost(items + b"}", 1)) // 2
+    at_limit = items + b" " * spaces + b"}"
+    assert parse_cost(at_limit, 1) == MANIFEST_FREE_COST == 64 * 2 ** 20 and len(at_limit) < 16 * 2 ** 20
+    assert len(loads(at_limit, "m")["a"]) == 1_000_000
+    with pytest.raises(E.LimitExceeded, match=f"is {MANIFEST_FREE_COST + 2}, over the limit of {MANIFEST_FREE_COST}"):
+        loads(items + b" " * (spaces + 1) + b"}", "m")
+
+
+def test_a_manifest_past_16_mib_may_cost_four_times_its_size():
+    """40 MiB, one long string: its bound, about twice its size, is over the 64 MiB floor but within 4x."""
+    text = b'{"a":"' + b"x" * (40 * 2 ** 20) + b'"}'
+    assert MANIFEST_FREE_COST < parse_cost(text, 1) < MANIFEST_COST_RATIO * len(text)
+    assert len(loads(text, "m")["a"]) == 40 * 2 ** 20
+
+
 def test_distinct_keys_cost_more_than_repeated_ones():
     """A repeated schema key costs one str; a distinct key, or one that only ends like a schema key (its
     opening quote escaped), costs its own. The discount is taken only while the bound is over the limit."""
