@@ -80,6 +80,8 @@ def test_a_known_key_given_twice_costs_one_str():
     full = parse_cost(text, 1)
     assert parse_cost(text, 1, _KNOWN_KEYS, full - 120) == full - 120  # taken off only when over the limit
     assert parse_cost(text, 1, _KNOWN_KEYS, full) == full
+    # a limit that only taking every key's str off could reach: what can be taken off still is
+    assert parse_cost(text, 1, _KNOWN_KEYS, full - 3 * 120) == full - 120
 
 
 def test_a_small_manifest_may_cost_up_to_the_floor_and_not_a_byte_more():
