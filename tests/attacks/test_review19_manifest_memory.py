@@ -5,6 +5,7 @@ and 60 MiB of frame records into 4.4 times. The reader now bounds what json.load
 of the JSON's bytes (runtime/manifest_cost.py) and refuses a manifest whose bound exceeds 4 times its size
 (or 64 MiB for one under 16 MiB) before parsing (docs/FORMAT.md, "Manifest")."""
 
+import dataclasses
 import json
 import tracemalloc
 
@@ -14,7 +15,7 @@ import zstandard
 from edgepack.runtime import errors as E
 from edgepack.runtime import open_bundle
 from edgepack.runtime.format import FLAG_MANIFEST_ZSTD, MANIFEST_COST_RATIO, MANIFEST_FREE_COST
-from edgepack.runtime.manifest import _KNOWN_KEYS, loads
+from edgepack.runtime.manifest import _KNOWN_KEYS, loads, parse
 from edgepack.runtime.manifest_cost import char_width, parse_cost, string_colons
 
 import bundles
@@ -101,6 +102,21 @@ def test_a_manifest_past_16_mib_may_cost_four_times_its_size():
     text = b'{"a":"' + b"x" * (40 * 2 ** 20) + b'"}'
     assert MANIFEST_FREE_COST < parse_cost(text, 1) < MANIFEST_COST_RATIO * len(text)
     assert len(loads(text, "m")["a"]) == 40 * 2 ** 20
+
+
+def test_an_unknown_codec_is_named_by_its_first_40_characters(mlp_bundle):
+    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
+    manifest["tensors"][0]["codec"] = "z" * 100
+    with pytest.raises(E.UnknownCodec, match=f"uses codec '{'z' * 40}', which"):
+        parse(manifest, "m", "edgepack", 1)
+
+
+def test_the_parsed_records_cannot_be_changed(mlp_bundle):
+    """What was checked stays as checked: a caller cannot move a frame after the reader laid it out."""
+    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
+    frame = parse(manifest, "m", "edgepack", 1).tensors[0].frames[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.offset = 0  # type: ignore[misc]
 
 
 def test_distinct_keys_cost_more_than_repeated_ones():
