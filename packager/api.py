@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from edgepack.runtime import profile as profile_mod
@@ -32,10 +33,12 @@ from .bundle import PackageResult, check_storage, write_bundle
 from .convert.options import ConvertOptions
 from .dims import given_shapes
 from .fidelity.kinds import parse as parse_kinds
+from .options import build
 from .pipeline import Encoding, Job, fidelity_step, finish, import_step, prune_step, quantize_step
 from .progress import progress_setting
 from .prune import step as prune_mod
-from .quantize import make_options, resolve
+from .prune.options import PruneOptions
+from .quantize import QuantizeOptions, make_options, resolve
 from .quantize.options import CALIBRATED_MODES
 from .quantize.recipes import CHOSEN_BY
 from .source import load_source
@@ -46,11 +49,12 @@ if TYPE_CHECKING:
 
 def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | Profile | None = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
-            example_inputs: Any = None, convert: ConvertOptions | dict[str, Any] | None = None,
-            prune: Any = None, prune_scope: str | None = None, prune_criterion: str | None = None,
-            prune_round_to: int | None = None, reconstruct: bool = False, quantize: Any = None,
+            example_inputs: Any = None, convert: ConvertOptions | Mapping[str, Any] | None = None,
+            prune: str | PruneOptions | Mapping[str, Any] | None = None, prune_scope: str | None = None,
+            prune_criterion: str | None = None, prune_round_to: int | None = None, reconstruct: bool = False,
+            quantize: str | QuantizeOptions | Mapping[str, Any] | None = None,
             calibration: str | os.PathLike | None = None, eval_data: Any = None,
-            quantize_options: dict[str, Any] | None = None, budget: Budget | dict[str, Any] | None = None,
+            quantize_options: Mapping[str, Any] | None = None, budget: Budget | Mapping[str, Any] | None = None,
             progress: bool | None = None, shapes: dict[str, tuple[int, ...]] | None = None,
             output_kinds: dict[str, str] | list[str] | None = None, layout: str | None = None) -> PackageResult:
     """Package `model` for `target` into the bundle file `output`.
@@ -67,18 +71,25 @@ def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | P
         profile. The profile supplies the defaults below and is recorded in the bundle.
     level: zstd level (default: the profile's). frame_bytes: raw bytes per frame (default: the profile's).
     threads: encoding threads (default: one per core).
-    prune: "channels:RATIO", "unstructured:RATIO" or a prune.PruneOptions; prune_scope ("layer" or "global"),
-        prune_criterion ("l1", "l2" or "activation"), prune_round_to (keep a multiple of this many channels
-        per layer) and reconstruct refine a spec string.
-    quantize: "none", "int8-static", "int8-dynamic", "int4-weight" or "fp16" (or a QuantizeOptions); default
-        "none", or with a budget the target profile's preferred mode. calibration: samples (an .npz keyed by
-        input name, or a folder of .npz feeds) for int8-static, fp16's overflow check, --reconstruct and the
-        activation criterion; eval_data: held-out samples the packaged model is compared with the original on
-        (an array named `labels` gives accuracy).
-    quantize_options: a dict of QuantizeOptions fields (method, per_channel, format, activation_type,
-        weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level, symmetric,
-        calibration_samples, allow_unquantized, recipe); unset ones come from the target profile. int8-static
-        measures its candidate formats on this host when it runs the target's kernels (quantize.recipes).
+    Each step's options are given the same way: its options object (ConvertOptions, PruneOptions,
+    QuantizeOptions, Budget) or a dict of its fields, checked before any work starts by the annotations of
+    its fields (packager.options): an unknown key or a wrong type is an OptionError naming it.
+    prune: a prune.PruneOptions, a dict of its fields (method, ratio, scope, criterion, reconstruct, ridge,
+        max_layer_ratio, round_to), or the spec "channels:RATIO" / "unstructured:RATIO", which prune_scope
+        ("layer" or "global"), prune_criterion ("l1", "l2" or "activation"), prune_round_to (keep a multiple
+        of this many channels per layer) and reconstruct refine; with a PruneOptions or a dict they go inside.
+    quantize: a quantize.QuantizeOptions, a dict of its fields (mode, method, per_channel, format,
+        activation_type, weight_type, reduce_range, op_types, exclude_nodes, block_size, accuracy_level,
+        symmetric, calibration_samples, int4_method, max_perplexity_increase, allow_unquantized, recipe), or a
+        mode: "none", "int8-static", "int8-dynamic", "int4-weight" or "fp16". Default "none", or with a budget
+        (also when a dict leaves "mode" out) the target profile's preferred mode; fields left unset come from
+        the target profile. int8-static measures its candidate formats on this host when it runs the target's
+        kernels (quantize.recipes). calibration: samples (an .npz keyed by input name, or a folder of .npz
+        feeds) for int8-static, fp16's overflow check, --reconstruct and the activation criterion; eval_data:
+        held-out samples the packaged model is compared with the original on (an array named `labels` gives
+        accuracy).
+    quantize_options: the same fields as a dict beside a mode string (as the CLI gives them); not with a
+        QuantizeOptions or dict in quantize.
     budget: a search.Budget or a dict of its fields (max_accuracy_drop, min_agreement, min_cosine, max_bytes,
         max_memory_mb, max_latency_ms, max_trials): search for the smallest recipe that meets it, starting
         from the most aggressive one (docs/BUDGET.md); needs eval_data. Raises BudgetNotMet when no recipe
@@ -111,8 +122,11 @@ def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | P
     budget = make_budget(budget)
     check_usable(budget, eval_data)
     prune_options = prune_mod.options_from(prune, prune_scope, prune_criterion, reconstruct, prune_round_to)
+    preferred = profile.quantization.preferred if budget.active else "none"
     if quantize is None:
-        quantize = profile.quantization.preferred if budget.active else "none"
+        quantize = preferred
+    elif isinstance(quantize, Mapping) and quantize.get("mode") is None:
+        quantize = {**quantize, "mode": preferred}
     qopts = make_options(quantize, **(quantize_options or {}))
     widen = qopts.op_types is None
     quantize_uses = qopts.mode in CALIBRATED_MODES
@@ -130,7 +144,7 @@ def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | P
     explicit = {k: getattr(qopts, k) for k in CHOSEN_BY if getattr(qopts, k) is not None}
     qopts = resolve(qopts, profile)
     kinds = parse_kinds(output_kinds)
-    options = dataclasses.asdict(ConvertOptions.from_mapping(convert))
+    options = dataclasses.asdict(build(ConvertOptions, convert))
     source = load_source(model, example_inputs=example_inputs, **options)
     encoding = Encoding(level, frame_bytes, threads or default_threads())
     with files.workdir() as folder, given_shapes(source.model, shapes), progress_setting(progress):

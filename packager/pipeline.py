@@ -177,7 +177,7 @@ def fidelity_step(model: onnx.ModelProto, job: Job) -> StepResult:
 
         with phase("comparing with the original"):
             figures, timings, warned = check(job.source.model, model, job.eval_data, job.samples, job.profile,
-                                             job.packaged_profile or job.profile, job.kinds)
+                                             job.packaged_profile or job.profile, job.kinds, job.calibration)
         report[keys.FIDELITY] = figures
         report[keys.WARNINGS] = warned
     shapes = _sample_shapes(job)

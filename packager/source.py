@@ -16,6 +16,7 @@ from edgepack.runtime.errors import ModelError, OptionError
 from edgepack.runtime.text import clip
 
 from .convert.options import ConvertOptions
+from .options import build
 from .dims import normalize_dims
 from .imported import PICKLE_SUFFIXES, Source, hash_files
 
@@ -100,7 +101,7 @@ def load_source(model: Any, example_inputs: Any = None, **options: Any) -> Sourc
     options: ConvertOptions fields (opset, dynamic_batch, input_names, output_names, rtol, atol,
     trust_pickle), for PyTorch and scikit-learn models only.
     """
-    source = _load(model, example_inputs, ConvertOptions.from_mapping(options))
+    source = _load(model, example_inputs, build(ConvertOptions, options))
     changed = normalize_dims(source.model)
     if changed:
         source.options["dynamic_dims"] = changed  # dim_value -1 or 0, as Paddle2ONNX writes a dynamic dimension

@@ -22,6 +22,7 @@ from .feeds import bundle_shapes
 from .measure_child import measure_child
 from .profile import profile_from_dict, resolve
 from .reader import open_bundle
+from .signature import public_key_bytes
 
 # per-process figures summarized as medians over repeats (seconds, MB)
 FIGURES = ("import_s", "open_s", "session_s", "first_run_s", "first_inference_s", "load_cpu_s", "peak_load_mb",
@@ -97,10 +98,12 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
             inputs: str | os.PathLike | None = None, repeat: int = 1, target: str | None = None,
             force: bool = False, lean: bool | None = None, timeout: float = 3600,
             progress: Callable[[str, dict[str, Any]], None] | None = None,
-            progress_s: float = 2.0, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+            progress_s: float = 2.0, shapes: dict[str, tuple[int, ...]] | None = None,
+            public_key: str | os.PathLike | bytes | None = None) -> dict[str, Any]:
     """Measure `bundle` (and `baseline`, a .onnx file, alternately) in fresh processes: `runs` runs after the
     first, `repeat` processes per side. inputs: an .npz of feeds (default: seeded random feeds). target,
-    force, lean: as for load(). progress(side, report) is called as the children report progress (every
+    force, lean, public_key: as for load() (a signed bundle checked with its key loads with the trusted
+    limits, as it would be deployed). progress(side, report) is called as the children report progress (every
     `progress_s` seconds of runs at most, so short measurements report nothing). shapes: input name -> shape
     of the random feeds (default: the shapes the bundle recorded from its calibration or evaluation data, else
     each dynamic dimension 1)."""
@@ -110,6 +113,7 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
     for path in (bundle, baseline, inputs):
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{os.fspath(path)}: no such file")
+    key = public_key_bytes(public_key) if public_key is not None else None  # a bad key fails here, once
     recorded = bundle_shapes(bundle) if inputs is None else {}
     shapes = dict(shapes or {})
     ours, theirs = [], []
@@ -119,7 +123,7 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
             ours.append(measure_child("bundle", bundle, inputs, runs, timeout, target=target, force=force,
                                       lean=lean, outputs=os.path.join(folder, "bundle.npz") if i == 0 else None,
                                       progress=_tagged(progress, "bundle", i, repeat), progress_s=progress_s,
-                                      shapes=shapes, recorded=recorded))
+                                      shapes=shapes, recorded=recorded, public_key=key))
             if baseline is not None:
                 theirs.append(measure_child("onnx", baseline, inputs, runs, timeout,
                                             outputs=os.path.join(folder, "baseline.npz") if i == 0 else None,

@@ -63,7 +63,8 @@ if kind == "bundle":
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            s = load(path, target=cfg["target"], force=cfg["force"], lean=cfg["lean"])
+            key = bytes.fromhex(cfg["public_key"]) if cfg["public_key"] else None
+            s = load(path, target=cfg["target"], force=cfg["force"], lean=cfg["lean"], public_key=key)
         except Exception as e:  # the parent raises it again, as the same type where it is edgepack's
             say("EDGEPACK-ERROR", {"type": type(e).__name__, "message": str(e)})
             sys.exit(1)
@@ -148,7 +149,7 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
                   force: bool = False, lean: bool | None = None, outputs: str | None = None,
                   progress: Callable[[dict[str, Any]], None] | None = None,
                   progress_s: float = 1.0, shapes: dict[str, Any] | None = None,
-                  recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+                  recorded: dict[str, Any] | None = None, public_key: bytes | None = None) -> dict[str, Any]:
     """Load `path` (kind "bundle" or "onnx") in a fresh Python process, run it once plus `runs` times, and
     return its figures (see the module's docstring).
 
@@ -156,13 +157,15 @@ def measure_child(kind: str, path: str | os.PathLike, feeds: str | os.PathLike |
     like (bundles always get it). target, force, lean: passed to load() for bundles. outputs: save the
     first run's outputs to this .npz. progress: called with the child's progress reports, one every
     `progress_s` seconds at most. shapes: input name -> shape for random feeds (--shape); recorded: the shapes
-    the packager recorded from calibration or evaluation data, used for inputs `shapes` does not name."""
+    the packager recorded from calibration or evaluation data, used for inputs `shapes` does not name.
+    public_key: the raw 32-byte key load() checks the bundle's signature with."""
     if kind not in ("bundle", "onnx"):
         raise OptionError(f"kind must be 'bundle' or 'onnx', got {kind!r}")
     cfg = {"kind": kind, "path": os.fspath(path), "feeds": os.fspath(feeds) if feeds else None, "runs": runs,
            "pin_malloc": pin_malloc, "target": target, "force": force, "lean": lean, "outputs": outputs,
            "progress_s": progress_s, "shapes": {k: list(v) for k, v in (shapes or {}).items()},
-           "recorded": {k: list(v) for k, v in (recorded or {}).items()}}
+           "recorded": {k: list(v) for k, v in (recorded or {}).items()},
+           "public_key": public_key.hex() if public_key else None}
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(cfg)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None  # both are pipes

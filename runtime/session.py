@@ -136,6 +136,7 @@ class Session:
             timer = threading.Timer(timeout, setattr, (options, "terminate", True))
             timer.daemon = True
             timer.start()
+        started = time.perf_counter()
         try:
             values = self._session.run(names, prepared, options)
         except Exception as e:  # onnxruntime raises its own exception types for bad feeds
@@ -145,6 +146,9 @@ class Session:
         finally:
             if timer is not None:
                 timer.cancel()
+        took = time.perf_counter() - started
+        if timeout is not None and took > timeout:  # finished before onnxruntime saw `terminate`: still late
+            raise RunTimeout(f"{self.path}: the run took {took:.3g} s, longer than its timeout of {timeout} s")
         return dict(zip(names, values))
 
     def generate(self, prompt: Any, max_new_tokens: int = 64, **options: Any) -> Any:
@@ -277,7 +281,7 @@ def load(path: str | os.PathLike, target: str | os.PathLike | Profile | dict | N
         if bundle.manifest.layout == LAYOUT_MAPPED:  # onnxruntime maps the large tensors (runtime/mapped.py)
             check_sizes(bundle.path, limits, bundle.file_size, bundle.manifest.graph.raw_length,
                         bundle.manifest.raw_bytes)
-            built = create_mapped(bundle, so, chosen, decode_threads, defer, limits.max_fields(bundle.file_size))
+            built = create_mapped(bundle, so, chosen, decode_threads, defer, limits)
             session, mapped_bytes = built.session, built.mapped_bytes
             owned: list[Any] = []
         else:

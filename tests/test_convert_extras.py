@@ -75,10 +75,10 @@ def test_cli_names_the_extra_in_one_line(tmp):
     ({"opset": 18.0}, "opset must be an integer"),
     ({"rtol": -1}, "rtol must be a finite number >= 0"),
     ({"atol": float("nan")}, "atol must be a finite number >= 0"),
-    ({"trust_pickle": "yes"}, "trust_pickle must be True or False"),
+    ({"trust_pickle": "yes"}, "trust_pickle must be true or false, got 'yes'"),
     ({"input_names": "x"}, "input_names must be a list of distinct non-empty names"),
     ({"output_names": ["y", "y"]}, "output_names must be a list of distinct non-empty names"),
-    ("opset=18", "convert options must be a dict or ConvertOptions"),
+    ("opset=18", "convert options must be a ConvertOptions or a dict of its fields, got str"),
 ])
 def test_bad_convert_options(convert, match, tmp):
     model, _ = graphs.mlp()

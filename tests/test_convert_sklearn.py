@@ -132,3 +132,18 @@ def test_bad_inputs(iris, tmp):
         edgepack.package(rf, output=tmp / "x.edgepack", example_inputs=X[0])
     with pytest.raises(OptionError, match="output_names applies to PyTorch"):
         edgepack.package(rf, output=tmp / "x.edgepack", example_inputs=X, convert={"output_names": ["y"]})
+
+
+def test_quantizing_a_model_of_ml_ops_says_why_nothing_was_quantized(iris, tmp):
+    """A scikit-learn pipeline converts to ai.onnx.ml ops (Scaler, LinearClassifier) whose weights are
+    attributes: onnxruntime's dynamic quantizer failed on it in its own words ("Failed to find proper ai.onnx
+    domain"); edgepack says what holds the weights and what to do."""
+    from edgepack.packager.errors import UnquantizedWeights
+
+    X, y = iris
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    with pytest.raises(UnquantizedWeights, match=r"ai\.onnx\.ml ops \(.*LinearClassifier.*\) keep their weights as "
+                                                 r"attributes.*without --quantize"):
+        edgepack.package(model, output=str(tmp / "q.edgepack"), example_inputs=X[:2].astype(np.float32),
+                         quantize="int8-dynamic")
+    assert not (tmp / "q.edgepack").exists()

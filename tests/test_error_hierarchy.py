@@ -24,7 +24,8 @@ INTERNAL = {
     "edgepack.packager.writer.WriterStateError": "the writer used out of order: a bug in the caller, not input",
     "edgepack.packager.convert.from_pt2._Refused": "raised inside torch.export.load where it would unpickle; "
                                                    "load_pt2 raises UntrustedPickle",
-    "edgepack.packager.prune.verify.PruneBug": "the rewritten graph is invalid: a bug in a pruning rule, not input",
+    "edgepack.packager.prune.rewrite_check.PruneBug": "the rewritten graph is invalid: a bug in a pruning rule, "
+                                                      "not input",
 }
 # Built-in exceptions raised on purpose, by (module, function), and where they are caught.
 BUILTIN_RAISES = {
@@ -32,6 +33,8 @@ BUILTIN_RAISES = {
     ("edgepack.packager.encode", "trials"): "an unknown codec or dtype from edgepack's own candidate lists: a bug",
     ("edgepack.packager.prune.importance", "scores"): "the caller forgot the activation means: a bug",
     ("edgepack.packager.prune.labels", "union"): "a pruning rule paired channel lists of unequal length: a bug",
+    ("edgepack.packager.options", "_value"): "an options class annotates a field with a type that has no rule: "
+                                             "a bug in the class, found by its first construction",
     ("edgepack.runtime.feeder", "_wait_for_room"): "onnxruntime closed the FIFO: Feeder.run catches it and "
                                                     "reports onnxruntime's own error",
 }

@@ -165,3 +165,30 @@ def test_a_bias_stored_once_for_two_layers_does_not_tie_them():
     assert result.kept[h1][1].tolist() != result.kept[h2][1].tolist()
     np.testing.assert_allclose(run(result.model, feeds), run(pg.masked(model, result.kept), feeds), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_weights_of_an_op_without_rule_are_reported_not_pruned():
+    """A GRU's weights: no rule prunes them, and the report (and its summary line) says so rather than
+    pruning nothing silently."""
+    from onnx import TensorProto, numpy_helper
+
+    from edgepack.packager.prune.summary import summary_lines
+
+    rng = np.random.default_rng(0)
+    hidden, size = 16, 8
+    inits = [numpy_helper.from_array(rng.standard_normal((1, 3 * hidden, size)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal((1, 3 * hidden, hidden)).astype(np.float32), "R"),
+             numpy_helper.from_array(rng.standard_normal((hidden, 4)).astype(np.float32), "head")]
+    graph = helper.make_graph([helper.make_node("GRU", ["x", "W", "R"], ["y", "last"], hidden_size=hidden),
+                               helper.make_node("Squeeze", ["last"], ["h"], axes=[0]),
+                               helper.make_node("MatMul", ["h", "head"], ["out"])], "gru",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 1, size])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    model.ir_version = 7
+    result = prune_model(model, PruneOptions(ratio=0.5))
+    assert result.report["no_rule"] == {"GRU": 3 * hidden * size + 3 * hidden * hidden}
+    assert any(line.startswith("  not pruned: GRU (1,152 weights): no pruning rule") for line in
+               summary_lines(result.report))
+    conv = prune_model(conv_then(lambda b, h: h)[1], PruneOptions(ratio=0.5))
+    assert conv.report["no_rule"] == {}

@@ -20,8 +20,8 @@ def test_bad_spec(spec, message):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(scope="model"), "--prune-scope must be one of layer, global; got 'model'"),
-    (dict(criterion="l0"), "--prune-criterion must be one of l1, l2, activation; got 'l0'"),
+    (dict(scope="model"), "--prune-scope must be one of global, layer; got 'model'"),
+    (dict(criterion="l0"), "--prune-criterion must be one of activation, l1, l2; got 'l0'"),
     (dict(method="unstructured", reconstruct=True), "use it with --prune channels:RATIO"),
     (dict(ridge=0.0), "ridge must be positive"),
     (dict(max_layer_ratio=1.0), "max_layer_ratio must be between 0 and 1"),

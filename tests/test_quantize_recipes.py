@@ -81,3 +81,32 @@ def test_cross_packaging_takes_the_profile_default_and_says_latency_was_not_meas
         q = b.manifest.raw["report"]["quantization"]
     assert "candidates" not in q and q["recipe"]["latency_measured"] is False
     assert q["recipe"]["source"].startswith("quantization: S8S8 QDQ per channel")
+
+
+def test_a_convolution_network_is_also_measured_with_its_activations_quantized(measured):
+    """The wide candidate: the CNN's Relu, Add and MaxPool quantized too, so that tensors stay 8-bit between
+    convolutions; it is a candidate like the others, judged by the same tolerance."""
+    _, result = measured
+    q = result.report["quantization"]
+    wide = [c for c in q["candidates"] if c["name"].endswith("+activations")]
+    assert len(wide) == 1 and "p50_ms" in wide[0]
+    assert set(wide[0]["op_types"]) == {"Conv", "MatMul", "Gemm", "Relu", "Add", "MaxPool"}
+    assert all(set(c["op_types"]) == {"Conv", "MatMul", "Gemm"} for c in q["candidates"] if c not in wide)
+
+
+def test_wide_op_types_only_for_convolution_networks():
+    from onnx import TensorProto, helper
+
+    from edgepack.packager.quantize.recipes import wide_op_types
+
+    def graph(*ops):
+        nodes = [helper.make_node(op, ["x"], [f"y{i}"]) for i, op in enumerate(ops)]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [])
+        return helper.make_model(g)
+
+    default = ("Conv", "MatMul", "Gemm")
+    assert wide_op_types(graph("Conv", "Sigmoid", "Mul", "Concat", "Softmax"), default) == \
+        default + ("Concat", "Mul", "Sigmoid")
+    assert wide_op_types(graph("MatMul", "Add", "Relu"), default) is None   # a transformer or an MLP: no Conv
+    assert wide_op_types(graph("Conv", "Flatten"), default) is None         # nothing to add
+    assert wide_op_types(graph("Conv", "Relu"), ("MatMul",)) is None        # the user left Conv out

@@ -37,3 +37,16 @@ def test_allow_slower_lifts_the_rule(digits, tmp):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("search: ") and "QUANTIZED NOTHING" not in r.stdout.splitlines()[0]
     assert "p50 against fp32 not checked: --allow-slower given" in r.stdout
+
+
+def test_when_only_the_speed_rule_turns_recipes_down_the_error_says_so(digits, tmp):
+    """A size budget that the slower quantized recipe meets and float does not: no recipe is left, and the
+    error names the speed rule as the reason (not a budget it did not miss)."""
+    fast = _package(digits, tmp / "q.edgepack", "--allow-slower")
+    assert fast.returncode == 0, fast.stderr
+    limit = int((tmp / "q.edgepack").stat().st_size * 1.02)
+    r = _package(digits, tmp / "n.edgepack", "--max-bytes", str(limit))
+    assert r.returncode == 1 and not (tmp / "n.edgepack").exists()
+    line = r.stderr.strip().splitlines()[-1]
+    assert "ran slower than fp32 on this host" in line and "--allow-slower accepts that" in line, r.stderr
+    assert "missed" not in line and "?" not in line

@@ -239,3 +239,19 @@ def test_the_runtime_verifies_without_cryptography(tmp, small, keys):
     out = subprocess.run([sys.executable, "-c", code, str(path), keys.public_path], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == f"[] {keys.key_id}"
+
+
+def test_measure_checks_the_signature_with_the_key_given(small, keys, tmp):
+    """`measure --public-key` loads the bundle as it is deployed with its key (the trusted limits); another
+    key, or an unsigned bundle, is refused in one line before anything is measured."""
+    path = signed_copy(tmp, small[0], keys)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["measure", str(path), "--runs", "2", "--public-key", keys.public_path, "--json"])
+    assert ok.exit_code == 0, ok.output
+    other = keygen(tmp / "other.key")
+    bad = runner.invoke(cli, ["measure", str(path), "--runs", "2", "--public-key", other.public_path])
+    assert bad.exit_code == 1 and bad.output.startswith("edgepack: error:") and "Traceback" not in bad.output
+    unsigned = tmp / "u.edgepack"
+    unsigned.write_bytes(small[0])
+    refused = runner.invoke(cli, ["measure", str(unsigned), "--runs", "2", "--public-key", keys.public_path])
+    assert refused.exit_code == 1 and "sign" in refused.output.lower(), refused.output

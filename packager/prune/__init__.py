@@ -33,10 +33,12 @@ from .importance import scores as unit_scores
 from .options import PruneOptions
 from .probe import channel_means
 from .reconstruct import reconstruct
+from .rules import lookup
+from .rules.registry import unknown
 from .rewrite import rewrite
 from .select import choose, groups
 from .unstructured import count_zeros, magnitude_prune
-from .verify import check_runs, fidelity
+from .rewrite_check import check_runs, fidelity
 
 
 @dataclass
@@ -88,6 +90,7 @@ def _channels(prepared: onnx.ModelProto, options: PruneOptions, samples, report:
         bar.summary = f"{len(removed)} channels removed"
     report["units"] = {"prunable": sum(len(g.prunable) for g in groups(deps)), "removed": len(removed)}
     report["left_alone"] = left_alone(deps)
+    report["no_rule"] = without_rule(prepared)
     if options.reconstruct:
         with phase("pruning: refitting the layers whose inputs shrank") as bar:
             report["refits"] = reconstruct(prepared, pruned, deps, keep, samples, options.ridge)
@@ -98,6 +101,22 @@ def _channels(prepared: onnx.ModelProto, options: PruneOptions, samples, report:
         if not mask.all():
             kept[name] = (t.axis, np.flatnonzero(mask))
     return pruned, kept
+
+
+def without_rule(model: onnx.ModelProto) -> dict[str, int]:
+    """Weights (float initializers of 2 dimensions or more, in parameters) read by ops that have no pruning
+    rule, by op type: a GRU's or LSTM's weights, a custom op's. Channel pruning leaves them as they are."""
+    inits = {t.name: t for t in model.graph.initializer}
+    out: dict[str, int] = {}
+    for node in model.graph.node:
+        if lookup(node) is not unknown:
+            continue
+        size = sum(int(np.prod(inits[i].dims)) for i in node.input if i in inits
+                   and len(inits[i].dims) >= 2 and inits[i].data_type == onnx.TensorProto.FLOAT)
+        if size:
+            where = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+            out[where] = out.get(where, 0) + size
+    return out
 
 
 def left_alone(deps: Dependencies) -> list[dict[str, Any]]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal
 
 from edgepack.runtime.errors import OptionError
+
+from ..options import Options, build
 
 Method = Literal["channels", "unstructured"]
 Scope = Literal["layer", "global"]
@@ -13,7 +15,7 @@ Criterion = Literal["l1", "l2", "activation"]
 
 
 @dataclass(frozen=True)
-class PruneOptions:
+class PruneOptions(Options):
     """What to prune and how.
 
     method: `channels` removes whole output channels and neurons (shapes shrink); `unstructured` sets the
@@ -40,22 +42,25 @@ class PruneOptions:
     max_layer_ratio: float = 0.9
     round_to: int = 1
 
-    def __post_init__(self) -> None:
-        _choice("prune method", self.method, Method)
-        _choice("--prune-scope", self.scope, Scope)
-        _choice("--prune-criterion", self.criterion, Criterion)
-        if not isinstance(self.ratio, (int, float)) or not 0.0 < float(self.ratio) < 1.0:
-            raise OptionError(f"prune ratio must be between 0 and 1 (exclusive), got {self.ratio!r}; "
-                              "e.g. --prune channels:0.3")
+    WHAT: ClassVar[str] = "pruning"
+    SPELLING: ClassVar[dict[str, str]] = {
+        "method": "prune method", "ratio": "prune ratio", "scope": "--prune-scope", "criterion": "--prune-criterion",
+        "reconstruct": "--reconstruct", "round_to": "--prune-round-to"}
+    ACCEPTS: ClassVar[dict[str, str]] = {"ridge": "positive", "round_to": "a positive whole number",
+                                         "max_layer_ratio": "between 0 and 1 (exclusive)"}
+
+    def _check(self) -> None:
+        if not 0.0 < self.ratio < 1.0:
+            raise self.refuse("ratio", "between 0 and 1 (exclusive)", "; e.g. --prune channels:0.3")
         if self.reconstruct and self.method != "channels":
             raise OptionError("--reconstruct refits layers whose inputs lost channels; use it with "
                               "--prune channels:RATIO")
         if not self.ridge > 0:
-            raise OptionError(f"ridge must be positive, got {self.ridge!r}")
-        if not isinstance(self.round_to, int) or self.round_to < 1:
-            raise OptionError(f"--prune-round-to must be a positive whole number, got {self.round_to!r}")
+            raise self.refuse("ridge")
+        if self.round_to < 1:
+            raise self.refuse("round_to")
         if not 0.0 < self.max_layer_ratio < 1.0:
-            raise OptionError(f"max_layer_ratio must be between 0 and 1 (exclusive), got {self.max_layer_ratio!r}")
+            raise self.refuse("max_layer_ratio")
 
     @property
     def needs_samples(self) -> bool:
@@ -74,18 +79,8 @@ class PruneOptions:
         method, sep, ratio = str(spec).partition(":")
         if not sep:
             raise OptionError(f"--prune {spec!r}: give METHOD:RATIO, e.g. channels:0.3 or unstructured:0.5")
-        _choice("prune method", method, Method)
         try:
             value = float(ratio)
         except ValueError:
             raise OptionError(f"--prune {spec!r}: the ratio {ratio!r} is not a number; e.g. channels:0.3") from None
-        unknown = set(options) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise OptionError(f"unknown pruning option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(method=method, ratio=value, **options)  # type: ignore[arg-type]
-
-
-def _choice(what: str, value: Any, kind: Any) -> None:
-    allowed = get_args(kind)
-    if value not in allowed:
-        raise OptionError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+        return build(cls, {**options, "method": method, "ratio": value})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import onnx
@@ -10,6 +11,7 @@ import onnx
 from edgepack.runtime.errors import OptionError
 
 from ..datasets import load_samples
+from ..options import build
 from . import PruneOptions, prune_model
 
 
@@ -18,22 +20,28 @@ def model_inputs(model: onnx.ModelProto) -> list[str]:
     return [i.name for i in model.graph.input if i.name not in inits]
 
 
-def options_from(prune: str | PruneOptions | None, scope: str | None, criterion: str | None,
+def options_from(prune: str | PruneOptions | Mapping[str, Any] | None, scope: str | None, criterion: str | None,
                  reconstruct: bool, round_to: int | None = None) -> PruneOptions | None:
-    """Typed options from package()'s arguments; companions without --prune are an error, not ignored."""
-    if prune is None:
-        given = [flag for flag, v in (("--prune-scope", scope), ("--prune-criterion", criterion),
+    """Typed options from package()'s arguments: a spec string refined by the flat companions, or a PruneOptions
+    or dict of its fields holding them; companions without --prune are an error, not ignored."""
+    flat = [(flag, v) for flag, v in (("--prune-scope", scope), ("--prune-criterion", criterion),
                                       ("--reconstruct", reconstruct or None), ("--prune-round-to", round_to))
-                 if v is not None]
-        if given:
-            raise OptionError(f"{', '.join(given)} needs --prune METHOD:RATIO (e.g. --prune channels:0.3)")
+            if v is not None]
+    if prune is None:
+        if flat:
+            raise OptionError(f"{', '.join(f for f, _ in flat)} needs --prune METHOD:RATIO (e.g. --prune channels:0.3)")
         return None
-    extra = {k: v for k, v in (("scope", scope), ("criterion", criterion), ("round_to", round_to)) if v is not None}
-    if isinstance(prune, PruneOptions):
-        if extra or reconstruct:
-            raise OptionError("give scope, criterion and reconstruct inside PruneOptions, not beside it")
-        return prune
-    return PruneOptions.parse(prune, reconstruct=bool(reconstruct), **extra)
+    if isinstance(prune, str):
+        extra = {k: v for k, v in (("scope", scope), ("criterion", criterion), ("round_to", round_to)) if v is not None}
+        return PruneOptions.parse(prune, reconstruct=bool(reconstruct), **extra)
+    if not isinstance(prune, (PruneOptions, Mapping)):
+        raise OptionError(f"prune must be a spec such as 'channels:0.3', a PruneOptions or a dict of its fields, got "
+                          f"{type(prune).__name__}")
+    if flat:
+        given = ", ".join(f"{f[2:].replace('-', '_')}={v!r}" for f, v in flat)
+        raise OptionError(f"give scope, criterion, round_to and reconstruct inside PruneOptions (or the prune dict), "
+                          f"not beside it ({given})")
+    return build(PruneOptions, prune)
 
 
 def prune_step(model: onnx.ModelProto, options: PruneOptions, calibration: str | os.PathLike | None

@@ -30,6 +30,10 @@ def summary_lines(report: dict[str, Any] | None, layers: int | None = 0) -> list
         agree = f", top-1 agreement {100 * fid['top1_agreement']:.1f}%" if "top1_agreement" in fid else ""
         lines.append(f"  against the original on {fid['samples']} calibration samples: cosine mean "
                      f"{fid['cosine_mean']:.4f}, min {fid['cosine_min']:.4f}{agree}")
+    no_rule = report.get("no_rule") or {}
+    if no_rule:
+        ops = ", ".join(f"{op} ({n:,} weights)" for op, n in sorted(no_rule.items()))
+        lines.append(f"  not pruned: {ops}: no pruning rule for these op types, so their weights stay as they are")
     for item in report.get("left_alone", []):
         lines.append(f"  left alone: {item['channels']}/{item['of']} channels of {', '.join(item['layers'])}: "
                      f"{item['reason']}")

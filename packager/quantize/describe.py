@@ -63,16 +63,17 @@ def recipe_lines(q: dict[str, Any]) -> list[str]:
         return [f"  format      {r['chosen']} ({r['by']}); latency NOT measured for this target: {r['why']}"]
     lines = [f"  format      {r['chosen']} ({r['by']}: fastest within tolerance of {len(q.get('candidates', []))} "
              f"measured on this host, fp32 {r['fp32_p50_ms']:.3g} ms per run)"]
+    width = max((len(c["name"]) for c in q.get("candidates", [])), default=26)
     for c in q.get("candidates", []):
         f = c.get("fidelity") or {}
         if "error" in c:
-            lines.append(f"              {c['name']:<26} failed: {c['error'][:100]}")
+            lines.append(f"              {c['name']:<{width}} failed: {c['error'][:100]}")
             continue
         agree = "" if f.get("agreement") is None else f", top-1 agreement {100 * f['agreement']:.2f}%"
         cos = "-" if f.get("cosine") is None else f"{f['cosine']:.4f}"
         miss = f"; outside tolerance: {'; '.join(c['misses'])}" if c.get("misses") else ""
-        lines.append(f"              {c['name']:<26} p50 {c['p50_ms']:.3g} ms ({c['ratio']:.2f}x fp32), worst cosine "
-                     f"{cos}{agree}{miss}{'  <- chosen' if c.get('chosen') else ''}")
+        lines.append(f"              {c['name']:<{width}} p50 {c['p50_ms']:.3g} ms ({c['ratio']:.2f}x fp32), "
+                     f"worst cosine {cos}{agree}{miss}{'  <- chosen' if c.get('chosen') else ''}")
     return lines
 
 

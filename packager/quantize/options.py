@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.profile import Profile
+
+from ..options import Options, Path, build
 
 Mode = Literal["none", "int8-static", "int8-dynamic", "int4-weight", "fp16"]
 Method = Literal["minmax", "entropy", "percentile"]
@@ -22,6 +25,7 @@ Format = Literal["qdq", "qoperator"]
 ActivationType = Literal["uint8", "int8"]
 WeightType = Literal["int8", "uint8"]
 Recipe = Literal["measure", "profile"]
+Int4Method = Literal["gptq", "rtn"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 METHODS: tuple[str, ...] = get_args(Method)
@@ -66,11 +70,11 @@ _USED_BY: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class QuantizeOptions:
+class QuantizeOptions(Options):
     """What to quantize and how; None means the target profile's (or the mode's) default."""
 
     mode: Mode = "none"
-    calibration: str | None = None           # .npz or folder of .npz (packager.datasets formats)
+    calibration: Path | None = None          # .npz or folder of .npz (packager.datasets formats)
     method: Method | None = None             # calibration method; default minmax
     calibration_samples: int | None = None   # use at most this many calibration samples; default all
     format: Format | None = None             # static int8 format; default the profile's
@@ -83,11 +87,31 @@ class QuantizeOptions:
     block_size: int | None = None            # int4: weights per scale (power of two, >= 16); default 32
     accuracy_level: int | None = None        # int4: MatMulNBits compute type; 4 (int8) is fast on CPUs
     symmetric: bool | None = None            # int4: symmetric blocks (no zero points); default False
-    int4_method: str | None = None           # int4 for language models: "gptq" (default) or "rtn"
+    int4_method: Int4Method | None = None    # int4 for language models: "gptq" (default) or "rtn"
     max_perplexity_increase: float | None = None  # language models: % budget; sensitive MatMuls stay 8-bit
     allow_unquantized: bool = False             # keep going when weights the mode targets stay float
     recipe: Recipe | None = None             # int8-static: "measure" the formats on this host when it runs
     #                                             the target's kernels (the default), or take the "profile"'s
+
+    WHAT: ClassVar[str] = "quantization"
+    ACCEPTS: ClassVar[dict[str, str]] = {
+        "calibration": "a path to an .npz file or a folder of them", "max_perplexity_increase": "a percentage >= 0",
+        "block_size": "a power of two of at least 16", "accuracy_level": "0 to 4 (4: int8 compute, fastest on CPUs)",
+        "calibration_samples": "at least 1"}
+
+    @classmethod
+    def option_name(cls, field: str) -> str:
+        return field.replace("_", "-")  # as the flags spell them (most are --NAME)
+
+    def _check(self) -> None:
+        if self.block_size is not None and (self.block_size < 16 or self.block_size & (self.block_size - 1)):
+            raise self.refuse("block_size")
+        if self.accuracy_level is not None and self.accuracy_level not in (0, 1, 2, 3, 4):
+            raise self.refuse("accuracy_level")
+        if self.calibration_samples is not None and self.calibration_samples < 1:
+            raise self.refuse("calibration_samples")
+        if self.max_perplexity_increase is not None and self.max_perplexity_increase < 0:
+            raise self.refuse("max_perplexity_increase")
 
     @property
     def active(self) -> bool:
@@ -102,58 +126,16 @@ class QuantizeOptions:
         return out
 
 
-_LITERALS = {"mode": MODES, "method": METHODS, "format": FORMATS, "activation_type": get_args(ActivationType),
-             "weight_type": get_args(WeightType), "recipe": get_args(Recipe), "int4_method": ("gptq", "rtn")}
-_BOOLS = {"reduce_range", "per_channel", "symmetric", "allow_unquantized"}
-_INTS = {"calibration_samples", "block_size", "accuracy_level"}
-_NAME_LISTS = {"op_types", "exclude_nodes"}
-
-
-def _check_type(name: str, value: Any) -> None:
-    if name in _LITERALS:
-        if value not in _LITERALS[name]:
-            raise OptionError(f"{name.replace('_', '-')} must be one of {', '.join(_LITERALS[name])}; got {value!r}")
-    elif name in _BOOLS:
-        if not isinstance(value, bool):
-            raise OptionError(f"{name} must be true or false, got {value!r}")
-    elif name in _INTS:
-        if type(value) is not int:
-            raise OptionError(f"{name} must be an integer, got {value!r}")
-    elif name in _NAME_LISTS:
-        if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
-                not all(isinstance(v, str) and v for v in value):
-            raise OptionError(f"{name} must be a list of names, got {value!r}")
-    elif name == "max_perplexity_increase":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise OptionError(f"max-perplexity-increase must be a percentage >= 0, got {value!r}")
-    elif not isinstance(value, (str, os.PathLike)):  # calibration
-        raise OptionError(f"calibration must be a path to an .npz file or a folder of them, got {value!r}")
-
-
-def make_options(mode: str | QuantizeOptions | None = None, **kw: Any) -> QuantizeOptions:
-    """Build QuantizeOptions from a mode (or QuantizeOptions) and option fields, refusing unknown keys and wrong
-    types by name."""
+def make_options(mode: str | QuantizeOptions | Mapping[str, Any] | None = None, **kw: Any) -> QuantizeOptions:
+    """QuantizeOptions from a mode, a QuantizeOptions or a dict of its fields (with "mode"), plus option fields as
+    keywords (the CLI's, None: not given); unknown keys and wrong types are refused by name (packager.options)."""
     kw = {k: v for k, v in kw.items() if v is not None}
-    if isinstance(mode, QuantizeOptions):
+    if isinstance(mode, (QuantizeOptions, Mapping)):
         if kw:
-            raise OptionError("give quantization options either as a QuantizeOptions or in quantize_options, not both")
-        base = dataclasses.asdict(mode)
-    else:
-        base = {"mode": mode or "none"}
-    names = {f.name for f in dataclasses.fields(QuantizeOptions)}
-    for key in kw:
-        if key not in names:
-            raise OptionError(f"unknown quantization option {key!r} (known: {', '.join(sorted(names - {'mode'}))})")
-    values = {**base, **kw}
-    for key, value in values.items():
-        if value is not None:
-            _check_type(key, value)
-    for key in ("op_types", "exclude_nodes"):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
-    if values.get("calibration") is not None:
-        values["calibration"] = os.fspath(values["calibration"])
-    return QuantizeOptions(**values)
+            given = "as a QuantizeOptions" if isinstance(mode, QuantizeOptions) else "as a dict in quantize"
+            raise OptionError(f"give quantization options either {given} or in quantize_options, not both")
+        return build(QuantizeOptions, mode)
+    return build(QuantizeOptions, {"mode": mode or "none", **kw})
 
 
 def _check_mode_fit(opts: QuantizeOptions) -> None:
@@ -169,13 +151,7 @@ def _check_mode_fit(opts: QuantizeOptions) -> None:
 
 
 def _check_values(opts: QuantizeOptions) -> None:
-    if opts.block_size is not None and (opts.block_size < 16 or opts.block_size & (opts.block_size - 1)):
-        raise OptionError(f"block-size must be a power of two of at least 16, got {opts.block_size}")
-    if opts.accuracy_level is not None and opts.accuracy_level not in (0, 1, 2, 3, 4):
-        raise OptionError(f"accuracy-level must be 0 to 4 (4: int8 compute, fastest on CPUs), got "
-                          f"{opts.accuracy_level}")
-    if opts.calibration_samples is not None and opts.calibration_samples < 1:
-        raise OptionError(f"calibration-samples must be at least 1, got {opts.calibration_samples}")
+    """What the resolved options (the profile's defaults filled in) must hold together."""
     if opts.activation_type == "int8" and opts.weight_type == "uint8":
         raise OptionError("onnxruntime cannot run int8 activations with uint8 weights; use weight-type int8")
     if opts.op_types is not None:

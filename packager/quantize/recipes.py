@@ -36,15 +36,24 @@ from ..fidelity.metrics import _time, metrics
 from .options import QuantizeOptions
 from .run import Prepared, QuantizeResult, prepare_once, quantize_model, quantize_prepared
 
-# (format, activation type, weight type, per channel); the profile's own default is always measured too
-CANDIDATES: tuple[tuple[str, str, str, bool], ...] = (
-    ("qdq", "int8", "int8", True),
-    ("qdq", "uint8", "int8", True),
-    ("qoperator", "uint8", "int8", True),
-    ("qdq", "uint8", "int8", False),
-    ("qoperator", "uint8", "int8", False),
+# (format, activation type, weight type, per channel, wide); the profile's own default is always measured too.
+# wide: the activation ops between a convolution network's layers quantized too (WIDE_OP_TYPES), so that
+# tensors stay 8-bit from one convolution to the next instead of passing through float for each activation
+# (a YOLO-style detector: U8S8 QDQ 0.74x fp32 with Conv alone, 0.54x wide, one process, this host). Quantizing
+# every op type can destroy accuracy (docs/QUANTIZATION.md), so wide is a candidate like the others: it is
+# kept only within the fidelity tolerance.
+CANDIDATES: tuple[tuple[str, str, str, bool, bool], ...] = (
+    ("qdq", "int8", "int8", True, False),
+    ("qdq", "uint8", "int8", True, False),
+    ("qoperator", "uint8", "int8", True, False),
+    ("qdq", "uint8", "int8", False, False),
+    ("qoperator", "uint8", "int8", False, False),
+    ("qdq", "uint8", "int8", True, True),
 )
-CHOSEN_BY = ("format", "activation_type", "weight_type", "per_channel")
+# elementwise and pooling ops onnxruntime runs on 8-bit tensors (QLinear* kernels or QDQ fusions)
+WIDE_OP_TYPES = ("Add", "AveragePool", "Clip", "Concat", "GlobalAveragePool", "LeakyRelu", "MaxPool", "Mul",
+                 "Relu", "Resize", "Sigmoid")
+CHOSEN_BY = ("format", "activation_type", "weight_type", "per_channel", "op_types")
 MIN_COSINE = 0.99       # default tolerance: the worst sample's cosine (over all samples for small outputs)
 MIN_AGREEMENT = 0.98    # default tolerance: top-1 agreement with the fp32 model, class outputs
 SAMPLES = 16            # calibration samples each candidate runs on, for fidelity and latency
@@ -74,10 +83,22 @@ class Choice:
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
-def name(fmt: str, activation: str, weight: str, per_channel: bool) -> str:
+def name(fmt: str, activation: str, weight: str, per_channel: bool, wide: bool = False) -> str:
     letters = {"int8": "S8", "uint8": "U8"}
     return f"{letters[activation]}{letters[weight]} {'QDQ' if fmt == 'qdq' else 'QOperator'} " \
-           f"{'per-channel' if per_channel else 'per-tensor'}"
+           f"{'per-channel' if per_channel else 'per-tensor'}{' +activations' if wide else ''}"
+
+
+def wide_op_types(model: onnx.ModelProto, op_types: tuple[str, ...]) -> tuple[str, ...] | None:
+    """`op_types` and the WIDE_OP_TYPES of a convolution network's main graph, or None where that adds
+    nothing (no Conv, or none of those ops)."""
+    present = {n.op_type for n in model.graph.node}
+    extra = sorted((present & set(WIDE_OP_TYPES)) - set(op_types))
+    return tuple(op_types) + tuple(extra) if "Conv" in present and "Conv" in op_types and extra else None
+
+
+def _is_wide(opts: QuantizeOptions, default_op_types: tuple[str, ...] | None) -> bool:
+    return bool(opts.op_types and default_op_types is not None and set(opts.op_types) > set(default_op_types))
 
 
 def host_runs(profile: Profile) -> str | None:
@@ -93,11 +114,14 @@ def host_runs(profile: Profile) -> str | None:
     return None
 
 
-def _candidates(opts: QuantizeOptions, explicit: dict[str, Any]) -> list[QuantizeOptions]:
-    default = (opts.format, opts.activation_type, opts.weight_type, opts.per_channel)
+def _candidates(opts: QuantizeOptions, explicit: dict[str, Any], model: onnx.ModelProto) -> list[QuantizeOptions]:
+    default = (opts.format, opts.activation_type, opts.weight_type, opts.per_channel, False)
+    wide = wide_op_types(model, opts.op_types or ())
     out: list[QuantizeOptions] = []
-    for fmt, act, weight, per_channel in (default, *CANDIDATES):
-        values = dict(zip(CHOSEN_BY, (fmt, act, weight, per_channel)))
+    for fmt, act, weight, per_channel, widen in (default, *CANDIDATES):
+        if widen and wide is None:
+            continue
+        values = dict(zip(CHOSEN_BY, (fmt, act, weight, per_channel, wide if widen else opts.op_types)))
         if any(values[k] != v for k, v in explicit.items()):
             continue
         c = dataclasses.replace(opts, **cast(dict[str, Any], values))  # values: the fields' own types
@@ -118,7 +142,7 @@ def choose(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, expl
     tolerance = tolerance or Tolerance()
     default = name(opts.format, opts.activation_type, opts.weight_type, opts.per_channel)  # type: ignore[arg-type]
     why_not = host_runs(profile)
-    candidates = _candidates(opts, explicit)
+    candidates = _candidates(opts, explicit, model)
     if opts.mode != "int8-static" or opts.recipe == "profile" or why_not or len(candidates) < 2:
         reason = ("--recipe profile given" if opts.recipe == "profile" else why_not if why_not else
                   "the options given leave one candidate")
@@ -128,7 +152,9 @@ def choose(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile, expl
         return Choice(opts, None, record)
     with modelfiles.workdir() as own:
         work = folder or own
-        widest = dataclasses.replace(opts, per_channel=any(c.per_channel for c in candidates), format="qdq")
+        calibrated = tuple(dict.fromkeys(t for c in candidates for t in c.op_types or ()))  # every candidate's
+        widest = dataclasses.replace(opts, per_channel=any(c.per_channel for c in candidates), format="qdq",
+                                     op_types=calibrated)
         prepared = prepare_once(model, widest, work, progress)
         return _measure(model, opts, candidates, prepared, profile, tolerance, kinds, work, default)
 
@@ -164,9 +190,12 @@ def _measure(model: onnx.ModelProto, opts: QuantizeOptions, candidates: list[Qua
     rows: list[dict[str, Any]] = []
     sessions = []
     for i, c in enumerate(candidates):
-        row: dict[str, Any] = {"name": name(c.format, c.activation_type, c.weight_type, c.per_channel),  # type: ignore
+        wide = _is_wide(c, opts.op_types)
+        row: dict[str, Any] = {"name": name(c.format, c.activation_type, c.weight_type,  # type: ignore[arg-type]
+                                            c.per_channel, wide),  # type: ignore[arg-type]
                                "format": c.format, "activation_type": c.activation_type,
-                               "weight_type": c.weight_type, "per_channel": c.per_channel}
+                               "weight_type": c.weight_type, "per_channel": c.per_channel,
+                               "op_types": list(c.op_types or ())}
         try:
             q, _, _ = quantize_prepared(prepared, c, folder)
             s = modelfiles.session(q, folder, f"recipe_{i}.onnx", options)
@@ -194,7 +223,8 @@ def _measure(model: onnx.ModelProto, opts: QuantizeOptions, candidates: list[Qua
         return Choice(opts, prepared, {"chosen": default, "by": "profile default", "latency_measured": False,
                                        "why": "no candidate could be quantized and run here"}, rows)
     best["chosen"] = True
-    chosen = dataclasses.replace(opts, **{k: best[k] for k in CHOSEN_BY})
+    values = {k: tuple(best[k]) if k == "op_types" else best[k] for k in CHOSEN_BY}
+    chosen = dataclasses.replace(opts, **cast(dict[str, Any], values))  # values: the fields' own types
     record = {"chosen": best["name"], "by": "measured" if ok else "most faithful (none within tolerance)",
               "latency_measured": True, "fp32_p50_ms": timed[0], "samples": len(feeds),
               "tolerance": dataclasses.asdict(tolerance), "profile_default": default}

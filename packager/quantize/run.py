@@ -21,7 +21,7 @@ from edgepack.runtime.profile import Profile
 
 from .. import modelfiles
 from ..datasets import Samples
-from ..graphwalk import nodes
+from ..graphwalk import nodes, weights
 from . import count, prepare
 from .loadcheck import check_loads
 from .method_check import check_method
@@ -129,6 +129,9 @@ def _check(summary: dict[str, Any], opts: QuantizeOptions) -> list[str]:
         message = (f"{opts.mode} quantized nothing: no weight of the op types {list(opts.op_types or ['any'])} "
                    f"ended up {'fp16' if opts.mode == 'fp16' else 'in integers'} (weights by type: "
                    f"{summary['float'] or 'none found'})")
+        if summary.get("ml_ops"):
+            message += (f"; the model's ai.onnx.ml ops ({', '.join(summary['ml_ops'])}) keep their weights as "
+                        "attributes, which onnxruntime's quantizers do not touch: package it without --quantize")
         if not opts.allow_unquantized:
             raise UnquantizedWeights(message + "; widen --op-types, or pass --allow-unquantized to package the "
                                      "model unquantized", [])
@@ -149,11 +152,21 @@ def quantize_prepared(prepared: Prepared, opts: QuantizeOptions, folder: str
     """Quantize a prepared model as `opts` says (its exclusions named in the prepared graph), with the ranges
     calibrated once; no check. Returns the model, what the quantizer did, and the count of what it did."""
     _check_excluded(prepared.model, opts.exclude_nodes)
-    result, details = _dispatch(prepared.model, opts, prepared.calibration, folder, prepared.ranges)
+    targets = set(opts.op_types or ()) | ({"MatMul"} if "Gemm" in (opts.op_types or ()) else set())  # prepare's
+    if opts.mode != "fp16" and not any(n.op_type in targets for n, _, _ in weights(prepared.model)):  # Gemm rewrite
+        # nothing the quantizer could act on: onnxruntime's quantizers then fail in their own words (a model of
+        # ai.onnx.ml ops only: "Failed to find proper ai.onnx domain") or return the model unchanged
+        result, details = prepared.model, {"skipped": "no weights of the op types to quantize"}
+    else:
+        result, details = _dispatch(prepared.model, opts, prepared.calibration, folder, prepared.ranges)
     op_types = opts.op_types or ()
     if details.get("tables_left_float"):  # int4-weight kept the tables in float on purpose: not a failure
         op_types = tuple(t for t in op_types if t != "Gather")
-    return result, details, count.summarize(result, opts.mode, op_types, opts.exclude_nodes)
+    summary = count.summarize(result, opts.mode, op_types, opts.exclude_nodes)
+    ml_ops = sorted({n.op_type for n, _ in nodes(result) if n.domain == "ai.onnx.ml"})
+    if ml_ops:
+        summary["ml_ops"] = ml_ops
+    return result, details, summary
 
 
 def quantize_model(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profile,

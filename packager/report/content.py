@@ -53,6 +53,14 @@ def steps(d: dict[str, Any]) -> Section:
                                      "provenance).", Table(["#", "step", "options"], rows, {0})])
 
 
+def _speed_clause(s: dict[str, Any]) -> str:
+    slower = s.get("slower_than_fp32")
+    if not slower:
+        return ""
+    return (f" and runs no slower than fp32 on this host (trial{'s' if len(slower) > 1 else ''} "
+            f"{', '.join(str(t) for t in slower)} met the fidelity budgets but ran slower)")
+
+
 def search(d: dict[str, Any]) -> Section | None:
     s = d["report"].get("search")
     if not s:
@@ -62,7 +70,7 @@ def search(d: dict[str, Any]) -> Section | None:
     items: list[Item] = [f"The budget search tried {n} recipe{'s' if n > 1 else ''} ({s['stopped']}) on "
                          f"{s['eval']['samples']} held-out samples of {s['eval']['data']}, starting from the most "
                          f"aggressive {s['mode']} recipe, and kept trial {chosen['index']}, the smallest bundle that "
-                         "meets every budget."]
+                         f"meets every budget{_speed_clause(s)}."]
     if "calibration" in s:
         c = s["calibration"]
         items.append(f"Calibration: {c['samples']} samples, {c['method']}, computed {c['models_calibrated']} time(s) "

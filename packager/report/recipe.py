@@ -32,7 +32,7 @@ def recipe_section(d: dict[str, Any]) -> Section | None:
         rows.append([c["name"] + (" (chosen)" if c.get("chosen") else ""), c["format"], c["activation_type"],
                      c["weight_type"], _figure(c.get("p50_ms"), ".3g"), _figure(c.get("ratio"), ".2f"),
                      _figure(f.get("cosine"), ".5f"), "-" if f.get("agreement") is None else
-                     f"{100 * f['agreement']:.2f}%", verdict])
+                     f"{100 * f['agreement']:.2f}%", ", ".join(c.get("op_types", [])) or "-", verdict])
     items.append(Table(["candidate", "format", "activations", "weights", "p50 ms", "x fp32", "worst cosine",
-                        "top-1 agreement", "within tolerance"], rows, {4, 5, 6, 7}))
+                        "top-1 agreement", "op types", "within tolerance"], rows, {4, 5, 6, 7}))
     return Section("int8 format, measured", items)

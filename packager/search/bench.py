@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -50,13 +50,22 @@ def widest(opts: QuantizeOptions, model: onnx.ModelProto, widen: bool) -> Quanti
     return dataclasses.replace(opts, op_types=op_types or opts.op_types, allow_unquantized=True)
 
 
-def float_weight_bytes(model: onnx.ModelProto) -> int:
-    """Bytes of float initializers with 2 dimensions or more (weights; biases and scales excluded)."""
-    total = 0
+def _stored_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Initializers and Constant nodes' tensors, subgraphs included: where exporters store weights."""
     for graph, _ in graphs(model.graph):
-        for t in graph.initializer:
-            if t.data_type in FLOAT_TYPES and len(t.dims) >= 2:
-                total += int(np.prod(t.dims)) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        yield from graph.initializer
+        for node in graph.node:
+            if node.op_type == "Constant":
+                yield from (a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR)
+
+
+def float_weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of float tensors with 2 dimensions or more (weights; biases and scales excluded), initializers
+    and Constant nodes alike."""
+    total = 0
+    for t in _stored_tensors(model):
+        if t.data_type in FLOAT_TYPES and len(t.dims) >= 2:
+            total += int(np.prod(t.dims)) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
     return total
 
 
@@ -116,6 +125,6 @@ def quantized_fraction(bench: Bench, model: onnx.ModelProto) -> float:
     """The share of the weight bytes no longer stored in float32 (quantized, or fp16)."""
     if not bench.weight_bytes:
         return 0.0
-    left = sum(int(np.prod(t.dims)) * 4 for g, _ in graphs(model.graph) for t in g.initializer
-               if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) >= 2)
+    left = sum(int(np.prod(t.dims)) * 4 for t in _stored_tensors(model)
+               if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) >= 2)  # a float trial keeps Constants
     return max(0.0, 1.0 - left / bench.weight_bytes)

@@ -10,12 +10,13 @@ measured on this machine, in a fresh process that loads the bundle and runs it (
 
 from __future__ import annotations
 
-import dataclasses
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from edgepack.runtime.errors import OptionError
+
+from ..options import Options, build
 
 # flag, unit and direction of each budget, by field name
 LIMITS: dict[str, tuple[str, str, str]] = {
@@ -40,7 +41,7 @@ DISPLAY = {"accuracy_drop": "accuracy drop", "agreement": "top-1 agreement", "co
 
 
 @dataclass(frozen=True)
-class Budget:
+class Budget(Options):
     """What the packaged model may lose and cost; None: no limit. max_trials bounds the search's effort."""
 
     max_accuracy_drop: float | None = None   # points of accuracy lost against the eval labels, e.g. 1.0
@@ -54,25 +55,22 @@ class Budget:
     allow_slower: bool = False                  # on a host that runs the target's kernels, a quantized recipe
     #                                             must run at most as slow as fp32 (p50) unless this is True
 
-    def __post_init__(self) -> None:
-        for name in LIMITS:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value)):
-                raise OptionError(f"{LIMITS[name][0]} must be a number, got {value!r}")
+    WHAT: ClassVar[str] = "budget"
+    SPELLING: ClassVar[dict[str, str]] = {name: flag for name, (flag, _, _) in LIMITS.items()}
+    ACCEPTS: ClassVar[dict[str, str]] = {"max_bytes": "a whole number of bytes",
+                                         "max_trials": "a positive whole number"}
+
+    def _check(self) -> None:
         _range("--max-accuracy-drop", self.max_accuracy_drop, 0, 100, "points of accuracy, e.g. 1.0")
         _range("--min-agreement", self.min_agreement, 0, 1, "a fraction, e.g. 0.99 for 99%")
         _range("--min-cosine", self.min_cosine, -1, 1, "a cosine similarity, e.g. 0.99")
         _range("--min-mean-cosine", self.min_mean_cosine, -1, 1, "a cosine similarity, e.g. 0.99")
-        if not isinstance(self.allow_slower, bool):
-            raise OptionError(f"allow_slower must be true or false, got {self.allow_slower!r}")
         for name in ("max_bytes", "max_memory_mb", "max_latency_ms"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise OptionError(f"{LIMITS[name][0]} must be positive, got {getattr(self, name)!r}")
-        if self.max_bytes is not None and not float(self.max_bytes).is_integer():
-            raise OptionError(f"--max-bytes must be a whole number of bytes, got {self.max_bytes!r}")
-        if type(self.max_trials) is not int or self.max_trials < 1:
-            raise OptionError(f"max_trials must be a positive whole number, got {self.max_trials!r}")
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise self.refuse(name, "positive")
+        if self.max_trials < 1:
+            raise self.refuse("max_trials")
 
     @property
     def active(self) -> bool:
@@ -104,19 +102,9 @@ def _range(flag: str, value: float | None, low: float, high: float, what: str) -
         raise OptionError(f"{flag} must be between {low} and {high} ({what}), got {value!r}")
 
 
-def make_budget(budget: Budget | dict[str, Any] | None) -> Budget:
-    """A Budget from a Budget, a dict of its fields (unknown keys refused), or None (no budget)."""
-    if budget is None:
-        return Budget()
-    if isinstance(budget, Budget):
-        return budget
-    if not isinstance(budget, dict):
-        raise OptionError(f"budget must be a Budget or a dict of its fields, got {type(budget).__name__}")
-    names = {f.name for f in dataclasses.fields(Budget)}
-    unknown = sorted(set(budget) - names)
-    if unknown:
-        raise OptionError(f"unknown budget option(s) {unknown} (known: {', '.join(sorted(names))})")
-    return Budget(**{k: v for k, v in budget.items() if v is not None})
+def make_budget(budget: Budget | Mapping[str, Any] | None) -> Budget:
+    """A Budget from a Budget, a dict of its fields (unknown keys refused) or None (no budget)."""
+    return build(Budget, budget)
 
 
 def check_usable(budget: Budget, eval_data: Any) -> None:

@@ -329,8 +329,14 @@ class Search:
         seconds = time.monotonic() - self.started
         if best is None:
             return BudgetNotMet(f"the budget search could not build any recipe ({seconds:.0f} s)")
-        missed = "; ".join(describe_miss(k, v) for k, v in best.misses.items()) or best.error or "?"
         ratios = ", ".join(f"{x['trial']}: {x['ratio']:.2f}x" for x in self.slower)
+        missed = "; ".join(describe_miss(k, v) for k, v in best.misses.items()) or best.error
+        if not missed and self.slower:  # it met every budget: the speed rule alone turned it down
+            return BudgetNotMet(f"no recipe met the budget in {len(self.trials)} trials ({seconds:.0f} s): the "
+                                f"quantized recipes that met the fidelity and size budgets ran slower than fp32 on "
+                                f"this host (trials {ratios}); --allow-slower accepts that, or give --quantize none",
+                                best.record(), best.misses, [t.record() for t in self.trials])
+        missed = missed or "a budget not recorded"
         slow = "" if not self.slower else (f"; the quantized recipes that met it ran slower than fp32 on this host "
                                            f"(trials {ratios}; --allow-slower accepts that)")
         return BudgetNotMet(f"no recipe met the budget in {len(self.trials)} trials ({seconds:.0f} s): the closest, "

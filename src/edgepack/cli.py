@@ -128,9 +128,13 @@ def _progress(side: str, report: dict[str, Any]) -> None:
 @click.option("--force", is_flag=True, help="Run even where this device lacks what the profile requires.")
 @click.option("--lean/--no-lean", default=None, help="Memory-lean mode on or off (default: the profile's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--public-key", type=click.Path(dir_okay=False), default=None,
+              help="Refuse the bundle unless this key (a .pub file from keygen) signed it; a signed bundle then "
+                   "loads as it would be deployed with its key (trusted limits).")
 @shape_option
 def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str | None, repeat: int,
-                target: str | None, force: bool, lean: bool | None, as_json: bool, shapes: tuple[str, ...]) -> None:
+                target: str | None, force: bool, lean: bool | None, as_json: bool, public_key: str | None,
+                shapes: tuple[str, ...]) -> None:
     """Measure what BUNDLE costs on this device, in fresh processes: bundle bytes, time to first inference,
     peak and steady RSS, latency percentiles, throughput, and whether it fits the profile's memory budget."""
     from edgepack.runtime.measure import lines, measure
@@ -139,7 +143,7 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
     if is_language_model(bundle) and baseline is None:
         return cli_llm.measure_lm(bundle, repeat, as_json)
     report = measure(bundle, baseline, runs=runs, inputs=inputs_path, repeat=repeat, target=target, force=force,
-                     lean=lean, progress=_progress, shapes=shapes_of(shapes))
+                     lean=lean, progress=_progress, shapes=shapes_of(shapes), public_key=public_key)
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:

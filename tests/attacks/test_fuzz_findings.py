@@ -52,6 +52,16 @@ def test_a_run_that_computes_for_ever_stops_at_its_timeout(tmp):
         session.run(feeds, timeout=0.5)
 
 
+def test_a_run_that_finishes_after_its_timeout_is_late_all_the_same(tmp, mlp_bundle):
+    """onnxruntime checks `terminate` between nodes: a run shorter than the timer's start still finished
+    after a 1 ns timeout, and is refused rather than returned as if on time (or the timer fires first)."""
+    data, feeds = mlp_bundle
+    session = load(write(tmp, data))
+    with pytest.raises(E.RunTimeout, match="longer than (its timeout of )?1e-09 s"):
+        session.run(feeds, timeout=1e-9)
+    assert session.run(feeds, timeout=60)  # a generous timeout changes nothing
+
+
 @pytest.mark.parametrize("threads", [10 ** 6, 2 ** 63])
 def test_a_recorded_target_may_not_ask_for_a_million_threads(tmp, mlp_bundle, threads):
     """Used to start that many threads in onnxruntime, or fail with pybind11's TypeError."""
