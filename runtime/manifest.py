@@ -17,7 +17,7 @@ from typing import Any
 
 from .codecs import DECODERS
 from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, UnknownCodec
-from .manifest_cost import char_width, parse_cost, string_colons
+from .manifest_cost import char_width, escaped_colons, parse_cost, string_colons
 from .format import (
     ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES, LAYOUT_COMPRESSED, LAYOUT_MAPPED,
     MAPPED_ALIGNMENTS, MANIFEST_COST_RATIO, MANIFEST_FREE_COST, MAX_ASTRAL_MANIFEST_BYTES,
@@ -132,7 +132,7 @@ def loads(data: bytes | bytearray, path: str) -> dict[str, Any]:
         raise InvalidManifest(path, f"not valid JSON ({str(e)[:200]})") from None
     del text
     # Every `:` outside a string separates a member; an object given a key twice keeps one member for two.
-    colons = data.count(b":")
+    colons = data.count(b":") + escaped_colons(data)
     if members[0] != colons and members[0] != colons - string_colons(obj):
         raise InvalidManifest(path, "an object has a duplicate key (JSON that parsers read differently)")
     if not isinstance(obj, dict):

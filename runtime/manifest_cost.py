@@ -82,6 +82,16 @@ def parse_cost(data: bytes | bytearray, width: int, known_keys: Iterable[str] = 
     return cost
 
 
+# `\u003a` in a string: a colon the parse makes that is no `:` byte, unless its backslash is itself escaped.
+_ESCAPED_COLON = re.compile(rb"(?<!\\)(?:\\\\)*\\u003[aA]")
+
+
+def escaped_colons(data: bytes | bytearray) -> int:
+    """The colons written as `\\u003a` escapes in the strings of `data` (string_colons counts them once parsed,
+    so a duplicate key could otherwise hide behind them)."""
+    return len(_ESCAPED_COLON.findall(data)) if b"\\u003" in data else 0
+
+
 def string_colons(value: Any) -> int:
     """The colons inside the keys and strings of a parsed JSON value (without recursion): the `:` bytes of
     its text that are not member separators."""

@@ -150,14 +150,17 @@ def test_a_large_models_manifest_is_well_within_the_bound(mlp_bundle):
 
 
 @pytest.mark.parametrize("text", [b'{"a":1,"a":2}', b'{"a":"x:y","a":1}', b'{"a":"1:2:3","a":"x","b":"c:d"}',
-                                  b'{"r":[{"k":1},{"k:":2,"k:":3}]}', b'{"a":{"b":1,"b":{"c:d":"e:f"}}}'])
+                                  b'{"r":[{"k":1},{"k:":2,"k:":3}]}', b'{"a":{"b":1,"b":{"c:d":"e:f"}}}',
+                                  b'{"k":"\\u003a","a":1,"a":2}', b'{"k":"\\u003A\\u003a","a":1,"a":2,"a":3}',
+                                  b'{"k\\u003a":"\\\\\\u003a","a":1,"a":2}', b'{"a":1,"\\u0061":2}'])
 def test_a_duplicate_key_is_found_by_counting_members(text):
     with pytest.raises(E.InvalidManifest, match="duplicate key"):
         loads(text, "m")
 
 
 @pytest.mark.parametrize("text", [b'{"a:b":"c:d","e":[":",{"f":"::"}]}', b'{"a" : 1 , "b":{"c" :2}}', b"{}",
-                                  b'{"a":[{"k":1},{"k":2}]}'])
+                                  b'{"a":[{"k":1},{"k":2}]}', b'{"k":"\\u003a","a":1}', b'{"k":"\\\\u003a","a":1}',
+                                  b'{"k\\u003A":"\\\\\\u003a:"}'])
 def test_colons_inside_strings_are_not_members(text):
     assert loads(text, "m") == json.loads(text)
 
