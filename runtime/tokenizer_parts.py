@@ -1,0 +1,216 @@
+r"""Checks of the parts of a tokenizer.json that cost time or multiply output rather than grow it by a few
+characters: the `model` object, the post-processor's templates, and a Split pre-tokenizer's regular expression.
+tokenizer_check.check_json calls them; each returns a problem (a short phrase) or None.
+
+The regular-expression check is a shape check, not a proof: it refuses the classic catastrophic forms (an
+unbounded quantifier over a group that itself holds one, as in `(a+)+`, and two unbounded quantifiers in a
+row over the same atom, as in `a*a*`), which real split patterns (GPT-2, Llama 3, Qwen) never use. A pattern
+of another shape (`[ab]*[ac]*(?=x)`: unbounded quantifiers over different but overlapping atoms, which
+Llama 3's own `\s*[\r\n]+` is) can still backtrack polynomially in the length of the text encoded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_WORD_CHARS = 1000            # WordPiece max_input_chars_per_word (Hugging Face's default: 100)
+MAX_AFFIX_CHARS = 16             # continuing_subword_prefix ("##"), end_of_word_suffix ("</w>")
+MAX_TOKEN_CHARS = 256            # an unk_token or a special token's name
+MAX_TEMPLATE_PIECES = 64         # pieces of one single/pair template (Llama 3's pair template has 4)
+MAX_SPECIAL_IDS = 64             # ids one special token of a template stands for (real ones: 1)
+MAX_ADDED_IDS = 256              # special ids a whole post-processor may add to one encoding
+MODELS = ("BPE", "WordPiece", "WordLevel", "Unigram")
+
+
+def _is_short_str(value: Any, limit: int, optional: bool = True) -> bool:
+    return (optional and value is None) or (isinstance(value, str) and len(value) <= limit)
+
+
+def model_problem(model: dict[str, Any]) -> str | None:
+    """What is wrong with the tokenizer's `model` object, or None."""
+    kind = model.get("type")
+    if kind not in MODELS:
+        return f"model type {str(kind)[:40]!r} is not one edgepack accepts (accepted: {', '.join(MODELS)})"
+    if not _is_short_str(model.get("unk_token"), MAX_TOKEN_CHARS):
+        return f"the {kind} model's unk_token is not a string of at most {MAX_TOKEN_CHARS} characters"
+    for key in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if not _is_short_str(model.get(key), MAX_AFFIX_CHARS):
+            return f"the {kind} model's {key} is not a string of at most {MAX_AFFIX_CHARS} characters"
+    for key in ("fuse_unk", "byte_fallback", "ignore_merges"):
+        if model.get(key) is not None and not isinstance(model[key], bool):
+            return f"the {kind} model's {key} is not true or false"
+    if kind == "WordPiece":
+        most = model.get("max_input_chars_per_word", 100)
+        if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= MAX_WORD_CHARS:
+            return (f"the WordPiece model's max_input_chars_per_word is {str(most)[:20]} (at most "
+                    f"{MAX_WORD_CHARS} is accepted; its cost grows with the cube of a word's length)")
+    if kind == "BPE":
+        dropout = model.get("dropout")
+        if dropout is not None and (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+                                    or not 0 <= dropout <= 1):
+            return "the BPE model's dropout is not null or a number in [0, 1]"
+    vocab = model.get("vocab")
+    if not isinstance(vocab, list if kind == "Unigram" else dict):
+        return f"the {kind} model's vocab is not {'a list' if kind == 'Unigram' else 'an object'}"
+    if kind == "Unigram":
+        unk = model.get("unk_id")
+        if unk is not None and (isinstance(unk, bool) or not isinstance(unk, int) or not 0 <= unk < len(vocab)):
+            return "the Unigram model's unk_id is not null or an index into its vocab"
+    return None
+
+
+def _template_problem(name: str, template: Any, special: dict[str, Any]) -> tuple[str | None, int]:
+    """(problem or None, special ids the template adds)."""
+    if not isinstance(template, list) or len(template) > MAX_TEMPLATE_PIECES:
+        return f"the TemplateProcessing {name} template is not a list of at most {MAX_TEMPLATE_PIECES} pieces", 0
+    added, seen = 0, []
+    for piece in template:
+        if not isinstance(piece, dict) or len(piece) != 1:
+            return f"a TemplateProcessing {name} piece is not {{'SpecialToken': ...}} or {{'Sequence': ...}}", 0
+        (how, body), = piece.items()
+        ident = body.get("id") if isinstance(body, dict) else None
+        if how == "Sequence" and ident in ("A", "B"):
+            if ident in seen:
+                return f"the TemplateProcessing {name} template repeats sequence {ident} (copies of the text)", 0
+            seen.append(ident)
+        elif how == "SpecialToken" and isinstance(ident, str) and ident in special:
+            added += len(special[ident]["ids"])
+        else:
+            return f"a TemplateProcessing {name} piece is not a special token it defines or sequence A or B", 0
+    return None, added
+
+
+def _special_problem(special: Any) -> str | None:
+    if not isinstance(special, dict) or len(special) > MAX_TEMPLATE_PIECES:
+        return f"TemplateProcessing special_tokens is not an object of at most {MAX_TEMPLATE_PIECES} tokens"
+    for name, token in special.items():
+        ids = token.get("ids") if isinstance(token, dict) else None
+        tokens = token.get("tokens") if isinstance(token, dict) else None
+        if (len(name) > MAX_TOKEN_CHARS or not isinstance(ids, list) or not isinstance(tokens, list)
+                or not 1 <= len(ids) <= MAX_SPECIAL_IDS or len(tokens) != len(ids)):
+            return (f"TemplateProcessing special token {name[:40]!r} does not stand for 1 to {MAX_SPECIAL_IDS} "
+                    "ids with one token each")
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids) or not all(
+                _is_short_str(t, MAX_TOKEN_CHARS, optional=False) for t in tokens):
+            return f"TemplateProcessing special token {name[:40]!r} has ids that are not ints >= 0 or bad tokens"
+    return None
+
+
+def post_processor_added(comp: dict[str, Any]) -> tuple[str | None, int]:
+    """(problem or None, special ids at most added to one encoding) of a checked-type post-processor."""
+    kind = comp["type"]
+    if kind == "Sequence":
+        total = 0
+        for inner in comp.get("processors") or []:
+            if isinstance(inner, dict):
+                problem, added = post_processor_added(inner)
+                if problem:
+                    return problem, 0
+                total += added
+        return None, total
+    if kind in ("BertProcessing", "RobertaProcessing"):
+        for key in ("sep", "cls"):
+            pair = comp.get(key)
+            if (not isinstance(pair, list) or len(pair) != 2 or not _is_short_str(pair[0], MAX_TOKEN_CHARS, False)
+                    or isinstance(pair[1], bool) or not isinstance(pair[1], int)):
+                return f"the {kind} post-processor's {key} is not [token, id]", 0
+        return None, 4
+    if kind != "TemplateProcessing":
+        return None, 0
+    special = comp.get("special_tokens")
+    problem = _special_problem(special)
+    if problem or not isinstance(special, dict):
+        return problem or "TemplateProcessing special_tokens is not an object", 0
+    most = 0
+    for name in ("single", "pair"):
+        problem, added = _template_problem(name, comp.get(name), special)
+        if problem:
+            return problem, 0
+        most = max(most, added)
+    return None, most
+
+
+def _quantified_atoms(pattern: str) -> str | None:
+    """Scan `pattern` (Oniguruma syntax, as `tokenizers` reads it) for the catastrophic shapes; the problem
+    or None. Each open group keeps the last item of its current alternative (atom text, unbounded?), whether
+    it holds an unbounded quantifier, and where it opened; `|` starts a new alternative."""
+    stack: list[list[Any]] = [[None, False, 0]]
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        start = i
+        inner_unbounded = False
+        if c == "\\":
+            i += 2
+            if pattern[i - 1:i] in ("p", "P", "x", "u") and i < n and pattern[i] == "{":
+                i = pattern.find("}", i) + 1 or n
+        elif c == "[":
+            i = _class_end(pattern, i)
+        elif c == "(":
+            stack.append([None, False, i])
+            i += 1
+            continue
+        elif c == ")" and len(stack) > 1:
+            _, inner_unbounded, start = stack.pop()
+            i += 1
+        elif c == "|":
+            stack[-1][0] = None
+            i += 1
+            continue
+        else:
+            i += 1
+        atom = pattern[start:i]
+        unbounded, i = _quantifier(pattern, i)
+        if unbounded and inner_unbounded:
+            return "nests unbounded quantifiers (like (a+)+)"
+        last = stack[-1][0]
+        if unbounded and last is not None and last[1] and last[0] == atom:
+            return f"repeats an unbounded quantifier over the same atom ({atom[:20]} twice in a row)"
+        stack[-1][0] = (atom, unbounded)
+        if unbounded or inner_unbounded:
+            stack[-1][1] = True
+    return None
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """The index after the character class that opens at `i` (nested classes and escapes included)."""
+    n = len(pattern)
+    depth, i = 1, i + 1
+    if i < n and pattern[i] == "^":
+        i += 1
+    if i < n and pattern[i] == "]":
+        i += 1
+    while i < n and depth:
+        if pattern[i] == "\\":
+            i += 1
+        elif pattern[i] == "[":
+            depth += 1
+        elif pattern[i] == "]":
+            depth -= 1
+        i += 1
+    return i
+
+
+def _quantifier(pattern: str, i: int) -> tuple[bool, int]:
+    """(whether the quantifier at `i` is unbounded, index after it); (False, i) when there is none."""
+    n = len(pattern)
+    if i >= n:
+        return False, i
+    if pattern[i] in "*+?":
+        unbounded = pattern[i] != "?"
+        i += 1
+    elif pattern[i] == "{" and "}" in pattern[i:]:
+        body = pattern[i + 1:pattern.index("}", i)]
+        if not body.replace(",", "").isdigit() and body != ",":
+            return False, i
+        unbounded = body.endswith(",")
+        i += len(body) + 2
+    else:
+        return False, i
+    if i < n and pattern[i] in "?+":
+        i += 1
+    return unbounded, i
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why a Split pre-tokenizer's regular expression is refused, or None."""
+    return _quantified_atoms(pattern)
