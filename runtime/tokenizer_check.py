@@ -42,7 +42,10 @@ _ALLOWED = {
                 "BPEDecoder"},
     "post_processor": {"Sequence", "TemplateProcessing", "ByteLevel", "BertProcessing", "RobertaProcessing"},
 }
-_LISTS = ("normalizers", "pretokenizers", "decoders", "processors")
+# The key of a Sequence's list in each slot: `tokenizers` reads only that one and ignores other keys, so
+# the check must read the same one (a decoder Sequence with an empty "normalizers" list hid its "decoders").
+_LIST_KEY = {"normalizer": "normalizers", "pre_tokenizer": "pretokenizers", "decoder": "decoders",
+             "post_processor": "processors"}
 # How many times longer (in characters) one step can make a text, where that is more than once: Unicode's
 # worst expansions (NFD 4, NFKC/NFKD 18: U+FDFA), lowercasing (a character into up to 3), a CJK character
 # padded with spaces (BertNormalizer), a character into its UTF-8 bytes (ByteLevel). Precompiled: its own.
@@ -112,9 +115,10 @@ def _check_component(path: str, slot: str, comp: Any, count: list[int]) -> int:
         raise _refuse(path, f"{slot} type {kind[:40]!r} is not one edgepack accepts "
                       f"(accepted: {', '.join(sorted(_ALLOWED[slot]))})")
     if kind == "Sequence":
-        inner = next((comp[k] for k in _LISTS if k in comp), None)
+        inner = comp.get(_LIST_KEY[slot])
         if not isinstance(inner, list):
-            raise _refuse(path, f"a {slot} Sequence without a list of components")
+            raise _refuse(path, f"a {slot} Sequence without a list of components under "
+                          f"'{_LIST_KEY[slot]}'")
         return math.prod(_check_component(path, slot, c, count) for c in inner)
     _check_pattern(path, slot, kind, comp)
     for key in ("prepend", "content", "replacement", "prefix", "suffix"):

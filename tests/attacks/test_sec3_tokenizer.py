@@ -46,6 +46,16 @@ def test_f2_an_empty_replace_is_refused(slot):
         tk.check_json(doc(**{slot: EMPTY_REPLACE}), "b.edgepack")
 
 
+def test_f2_a_sequence_is_checked_under_the_key_tokenizers_reads():
+    # `tokenizers` reads a decoder Sequence's "decoders" and ignores other keys: an empty "normalizers" list
+    # beside it once hid the bomb from the check
+    hidden = {"type": "Sequence", "normalizers": [], "decoders": [EMPTY_REPLACE] * 3}
+    with pytest.raises(InvalidManifest, match="Replace of the empty string"):
+        tk.check_json(doc(decoder=hidden))
+    with pytest.raises(InvalidManifest, match="without a list of components under 'normalizers'"):
+        tk.check_json(doc(normalizer={"type": "Sequence", "decoders": []}))
+
+
 def test_f2_a_chain_of_lengthening_normalizers_is_refused():
     # NFKC can make a character 18 (U+FDFA), ByteLevel 4: 18 * 4 * 4 > 256; one of each is what real files use
     tk.check_json(doc(normalizer={"type": "NFKC"}, pre_tokenizer={"type": "ByteLevel"}))
