@@ -13,7 +13,10 @@ Mistral / GPT-2 / BERT tokenizers use, and bounds what they can do to the length
   adds at most tokenizer_parts.MAX_ADDED_IDS special ids;
 - regular expressions only where they split (a Split pre-tokenizer), bounded in length and refused in the
   catastrophic-backtracking shapes tokenizer_parts.regex_problem names;
-- the model is BPE, WordPiece, WordLevel or Unigram, with WordPiece's max_input_chars_per_word bounded.
+- the model is BPE, WordPiece, WordLevel or Unigram, with WordPiece's max_input_chars_per_word bounded and
+  no vocab entry or added token longer than tokenizer_parts.MAX_VOCAB_CHARS;
+- padding is BatchLongest or to a bounded Fixed length or multiple, and truncation's stride is at most half
+  its max_length (tokenizer_parts.options_problem).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import math
 from typing import Any
 
 from .errors import InvalidManifest
-from .tokenizer_parts import MAX_ADDED_IDS, model_problem, post_processor_added, regex_problem
+from .tokenizer_parts import (MAX_ADDED_IDS, model_problem, options_problem, post_processor_added,
+                              regex_problem)
 
 MAX_JSON_BYTES = 64 << 20        # real tokenizer.json files are 2-17 MB (Llama 3: 9 MB, Qwen 2.5: 7 MB)
 MAX_REGEX_CHARS = 512            # the GPT-4 / Llama 3 / Qwen split pattern is under 200 characters
@@ -159,6 +163,6 @@ def check_json(tokenizer_json: str, path: str = "bundle") -> None:
         if added > MAX_ADDED_IDS:
             raise _refuse(path, f"its post-processor adds up to {added} special token ids to an encoding (at "
                           f"most {MAX_ADDED_IDS} are accepted)")
-    problem = model_problem(doc["model"])
+    problem = model_problem(doc["model"]) or options_problem(doc)
     if problem:
         raise _refuse(path, problem)

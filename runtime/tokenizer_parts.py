@@ -18,6 +18,8 @@ MAX_TOKEN_CHARS = 256            # an unk_token or a special token's name
 MAX_TEMPLATE_PIECES = 64         # pieces of one single/pair template (Llama 3's pair template has 4)
 MAX_SPECIAL_IDS = 64             # ids one special token of a template stands for (real ones: 1)
 MAX_ADDED_IDS = 256              # special ids a whole post-processor may add to one encoding
+MAX_VOCAB_CHARS = 4096           # one vocab entry or added token (tokenizer.MAX_TEXT_PER_TOKEN; real: < 300)
+MAX_PAD_IDS = 1 << 17            # padding's Fixed length and pad_to_multiple_of (Llama 3.1's context)
 MODELS = ("BPE", "WordPiece", "WordLevel", "Unigram")
 
 
@@ -51,10 +53,46 @@ def model_problem(model: dict[str, Any]) -> str | None:
     vocab = model.get("vocab")
     if not isinstance(vocab, list if kind == "Unigram" else dict):
         return f"the {kind} model's vocab is not {'a list' if kind == 'Unigram' else 'an object'}"
+    pieces = vocab if isinstance(vocab, dict) else (e[0] for e in vocab if isinstance(e, list) and e)
+    if max((len(p) if isinstance(p, str) else 0 for p in pieces), default=0) > MAX_VOCAB_CHARS:
+        return (f"the {kind} model's vocab has a token of more than {MAX_VOCAB_CHARS} characters (decoding "
+                "it repeatedly would make text without bound)")
     if kind == "Unigram":
         unk = model.get("unk_id")
         if unk is not None and (isinstance(unk, bool) or not isinstance(unk, int) or not 0 <= unk < len(vocab)):
             return "the Unigram model's unk_id is not null or an index into its vocab"
+    return None
+
+
+def _int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def options_problem(doc: dict[str, Any]) -> str | None:
+    """What is wrong with the tokenizer's added_tokens, padding or truncation, or None: padding to a Fixed
+    length or a multiple makes every encoding that long (2**27 aborted the process), and truncation with a
+    stride close to max_length copies the text into about len / (max_length - stride) overflowing windows."""
+    added = doc.get("added_tokens")
+    if added is not None and (not isinstance(added, list) or not all(
+            isinstance(t, dict) and _is_short_str(t.get("content"), MAX_VOCAB_CHARS, False) for t in added)):
+        return f"added_tokens is not a list of tokens whose content is at most {MAX_VOCAB_CHARS} characters"
+    padding = doc.get("padding")
+    if padding is not None:
+        strategy = padding.get("strategy") if isinstance(padding, dict) else None
+        fixed = strategy.get("Fixed") if isinstance(strategy, dict) else None
+        multiple = padding.get("pad_to_multiple_of") if isinstance(padding, dict) else None
+        if not (isinstance(padding, dict) and (strategy == "BatchLongest" or _int_in(fixed, 0, MAX_PAD_IDS))
+                and (multiple is None or _int_in(multiple, 0, MAX_PAD_IDS))
+                and _is_short_str(padding.get("pad_token"), MAX_TOKEN_CHARS, optional=False)):
+            return (f"padding is not null or a BatchLongest or Fixed (at most {MAX_PAD_IDS} ids) strategy with "
+                    f"pad_to_multiple_of null or at most {MAX_PAD_IDS} and a pad_token")
+    truncation = doc.get("truncation")
+    if truncation is not None:
+        most = truncation.get("max_length") if isinstance(truncation, dict) else None
+        stride = truncation.get("stride", 0) if isinstance(truncation, dict) else None
+        if not isinstance(most, int) or not _int_in(most, 1, 1 << 62) or not _int_in(stride, 0, most // 2):
+            return ("truncation is not null or a max_length of at least 1 with a stride of at most half of it "
+                    "(a larger stride copies the text into many overlapping windows)")
     return None
 
 

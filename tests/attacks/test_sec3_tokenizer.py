@@ -3,8 +3,10 @@
 F2: a tokenizer.json could grow text without bound: a Replace of the EMPTY string passed the "no Replace
 makes text longer" check yet inserts its content at every position (k of them in a Sequence: 2**k times the
 text; 26 in a decoder aborted `edgepack generate` under a 2 GB cap), and a TemplateProcessing post-processor
-could add millions of ids to any encoding. F7: CPU time: a Split regex with catastrophic backtracking
-(`a*a*a*(?=[^a])`: 10.7 s on 400 characters) and a WordPiece model with max_input_chars_per_word = 10**9.
+could add millions of ids to any encoding (so could padding to a Fixed length or multiple of 2**27, which
+aborted the process, and truncation with a stride just under max_length). F7: CPU time: a Split regex with
+catastrophic backtracking (`a*a*a*(?=[^a])`: 10.7 s on 400 characters) and a WordPiece model with
+max_input_chars_per_word = 10**9.
 
 Each test asserts the typed refusal of a small instance of the attack instead of running it; the realistic
 tokenizers at the end (GPT-2, Llama 2, Llama 3, BERT shapes, written by `tokenizers` itself) must still load,
@@ -54,6 +56,28 @@ def test_f2_a_sequence_is_checked_under_the_key_tokenizers_reads():
         tk.check_json(doc(decoder=hidden))
     with pytest.raises(InvalidManifest, match="without a list of components under 'normalizers'"):
         tk.check_json(doc(normalizer={"type": "Sequence", "decoders": []}))
+
+
+def padding(strategy="BatchLongest", multiple=None):
+    return {"strategy": strategy, "direction": "Right", "pad_to_multiple_of": multiple, "pad_id": 0,
+            "pad_type_id": 0, "pad_token": "<unk>"}
+
+
+def test_f2_padding_truncation_and_vocab_entries_are_bounded():
+    tk.check_json(doc(padding=padding({"Fixed": 512}, 8),
+                      truncation={"direction": "Right", "max_length": 512, "strategy": "LongestFirst", "stride": 0}))
+    for pad in (padding({"Fixed": 2**27}), padding(multiple=2**27), padding("Longest")):  # 2**27 aborted
+        with pytest.raises(InvalidManifest, match="padding is not null or a BatchLongest or Fixed"):
+            tk.check_json(doc(padding=pad))
+    overlapping = {"direction": "Right", "max_length": 2000, "strategy": "LongestFirst", "stride": 1999}
+    with pytest.raises(InvalidManifest, match="stride of at most half"):   # 4000 words: 420 MB of windows
+        tk.check_json(doc(truncation=overlapping))
+    with pytest.raises(InvalidManifest, match="vocab has a token of more than 4096"):
+        tk.check_json(doc(model={"type": "WordLevel", "vocab": {"<unk>": 0, "a" * 4097: 1}, "unk_token": "<unk>"}))
+    with pytest.raises(InvalidManifest, match="vocab has a token of more than 4096"):
+        tk.check_json(doc(model={"type": "Unigram", "vocab": [["a" * 4097, -1.0]], "unk_id": 0}))
+    with pytest.raises(InvalidManifest, match="added_tokens"):
+        tk.check_json(doc(added_tokens=[{"id": 3, "content": "a" * 4097, "special": True}]))
 
 
 def test_f2_a_chain_of_lengthening_normalizers_is_refused():
@@ -157,6 +181,8 @@ def _trained(kind):
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+        tok.enable_truncation(512)
+        tok.enable_padding(pad_token="[UNK]", pad_to_multiple_of=8)
         return tok
     if kind == "llama2":
         tok = tokenizers.Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
