@@ -12,7 +12,7 @@ Mistral / GPT-2 / BERT tokenizers use, and bounds what they can do to the length
 - the post-processor copies the text at most once (each of sequences A and B at most once per template) and
   adds at most tokenizer_parts.MAX_ADDED_IDS special ids;
 - regular expressions only where they split (a Split pre-tokenizer), bounded in length and refused in the
-  catastrophic-backtracking shapes tokenizer_parts.regex_problem names;
+  catastrophic-backtracking shapes tokenizer_regex.regex_problem names;
 - the model is BPE, WordPiece, WordLevel or Unigram, with WordPiece's max_input_chars_per_word bounded and
   no vocab entry or added token longer than tokenizer_parts.MAX_VOCAB_CHARS;
 - padding is BatchLongest or to a bounded Fixed length or multiple, and truncation's stride is at most half
@@ -28,8 +28,8 @@ import math
 from typing import Any
 
 from .errors import InvalidManifest
-from .tokenizer_parts import (MAX_ADDED_IDS, model_problem, options_problem, post_processor_added,
-                              regex_problem)
+from .tokenizer_parts import MAX_ADDED_IDS, model_problem, options_problem, post_processor_added
+from .tokenizer_regex import regex_problem
 
 MAX_JSON_BYTES = 64 << 20        # real tokenizer.json files are 2-17 MB (Llama 3: 9 MB, Qwen 2.5: 7 MB)
 MAX_REGEX_CHARS = 512            # the GPT-4 / Llama 3 / Qwen split pattern is under 200 characters
@@ -94,7 +94,7 @@ def _check_pattern(path: str, slot: str, kind: str, comp: dict[str, Any]) -> Non
         problem = regex_problem(text)
         if problem:
             raise _refuse(path, f"the {slot} Split regular expression {text[:60]!r} {problem}, which can take "
-                          "time that grows as a power of the text's length")
+                          "time that grows as a power of the text's length or faster")
     if kind == "Replace":
         content = comp.get("content")
         if text == "":

@@ -1,12 +1,7 @@
-r"""Checks of the parts of a tokenizer.json that cost time or multiply output rather than grow it by a few
-characters: the `model` object, the post-processor's templates, and a Split pre-tokenizer's regular expression.
-tokenizer_check.check_json calls them; each returns a problem (a short phrase) or None.
-
-The regular-expression check is a shape check, not a proof: it refuses the classic catastrophic forms (an
-unbounded quantifier over a group that itself holds one, as in `(a+)+`, and two unbounded quantifiers in a
-row over the same atom, as in `a*a*`), which real split patterns (GPT-2, Llama 3, Qwen) never use. A pattern
-of another shape (`[ab]*[ac]*(?=x)`: unbounded quantifiers over different but overlapping atoms, which
-Llama 3's own `\s*[\r\n]+` is) can still backtrack polynomially in the length of the text encoded."""
+"""Checks of the parts of a tokenizer.json that cost time or multiply output rather than grow it by a few
+characters: the `model` object, padding and truncation, and the post-processor's templates (a Split
+pre-tokenizer's regular expression: tokenizer_regex). tokenizer_check.check_json calls them; each returns a
+problem (a short phrase) or None."""
 
 from __future__ import annotations
 
@@ -165,90 +160,3 @@ def post_processor_added(comp: dict[str, Any]) -> tuple[str | None, int]:
             return problem, 0
         most = max(most, added)
     return None, most
-
-
-def _quantified_atoms(pattern: str) -> str | None:
-    """Scan `pattern` (Oniguruma syntax, as `tokenizers` reads it) for the catastrophic shapes; the problem
-    or None. Each open group keeps the last item of its current alternative (atom text, unbounded?), whether
-    it holds an unbounded quantifier, and where it opened; `|` starts a new alternative."""
-    stack: list[list[Any]] = [[None, False, 0]]
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        start = i
-        inner_unbounded = False
-        if c == "\\":
-            i += 2
-            if pattern[i - 1:i] in ("p", "P", "x", "u") and i < n and pattern[i] == "{":
-                i = pattern.find("}", i) + 1 or n
-        elif c == "[":
-            i = _class_end(pattern, i)
-        elif c == "(":
-            stack.append([None, False, i])
-            i += 1
-            continue
-        elif c == ")" and len(stack) > 1:
-            _, inner_unbounded, start = stack.pop()
-            i += 1
-        elif c == "|":
-            stack[-1][0] = None
-            i += 1
-            continue
-        else:
-            i += 1
-        atom = pattern[start:i]
-        unbounded, i = _quantifier(pattern, i)
-        if unbounded and inner_unbounded:
-            return "nests unbounded quantifiers (like (a+)+)"
-        last = stack[-1][0]
-        if unbounded and last is not None and last[1] and last[0] == atom:
-            return f"repeats an unbounded quantifier over the same atom ({atom[:20]} twice in a row)"
-        stack[-1][0] = (atom, unbounded)
-        if unbounded or inner_unbounded:
-            stack[-1][1] = True
-    return None
-
-
-def _class_end(pattern: str, i: int) -> int:
-    """The index after the character class that opens at `i` (nested classes and escapes included)."""
-    n = len(pattern)
-    depth, i = 1, i + 1
-    if i < n and pattern[i] == "^":
-        i += 1
-    if i < n and pattern[i] == "]":
-        i += 1
-    while i < n and depth:
-        if pattern[i] == "\\":
-            i += 1
-        elif pattern[i] == "[":
-            depth += 1
-        elif pattern[i] == "]":
-            depth -= 1
-        i += 1
-    return i
-
-
-def _quantifier(pattern: str, i: int) -> tuple[bool, int]:
-    """(whether the quantifier at `i` is unbounded, index after it); (False, i) when there is none."""
-    n = len(pattern)
-    if i >= n:
-        return False, i
-    if pattern[i] in "*+?":
-        unbounded = pattern[i] != "?"
-        i += 1
-    elif pattern[i] == "{" and "}" in pattern[i:]:
-        body = pattern[i + 1:pattern.index("}", i)]
-        if not body.replace(",", "").isdigit() and body != ",":
-            return False, i
-        unbounded = body.endswith(",")
-        i += len(body) + 2
-    else:
-        return False, i
-    if i < n and pattern[i] in "?+":
-        i += 1
-    return unbounded, i
-
-
-def regex_problem(pattern: str) -> str | None:
-    """Why a Split pre-tokenizer's regular expression is refused, or None."""
-    return _quantified_atoms(pattern)
