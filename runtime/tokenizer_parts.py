@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MAX_WORD_CHARS = 1000            # WordPiece max_input_chars_per_word (Hugging Face's default: 100)
+MAX_WORD_CHARS = 200             # WordPiece max_input_chars_per_word (Hugging Face's default: 100); cubic
 MAX_AFFIX_CHARS = 16             # continuing_subword_prefix ("##"), end_of_word_suffix ("</w>")
 MAX_TOKEN_CHARS = 256            # an unk_token or a special token's name
 MAX_TEMPLATE_PIECES = 64         # pieces of one single/pair template (Llama 3's pair template has 4)
