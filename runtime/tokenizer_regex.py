@@ -11,7 +11,7 @@ more than 1 (`*`, `+`, `{2,}`, `{0,1000}`), it refuses:
   optional (`?`) part; two repeats that end the alternative (Llama 3's `\s*[\r\n]+`) stop at the first match;
 - two repeats of the very same atom in a row (`a*a*`, `a{2,}a+`), which no real pattern writes;
 - more than one group with a choice (`|`) in one alternative (`(a|a)(a|a)...`: 2**k ways to try);
-- backreferences (`\1`, `\k<name>`).
+- backreferences (`\1`, `\k<name>`), and groups nested more than MAX_DEPTH deep (too deep to check).
 
 What real split patterns use passes: GPT-2's, GPT-4's and Llama 3's, GPT-4o's, Qwen's, DeepSeek's, Bloom's
 (tests/attacks/test_sec3_tokenizer.py). What stays: one repeat followed by something that fails (`a*(?=b)`)
@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_REPEATS = 2                  # repeats in one alternative (Llama 3 / GPT-4o: 2)
+MAX_DEPTH = 32                   # groups in groups (real patterns: 1)
 
 
 class _Refused(Exception):
@@ -102,11 +103,13 @@ def _group_start(pattern: str, i: int) -> tuple[int, bool]:
     return j + (pattern[j:j + 1] == ":"), False
 
 
-def _alternation(pattern: str, i: int) -> tuple[_Part, int]:
+def _alternation(pattern: str, i: int, depth: int = 0) -> tuple[_Part, int]:
     """Parse alternatives from `i` up to an unmatched `)` or the end; (their summary, index of that end)."""
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nests groups more than {MAX_DEPTH} deep (too deep to check)")
     part = _Part()
     while True:
-        seq, i = _sequence(pattern, i)
+        seq, i = _sequence(pattern, i, depth)
         part.weight = max(part.weight, seq.weight)
         part.quantified |= seq.quantified
         part.choice |= seq.choice
@@ -117,7 +120,7 @@ def _alternation(pattern: str, i: int) -> tuple[_Part, int]:
         return part, i
 
 
-def _sequence(pattern: str, i: int) -> tuple[_Part, int]:
+def _sequence(pattern: str, i: int, depth: int) -> tuple[_Part, int]:
     """Parse one alternative from `i`; (its summary, index of the `|` or `)` or end that ends it)."""
     n = len(pattern)
     part, choices, last = _Part(), 0, ("", False)
@@ -138,7 +141,7 @@ def _sequence(pattern: str, i: int) -> tuple[_Part, int]:
             if flags_only:
                 i = j + 1
                 continue
-            inner, i = _alternation(pattern, j)
+            inner, i = _alternation(pattern, j, depth + 1)
             i += 1                      # the `)`
         else:
             i += 1

@@ -146,7 +146,7 @@ def test_f2_generate_on_a_decoder_bomb_is_one_error_line(tmp_path):
     "a*a*a*(?=[^a])", "(a+)+$", r"\s+\s*x", "(?:ab|c*)*d", "a{2,}a+",
     # the same, spelled so that no two atoms are the same text (a*[a]*(?:a)*(?=[^a]): 4.3 s on 300 characters)
     "a*[a]*(?:a)*(?=[^a])", "a*[a]*(?=[^a])", "a{0,999}[a]{0,999}(?=[^a])", r"[\s\S]*[\S\s]*(?=\x00)",
-    "(?:a*[a]*)(?=b)", "a*b?[a]*c", "(?:aa?)*c", "(?:a|a)*c", "(?:a|a)" * 20 + "(?=[^a])", r"(a)\1"])
+    "(?:a*[a]*)(?=b)", "a*b?[a]*c", "(?:aa?)*c", "(?:a|a)*c", "(?:a|a)" * 20 + "(?=[^a])", r"(a)\1", "(" * 500])
 def test_f7_catastrophic_split_regexes_are_refused(pattern):
     split = {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False}
     with pytest.raises(InvalidManifest, match="grows as a power of the text's length"):
