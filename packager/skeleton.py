@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import numpy_helper
 
+from edgepack.runtime.binding import unique_name
 from edgepack.runtime.errors import ModelError
 from edgepack.runtime.format import (
     BINDING_EXTERNAL, BINDING_INLINE, BINDING_MAPPED, EXTERNAL_LOCATION_PREFIX, ONNX_TO_DTYPE, raw_length,
@@ -131,15 +132,6 @@ def _may_fit(model: onnx.ModelProto) -> bool:
         return False
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    base, k = name or "tensor", 1
-    while name in taken or not name:
-        k += 1
-        name = f"{base}#{k}"
-    taken.add(name)
-    return name
-
-
 # The only fields a TensorProto may set to be mapped: the runtime rebuilds it from the manifest with these.
 _MAPPABLE_FIELDS = {"name", "dims", "data_type", "raw_data"}
 
@@ -192,7 +184,7 @@ def split_model(model: onnx.ModelProto, mapped_min_bytes: int | None = None) -> 
         if raw_length(dtype, shape) != r.raw_length:
             raise ModelError(f"tensor {r.label!r}: {r.raw_length} bytes of raw_data for {dtype}{list(shape)}")
         skeleton.append(view[pos:r.raw_offset])
-        tensors.append(SplitTensor(_unique(r.label, taken), dtype, shape,
+        tensors.append(SplitTensor(unique_name(r.label, taken), dtype, shape,
                                    view[r.raw_offset:r.raw_offset + r.raw_length], BINDING_INLINE,
                                    r.raw_offset - removed))
         pos = r.raw_offset + r.raw_length

@@ -3,17 +3,19 @@
 runtime/protowire.py reads the graph in its canonical encoding only (so that it reads the model onnxruntime
 reads) and lists every TensorProto in it; this module holds those tensors against the manifest: each
 inline tensor sits exactly where its splice says with the manifest's dtype and shape, the graph holds no
-tensor bytes the manifest does not list, and no tensor refers to data outside the bundle.
+tensor bytes the manifest does not list, and no tensor refers to data outside the bundle. runtime/binding.py
+then holds the graph's names to the manifest's: onnxruntime knows a tensor by the name in the graph.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .binding import check_names
 from .errors import InvalidGraph
 from .format import DTYPES, EXTERNAL_LOCATION_PREFIX
 from .manifest import TensorEntry
-from .protowire import ProtoError, TensorRecord, scan_model
+from .protowire import GraphNames, ProtoError, TensorRecord, scan_model
 from .reader import Bundle
 
 _DATA_LOCATION_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
@@ -23,9 +25,10 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], external:
                 max_fields: int | None = None) -> None:
     """Raise InvalidGraph unless the graph takes exactly the bundle's tensors (see the module's docstring).
     `max_fields` bounds the protobuf fields read (limits.LoadLimits.max_fields)."""
+    names = GraphNames()
     try:
         records = scan_model(memoryview(graph), [(t.splice or 0, t.raw_length) for t in inline], spliced_only=True,
-                             max_fields=max_fields)
+                             max_fields=max_fields, names=names)
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None
     by_name = {t.name: t for t in external}
@@ -43,6 +46,7 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], external:
     unused = set(by_name) - used
     if unused:
         raise InvalidGraph(bundle.path, f"external tensors {sorted(unused)[:5]} are not used by the graph")
+    check_names(bundle.path, records, names, inline, external, appended=False)
 
 
 def _external_entry(bundle: Bundle, r: TensorRecord, by_name: dict[str, TensorEntry],

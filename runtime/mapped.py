@@ -37,10 +37,11 @@ from typing import Any
 
 import onnxruntime as ort
 
+from .binding import check_names
 from .errors import BundleError, CorruptTensor, InvalidGraph, SessionError
 from .format import BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES
 from .manifest import Frame, TensorEntry
-from .protowire import ProtoError, scan_model
+from .protowire import GraphNames, ProtoError, scan_model
 from .host import run_parallel, usable_cpus
 from .limits import UNTRUSTED, LoadLimits, run_isolated
 from .reader import Bundle
@@ -108,14 +109,16 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
                 max_fields: int | None = None) -> None:
     """The stored graph of a mapped bundle: each inline tensor lands where its splice says with the manifest's
     dtype and shape; no tensor refers to external data (the runtime alone adds the mapped ones); no tensor of
-    the graph has a mapped tensor's name (protobuf would merge in a second definition)."""
+    the graph has a mapped tensor's name (protobuf would merge in a second definition); the graph's names are
+    bound to the manifest's (runtime/binding.py)."""
     if any(t.binding not in (BINDING_INLINE, BINDING_MAPPED) for t in bundle.manifest.tensors):
         raise InvalidGraph(bundle.path, "a mapped bundle holds inline and mapped tensors only")
     try:
         splices = [(t.splice or 0, t.raw_length) for t in inline]  # inline tensors always have a splice
         outputs: list[str] = []
+        graph_names = GraphNames()
         records = scan_model(memoryview(graph), splices, spliced_only=True, max_fields=max_fields,
-                             outputs=outputs)
+                             outputs=outputs, names=graph_names)
     except ProtoError as e:
         raise InvalidGraph(bundle.path, str(e)) from None
     names = {t.name for t in mapped}
@@ -133,6 +136,7 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
             if DTYPES[entry.dtype][0] != r.data_type or tuple(r.dims) != entry.shape:
                 raise InvalidGraph(bundle.path, f"tensor {entry.name!r} is {entry.dtype}{list(entry.shape)} in "
                                                 "the manifest but not in the graph")
+    check_names(bundle.path, records, graph_names, inline, mapped, appended=True)
 
 
 def _utf8(text: str) -> bool:

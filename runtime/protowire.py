@@ -32,7 +32,8 @@ from .onnxschema import (
     PACKED4, PACKED8, PACKEDVAR, RAW, SPARSE, STRING, TAGS, TENSOR, TRAINING, VARINT,
 )
 
-__all__ = ["ProtoError", "TensorRecord", "scan_model", "MODEL", "GRAPH", "NODE", "ATTRIBUTE", "TENSOR",
+__all__ = ["ProtoError", "TensorRecord", "GraphNames", "scan_model", "ROLE_ATTRIBUTE", "ROLE_INITIALIZER",
+           "ROLE_SPARSE", "MODEL", "GRAPH", "NODE", "ATTRIBUTE", "TENSOR",
            "SPARSE", "FUNCTION", "TRAINING"]
 
 _MAX_DEPTH = 64
@@ -40,6 +41,9 @@ _SKIPPED = frozenset({OPAQUE, BYTES, STRING})
 # the strings the walker reads (names that label tensors, external-data entries); others are skipped
 _READ_TEXT = frozenset({(NODE, 2), (NODE, 3), (ATTRIBUTE, 1), (TENSOR, 8), (ENTRY, 1), (ENTRY, 2)})
 _MAX_TAG = 1 << 32  # protobuf reads tags as uint32: a longer tag's high bits would be dropped
+# What a TensorProto is to its graph: a node attribute's value (or a sparse tensor's indices), an
+# initializer, or the values of a sparse initializer (whose name is the sparse initializer's)
+ROLE_ATTRIBUTE, ROLE_INITIALIZER, ROLE_SPARSE = range(3)
 
 
 class ProtoError(ValueError):
@@ -60,6 +64,20 @@ class TensorRecord:
     external: dict[str, str] | None = None
     data_location: int = 0
     main_initializer: bool = False     # an initializer of the main graph (the only place external data may be)
+    name: str = ""                     # its own name field, as stored
+    scope: int = -1                    # the graph or function it sits in (an index into GraphNames.parents)
+    node: int = -1                     # the node whose attribute holds it (numbered in stream order; -1: none)
+    role: int = ROLE_ATTRIBUTE
+
+
+@dataclass
+class GraphNames:
+    """The scopes names are defined in, and every node's outputs: what a check of the names of a graph needs
+    beside its tensors (runtime/binding.py)."""
+
+    parents: list[int] = field(default_factory=list)  # scope -> the scope it is nested in (-1: none)
+    main: int = -1                                     # the scope of ModelProto.graph
+    outputs: list[tuple[int, int, str]] = field(default_factory=list)  # (scope, node, output name)
 
 
 @dataclass
@@ -72,12 +90,15 @@ class _Context:
 class _Frame:
     """One message being read: what it is, where it ends (virtual offset) and what it has seen so far."""
 
-    __slots__ = ("kind", "end", "seen", "record", "ctx", "parent", "entry", "main")
+    __slots__ = ("kind", "end", "seen", "record", "ctx", "parent", "entry", "main", "scope", "node", "role")
 
-    def __init__(self, kind: int, end: int, ctx: _Context, parent: int, main: bool):
+    def __init__(self, kind: int, end: int, ctx: _Context, parent: int, main: bool,
+                 scope: int = -1, node: int = -1, role: int = ROLE_ATTRIBUTE):
         self.kind, self.end, self.ctx, self.parent, self.main = kind, end, ctx, parent, main
+        self.scope, self.node, self.role = scope, node, role
         self.seen: set[int] = set()
-        self.record = TensorRecord(label="", main_initializer=main) if kind == TENSOR else None
+        self.record = TensorRecord(label="", main_initializer=main, scope=scope, node=node,
+                                   role=role) if kind == TENSOR else None
         self.entry: list[str] = ["", ""]
 
 
@@ -91,7 +112,8 @@ class _Walker:
         self.splices = splices
         self.next_splice = 0
         self.records: list[TensorRecord] = []
-        self.outputs: list[str] = []  # every node's every output name, subgraphs included
+        self.names = GraphNames()  # every node's every output name, subgraphs included
+        self.nodes = 0
         self.fields_left = max_fields if max_fields is not None else -1
 
     # --- primitives ---------------------------------------------------------------------------------
@@ -235,7 +257,8 @@ class _Walker:
                                  "initializer bound by the bundle may (a bundle must be self-contained)")
             ctx = _Context() if how == NODE else top.ctx
             main = top.kind == GRAPH and how == TENSOR and len(stack) == 2  # ModelProto.graph.initializer
-            stack.append(_Frame(how, self.pos + self.spliced + length, ctx, top.kind, main))
+            scope, node, role = self._place(top, number, how)
+            stack.append(_Frame(how, self.pos + self.spliced + length, ctx, top.kind, main, scope, node, role))
             return
         if how == STRING and top.kind in (NODE, ATTRIBUTE, TENSOR, ENTRY) and self._reads(top, number):
             self._store_text(top, number, self.text(length))
@@ -253,6 +276,24 @@ class _Walker:
                 record.raw_offset, record.raw_length = self.pos + self.spliced, length
         self.pos += length
 
+    def _place(self, top: _Frame, number: int, how: int) -> tuple[int, int, int]:
+        """The scope, node and role of a sub-message of `top` (field `number`, read as `how`). A graph is a
+        scope, nested in the scope of the node whose attribute holds it; a function or a training graph is
+        a scope of its own."""
+        if how == GRAPH or how == FUNCTION:
+            if how == GRAPH and top.kind == MODEL:
+                self.names.main = len(self.names.parents)
+            self.names.parents.append(top.scope if top.kind == ATTRIBUTE else -1)
+            return len(self.names.parents) - 1, -1, ROLE_ATTRIBUTE
+        if how == NODE:
+            self.nodes += 1
+            return top.scope, self.nodes - 1, ROLE_ATTRIBUTE
+        if top.kind == GRAPH:  # an initializer or a sparse initializer
+            return top.scope, top.node, ROLE_INITIALIZER if how == TENSOR else ROLE_SPARSE
+        if top.kind == SPARSE and top.role == ROLE_SPARSE and number == 1:  # the values name the sparse tensor
+            return top.scope, top.node, ROLE_SPARSE
+        return top.scope, top.node, ROLE_ATTRIBUTE
+
     @staticmethod
     def _reads(top: _Frame, number: int) -> bool:
         if top.kind == NODE:
@@ -264,7 +305,7 @@ class _Walker:
     def _store_text(self, top: _Frame, number: int, text: str) -> None:
         if top.kind == NODE:
             if number == 2:
-                self.outputs.append(text)
+                self.names.outputs.append((top.scope, top.node, text))
                 top.ctx.node_output = top.ctx.node_output or text
             else:
                 top.ctx.node_name = text
@@ -272,7 +313,7 @@ class _Walker:
             top.ctx.attribute = text
         elif top.kind == TENSOR:
             assert top.record is not None
-            top.record.label = text
+            top.record.label = top.record.name = text
         else:
             top.entry[number - 1] = text
 
@@ -313,7 +354,7 @@ class _Walker:
 
 def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None,
                spliced_only: bool = False, max_fields: int | None = None,
-               outputs: list[str] | None = None) -> list[TensorRecord]:
+               outputs: list[str] | None = None, names: GraphNames | None = None) -> list[TensorRecord]:
     """Every TensorProto of a serialized ModelProto, in stream order.
 
     `splices` lists (offset in `data`, payload length) of raw_data payloads that are absent from `data` and
@@ -322,6 +363,7 @@ def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None =
     stated length. With `spliced_only`, every non-empty raw_data must be spliced in (a bundle's graph holds
     no tensor bytes). `max_fields` bounds the number of fields read (ProtoError beyond it). `outputs`, if
     given, is extended with the output names of every node (a Constant's value_floats etc. hold no tensor).
+    `names`, if given, receives the scopes and node outputs (GraphNames).
     """
     splices = splices or []
     walker = _Walker(data, splices, spliced_only, max_fields)
@@ -333,5 +375,7 @@ def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None =
         offset = splices[walker.next_splice][0]
         raise ProtoError(f"a tensor is spliced in at byte {offset}, which is not a tensor's raw_data")
     if outputs is not None:
-        outputs.extend(walker.outputs)
+        outputs.extend(name for _, _, name in walker.names.outputs)
+    if names is not None:
+        names.parents, names.main, names.outputs = walker.names.parents, walker.names.main, walker.names.outputs
     return walker.records

@@ -121,6 +121,7 @@ def joined(manifest, graph: bytes, tensors) -> bytes:
 def cut(serialized: bytes, manifest, external=()):
     """(manifest, graph, tensors) for a serialized model, every raw_data payload cut out as the packager
     does (without its checks), plus `external` (entry, raw bytes) pairs; for build()."""
+    from edgepack.runtime.binding import unique_name
     from edgepack.runtime.format import ONNX_TO_DTYPE
     from edgepack.runtime.protowire import ProtoError, scan_model
 
@@ -134,10 +135,7 @@ def cut(serialized: bytes, manifest, external=()):
         if r.raw_offset is None or r.raw_length == 0:
             continue
         graph.append(view[pos:r.raw_offset])
-        name = r.label or "t"
-        while name in names:
-            name += "#"
-        names.add(name)
+        name = unique_name(r.label, names)  # the writer's names: the runtime binds them to the graph's
         entries.append({"name": name, "dtype": ONNX_TO_DTYPE.get(r.data_type, "uint8"), "shape": r.dims,
                         "binding": "inline", "splice": r.raw_offset - removed})
         raws.append(bytes(view[r.raw_offset:r.raw_offset + r.raw_length]))
