@@ -36,6 +36,7 @@ from .errors import InvalidGraph, LoadBudgetExceeded, SessionError
 
 FIELDS_FLOOR = 1 << 20
 EXPANSION_FLOOR = 64 << 20
+DENSE_ELEMENT_BYTES = 8  # a sparse tensor's element once dense: the widest numeric type but complex128
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class LoadLimits:
             return None
         return max(FIELDS_FLOOR, self.fields_per_byte * file_size)
 
+    def max_decoded(self, file_size: int) -> int | None:
+        """The most the graph, tensors and sparse tensors made dense may take, for a file of this size."""
+        return None if self.expansion is None else max(EXPANSION_FLOOR, int(self.expansion * file_size))
+
     def ort_kwargs(self) -> dict:
         """Keyword arguments for onnxruntime.InferenceSession."""
         return {} if self.constant_folding else {"disabled_optimizers": ["ConstantFolding"]}
@@ -76,11 +81,23 @@ def check_sizes(path: str, limits: LoadLimits, file_size: int, graph_bytes: int,
     if limits.max_graph_bytes is not None and graph_bytes > limits.max_graph_bytes:
         raise InvalidGraph(path, f"the graph decodes to {graph_bytes} bytes, over this load's limit of "
                                  f"{limits.max_graph_bytes} (LoadLimits.max_graph_bytes)")
-    if limits.expansion is not None:
-        most = max(EXPANSION_FLOOR, int(limits.expansion * file_size))
-        if raw_bytes > most:
-            raise LoadBudgetExceeded(path, f"its {file_size} bytes decode to {raw_bytes}, over this load's "
-                                           f"limit of {most} (LoadLimits.expansion); sign it, or pass limits")
+    most = limits.max_decoded(file_size)
+    if most is not None and raw_bytes > most:
+        raise LoadBudgetExceeded(path, f"its {file_size} bytes decode to {raw_bytes}, over this load's "
+                                       f"limit of {most} (LoadLimits.expansion); sign it, or pass limits")
+
+
+def check_dense(path: str, limits: LoadLimits, file_size: int, raw_bytes: int, dense: list[int]) -> None:
+    """Refuse a graph whose sparse tensors onnxruntime would make dense (it does so while it builds the session,
+    constant folding or not) beyond what `limits` leave beside the `raw_bytes` the bundle decodes to: their
+    dims are in the graph, not the manifest, so a few bytes could ask for gigabytes. Counted at
+    DENSE_ELEMENT_BYTES an element."""
+    most = limits.max_decoded(file_size)
+    size = DENSE_ELEMENT_BYTES * sum(dense)
+    if most is not None and dense and raw_bytes + size > most:
+        raise LoadBudgetExceeded(path, f"its sparse tensors become {size} bytes dense when onnxruntime builds the "
+                                       f"session, beside the {raw_bytes} it decodes to: over this load's limit of "
+                                       f"{most} (LoadLimits.expansion); sign it, or pass limits")
 
 
 def run_isolated(path: str, limits: LoadLimits, build: Callable[[], object]) -> None:

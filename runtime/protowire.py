@@ -78,6 +78,7 @@ class GraphNames:
     parents: list[int] = field(default_factory=list)  # scope -> the scope it is nested in (-1: none)
     main: int = -1                                     # the scope of ModelProto.graph
     outputs: list[tuple[int, int, str]] = field(default_factory=list)  # (scope, node, output name)
+    dense: list[int] = field(default_factory=list)  # each sparse tensor's element count once made dense
 
 
 @dataclass
@@ -90,7 +91,8 @@ class _Context:
 class _Frame:
     """One message being read: what it is, where it ends (virtual offset) and what it has seen so far."""
 
-    __slots__ = ("kind", "end", "seen", "record", "ctx", "parent", "entry", "main", "scope", "node", "role")
+    __slots__ = ("kind", "end", "seen", "record", "ctx", "parent", "entry", "main", "scope", "node", "role",
+                 "elements")
 
     def __init__(self, kind: int, end: int, ctx: _Context, parent: int, main: bool,
                  scope: int = -1, node: int = -1, role: int = ROLE_ATTRIBUTE):
@@ -100,6 +102,7 @@ class _Frame:
         self.record = TensorRecord(label="", main_initializer=main, scope=scope, node=node,
                                    role=role) if kind == TENSOR else None
         self.entry: list[str] = ["", ""]
+        self.elements = 1  # a SparseTensorProto's dims, multiplied
 
 
 class _Walker:
@@ -223,6 +226,10 @@ class _Walker:
                                      f"at byte {start} is out of range")
                 if top.record is not None:
                     self._tensor_scalar(top.record, number, value)
+                elif top.kind == SPARSE:  # dims: onnxruntime makes the tensor dense when it builds the session
+                    if value >= 1 << 63:
+                        raise ProtoError(f"a sparse tensor has a negative dimension (byte {start})")
+                    top.elements = min(top.elements * value, 1 << 64)
             elif how == FIXED32:
                 self.skip(4)
             else:
@@ -335,7 +342,9 @@ class _Walker:
                                  "main-graph initializer bound by the bundle may (a bundle must be self-contained)")
 
     def _finish(self, frame: _Frame, parent: _Frame | None) -> None:
-        if frame.kind == ENTRY:
+        if frame.kind == SPARSE:
+            self.names.dense.append(frame.elements)
+        elif frame.kind == ENTRY:
             assert parent is not None and parent.record is not None
             owner = parent.record
             owner.external = owner.external or {}
@@ -378,4 +387,5 @@ def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None =
         outputs.extend(name for _, _, name in walker.names.outputs)
     if names is not None:
         names.parents, names.main, names.outputs = walker.names.parents, walker.names.main, walker.names.outputs
+        names.dense = walker.names.dense
     return walker.records

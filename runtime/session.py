@@ -38,7 +38,7 @@ from .errors import BundleError, InputError, RunTimeout, SessionError
 from .feeder import short, stream_session
 from .format import BINDING_EXTERNAL, LAYOUT_MAPPED, numpy_dtype
 from .graphcheck import check_graph
-from .limits import LoadLimits, check_sizes, default_limits, run_isolated
+from .limits import LoadLimits, check_dense, check_sizes, default_limits, run_isolated
 from .malloc import pin_mmap_threshold
 from .mapped import create_mapped
 from .manifest import TensorEntry
@@ -204,7 +204,8 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
     inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice or 0)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
     graph = bundle.read_graph()  # no copy: a graph may be up to 1 GiB
-    check_graph(bundle, graph, inline, external, limits.max_fields(bundle.file_size))
+    dense = check_graph(bundle, graph, inline, external, limits.max_fields(bundle.file_size))
+    check_dense(bundle.path, limits, bundle.file_size, manifest.raw_bytes, dense)
     owned: list[Any] = []
     if external:
         names, values, owned = _decode_external(bundle, external, threads)

@@ -24,6 +24,8 @@ INTERNAL = {
     "edgepack.packager.writer.WriterStateError": "the writer used out of order: a bug in the caller, not input",
     "edgepack.packager.convert.from_pt2._Refused": "raised inside torch.export.load where it would unpickle; "
                                                    "load_pt2 raises UntrustedPickle",
+    "edgepack.runtime.tokenizer_regex._Refused": "raised inside the split-pattern parser; regex_problem() returns its "
+                                                 "message, and the tokenizer check raises InvalidManifest",
     "edgepack.packager.prune.rewrite_check.PruneBug": "the rewritten graph is invalid: a bug in a pruning rule, "
                                                       "not input",
 }
