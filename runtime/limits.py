@@ -14,7 +14,8 @@ What each field guarantees (README.md, "Loading untrusted bundles"):
                        manifest before it is decoded.
     expansion          the most the graph and tensors together may decode to, per byte of the bundle file
                        (with a floor of EXPANSION_FLOOR bytes), checked from the manifest before anything
-                       is decoded: a few KB of zstd cannot ask for gigabytes.
+                       is decoded: a few KB of zstd cannot ask for gigabytes. Sparse tensors made dense
+                       (onnxruntime does so while it builds the session) count too, from the graph's dims.
     fields_per_byte    the most protobuf fields the graph walker reads per byte of the bundle file (with a
                        floor of FIELDS_FLOOR), so checking a graph costs time proportional to the file.
     memory_bytes,      isolation: the session is first built in a forked child process whose data size
