@@ -85,23 +85,25 @@ def cli() -> None:
               help="Stop the run after this many seconds (an error, exit 1).")
 def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, target: str | None,
             force: bool, public_key: str | None, shapes: tuple[str, ...], timeout: float | None) -> None:
-    """Run BUNDLE once and print its outputs' shapes and first values."""
+    """Run BUNDLE once and print its outputs' shapes and first values (a sequence output is saved to --output as
+    NAME[0], NAME[1], ...)."""
     import numpy as np
 
     from edgepack.packager.writer import write_atomic
     from edgepack.runtime import load
 
+    from .cli_show import npz_arrays, output_lines
+
     feeds, given = run_inputs(bundle, inputs_path, output_path, shapes)  # every path checked before any work
     outputs = run_once(load(bundle, target=target, force=force, public_key=public_key), feeds, given, timeout)
-    for name, value in outputs.items():
-        flat = np.asarray(value).ravel()
-        click.echo(f"{name}: {value.dtype}{list(value.shape)} {np.array2string(flat[:6], precision=4)}"
-                   f"{' ...' if flat.size > 6 else ''}")
+    arrays = npz_arrays(outputs) if output_path else {}  # an output an .npz cannot hold: refused before printing
+    for line in output_lines(outputs):
+        click.echo(line)
     if output_path:
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, **outputs)
+        np.savez(buf, **arrays)
         write_atomic(output_path, [buf.getvalue()])
         click.echo(f"wrote {output_path}")
 
