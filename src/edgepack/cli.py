@@ -18,12 +18,13 @@ from typing import Any
 
 import click
 
-from edgepack.runtime.errors import EdgepackError
+from edgepack.runtime.errors import EdgepackError, OptionError
 from edgepack.runtime.text import clip
 
 from . import cli_delta, cli_llm, cli_model, cli_package, cli_sign, cli_targets
 from .cli_options import run_inputs, run_once, shape_option, shapes_of
 from .cli_package import parse_size
+from .cli_show import safe
 
 __all__ = ["cli", "main", "parse_size"]
 
@@ -143,14 +144,18 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
     from edgepack.runtime.llm_measure import is_language_model
 
     if is_language_model(bundle) and baseline is None:
-        return cli_llm.measure_lm(bundle, repeat, as_json)
+        if inputs_path or shapes:
+            raise OptionError("--inputs and --shape do not apply to a language model: measure generates from a "
+                              "made-up prompt of token ids")
+        return cli_llm.measure_lm(bundle, repeat, as_json, target=target, force=force, lean=lean,
+                                  public_key=public_key)
     report = measure(bundle, baseline, runs=runs, inputs=inputs_path, repeat=repeat, target=target, force=force,
                      lean=lean, progress=_progress, shapes=shapes_of(shapes), public_key=public_key)
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
         for line in lines(report):
-            click.echo(line)
+            click.echo(safe(line))  # recorded target names, load warnings: the bundle's word
 
 
 # --- inspect -------------------------------------------------------------------------------------------
