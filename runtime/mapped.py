@@ -39,6 +39,7 @@ from .format import BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES
 from .manifest import Frame, TensorEntry
 from .protowire import ProtoError, scan_model
 from .host import run_parallel, usable_cpus
+from .limits import UNTRUSTED, LoadLimits, run_isolated
 from .reader import Bundle
 from .text import error_line
 
@@ -250,11 +251,12 @@ def _read_ahead(bundle: Bundle, mapped: list[TensorEntry]) -> None:
 
 def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int, path: str,
            before: os.stat_result, inline: list[TensorEntry], mapped: list[TensorEntry],
-           early: list[tuple[TensorEntry, Frame]], hash_threads: int, max_fields: int | None = None) -> Any:
+           early: list[tuple[TensorEntry, Frame]], hash_threads: int, limits: LoadLimits) -> Any:
     """Check the graph, splice the small tensors in, check the mapped tensors that are not weights, and build
-    the session on the model with the mapped initializers appended."""
+    the session on the model with the mapped initializers appended, under `limits` as compressed bundles are
+    (constant folding off for unsigned bundles; a child process first when limits.isolated)."""
     graph = bundle.read_graph()
-    check_graph(bundle, graph, inline, mapped, max_fields)
+    check_graph(bundle, graph, inline, mapped, limits.max_fields(bundle.file_size))
     parts: list[Any] = []
     pos = 0
     for tensor in inline:  # small tensors, each decoded and checked here
@@ -269,17 +271,22 @@ def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads
     if not _same_file(path, before):
         raise BundleError(f"{bundle.path}: the file was replaced while loading")
     so.add_session_config_entry(FOLDER_CONFIG, os.path.dirname(path))
+    kwargs = limits.ort_kwargs()
+    if limits.isolated:  # the same checked bytes, first in a child process under the limits
+        run_isolated(bundle.path, limits,
+                     lambda: ort.InferenceSession(model, so, providers=providers, enable_fallback=0, **kwargs))
     try:
-        return ort.InferenceSession(model, so, providers=providers, enable_fallback=0)
+        return ort.InferenceSession(model, so, providers=providers, enable_fallback=0, **kwargs)
     except Exception as e:  # onnxruntime raises its own types; reported as a SessionError
         raise SessionError(f"{bundle.path}: onnxruntime could not build a session: "
                            f"{error_line(e, 500, last=True)}") from None
 
 
 def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads: int,
-                  defer: bool = True, max_fields: int | None = None) -> MappedSession:
+                  defer: bool = True, limits: LoadLimits = UNTRUSTED) -> MappedSession:
     """Build the session of a mapped bundle (see the module's docstring). `defer`: check weights' hashes while
-    onnxruntime builds the session, on another thread; otherwise every hash is checked before."""
+    onnxruntime builds the session, on another thread; otherwise every hash is checked before. `limits`: what
+    building the session may cost (runtime/limits.py), as for compressed bundles."""
     manifest = bundle.manifest
     inline = sorted((t for t in manifest.tensors if t.binding == BINDING_INLINE), key=lambda t: t.splice or 0)
     mapped = list(manifest.mapped)
@@ -300,7 +307,7 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
     failure: BaseException | None = None
     try:
         session = _build(bundle, so, providers, threads, path, before, inline, mapped,
-                         [(t, f) for t, f in work if not (defer and _late(t))], hash_threads, max_fields)
+                         [(t, f) for t, f in work if not (defer and _late(t))], hash_threads, limits)
     except BaseException as e:  # raised below, after the hashing thread has ended
         failure = e
     if late:

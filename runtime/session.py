@@ -281,7 +281,7 @@ def load(path: str | os.PathLike, target: str | os.PathLike | Profile | dict | N
         if bundle.manifest.layout == LAYOUT_MAPPED:  # onnxruntime maps the large tensors (runtime/mapped.py)
             check_sizes(bundle.path, limits, bundle.file_size, bundle.manifest.graph.raw_length,
                         bundle.manifest.raw_bytes)
-            built = create_mapped(bundle, so, chosen, decode_threads, defer, limits.max_fields(bundle.file_size))
+            built = create_mapped(bundle, so, chosen, decode_threads, defer, limits)
             session, mapped_bytes = built.session, built.mapped_bytes
             owned: list[Any] = []
         else:

@@ -35,6 +35,20 @@ def test_eval_equal_to_the_calibration_data_is_not_held_out(digits, tmp, copy):
     assert any("is the calibration data" in w and "not held out" in w for w in warned), warned
 
 
+def test_eval_data_sharing_samples_with_the_calibration_is_not_held_out(digits, tmp):
+    """Calibration rows mixed into eval data, in another order: caught sample by sample."""
+    import numpy as np
+
+    cal, ev = np.load(digits["calibration"]), np.load(digits["eval"])
+    mixed = tmp / "mixed.npz"
+    np.savez(mixed, x=np.concatenate([ev["x"][:40], cal["x"][:16][::-1]]),
+             labels=np.concatenate([ev["labels"][:40], np.zeros(16, ev["labels"].dtype)]))
+    result = _package(digits, tmp / "m.edgepack", str(mixed))
+    assert result.report["fidelity"]["held_out"] is False
+    warned = result.report["warnings"]
+    assert any("16 of the 56 --eval samples are also calibration samples" in w for w in warned), warned
+
+
 def test_other_eval_data_is_held_out(digits, tmp):
     result = _package(digits, tmp / "e.edgepack", digits["eval"])
     assert result.report["fidelity"]["held_out"] is True

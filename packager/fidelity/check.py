@@ -7,10 +7,12 @@ the caller (PackageResult.report["speed"], printed by the CLI) and not written i
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from typing import Any
 
+import numpy as np
 import onnx
 
 from edgepack.runtime.errors import OptionError
@@ -73,6 +75,21 @@ def same_data(a: str | os.PathLike | None, b: str | os.PathLike | None) -> bool:
     return False
 
 
+def _digest(feeds: dict[str, Any]) -> bytes:
+    h = hashlib.sha256()
+    for name in sorted(feeds):
+        a = np.ascontiguousarray(feeds[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
+def overlap(evaluated: Samples, calibrated: Samples) -> int:
+    """How many samples of `evaluated` are also in `calibrated` (the same feeds, bit for bit)."""
+    seen = {_digest(f) for f in calibrated.feeds}
+    return sum(1 for f in evaluated.feeds if _digest(f) in seen)
+
+
 def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str | None, fallback: Samples | None,
           reference_profile: Profile, packaged_profile: Profile, kinds: dict[str, OutputKind] | None = None,
           calibration: str | os.PathLike | None = None) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -80,8 +97,13 @@ def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str 
     the calibration samples, else random inputs; the fidelity record says which."""
     samples: Samples | None
     reused = same_data(eval_data, calibration)
+    shared = 0
     if eval_data:
-        samples, held_out = load_for(reference, eval_data, "eval data"), not reused
+        samples = load_for(reference, eval_data, "eval data")
+        if not reused and calibration:
+            calibrated = fallback or load_for(reference, os.fspath(calibration), "calibration data")
+            shared = overlap(samples, calibrated)
+        held_out = not reused and not shared
     else:
         samples, held_out = fallback or random_samples(reference), False
     if samples is None:
@@ -97,6 +119,10 @@ def check(reference: onnx.ModelProto, packaged: onnx.ModelProto, eval_data: str 
             return {"skipped": "the original model does not run on random inputs; give --eval DATA"}, {}, []
     fidelity, speed = _clean(fidelity), _clean(speed)
     warned = _warnings(fidelity)
+    if shared:
+        warned.insert(0, f"{shared} of the {len(samples)} --eval samples are also calibration samples the quantizer "
+                         "was fitted on, so these figures are not held out and are optimistic; give samples the "
+                         "calibration did not see")
     if reused:
         warned.insert(0, f"--eval {os.path.basename(os.fspath(eval_data or ''))} is the calibration data: the "
                          "quantizer was fitted on those samples, so these figures are not held out and are "

@@ -61,10 +61,12 @@ def quantize(model: onnx.ModelProto, opts: QuantizeOptions) -> tuple[onnx.ModelP
 def _run(model: onnx.ModelProto, opts: QuantizeOptions, op_types: tuple[str, ...]) -> onnx.ModelProto:
     if not op_types:
         return model
+    own = onnx.ModelProto()
+    own.CopyFrom(model)  # the quantizer rewrites the graph it is given: a search's prepared model is shared
     try:
         with modelfiles.quiet():
             quantizer = MatMulNBitsQuantizer(
-                model, bits=4, block_size=opts.block_size, is_symmetric=opts.symmetric,
+                own, bits=4, block_size=opts.block_size, is_symmetric=opts.symmetric,
                 accuracy_level=opts.accuracy_level, nodes_to_exclude=list(opts.exclude_nodes),
                 quant_format=QuantFormat.QOperator, op_types_to_quantize=op_types,
                 quant_axes=(("MatMul", 0), ("Gather", 1)))

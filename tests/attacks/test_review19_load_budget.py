@@ -146,3 +146,39 @@ def test_a_34_kb_bundle_declaring_a_1_gib_graph_is_refused_before_decoding(tmp, 
     assert os.path.getsize(path) < 200_000
     with pytest.raises(E.InvalidGraph, match="LoadLimits.max_graph_bytes"):
         load(path)
+
+
+def _mapped_bomb(folder, k: int = 5):
+    """The bomb packaged --layout mapped: a 64x64 weight makes the layout map one tensor."""
+    import edgepack
+
+    model = _bomb(k)
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), "W")
+    model.graph.initializer.append(w)
+    out = model.graph.output[0].name
+    model.graph.node.extend([helper.make_node("ReduceMax", ["W"], ["mw"], keepdims=0),
+                             helper.make_node("Add", [out, "mw"], ["z"])])
+    model.graph.output[0].name = "z"
+    path = folder / "mapped_bomb.edgepack"
+    edgepack.package(model, output=str(path), layout="mapped")
+    os.chmod(path, 0o644)
+    return path
+
+
+def test_a_mapped_bundle_gets_the_same_load_limits(tmp):
+    """The review's F1 of the third round: the mapped layout built its session without the limits, so the
+    bomb folded 1.25 GiB while loading an unsigned bundle of a few KB (3.4 GB with twelve folds)."""
+    path = _mapped_bomb(tmp)
+    with rt.open_bundle(str(path)) as b:
+        assert b.manifest.layout == "mapped" and path.stat().st_size < 65536
+    peak = child_peak_mb(f"""
+import edgepack.runtime as rt
+s = rt.load({str(path)!r})
+""")
+    assert peak < 300, f"peak RSS {peak:.0f} MB loading a {path.stat().st_size}-byte mapped bundle"
+
+
+def test_isolation_bounds_a_mapped_load_too(tmp):
+    path = _mapped_bomb(tmp, 40)
+    with pytest.raises(E.LoadBudgetExceeded, match="took over 0.5 s"):
+        load(path, limits=rt.LoadLimits(constant_folding=True, seconds=0.5))
