@@ -97,7 +97,8 @@ def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, targe
 
     feeds, given = run_inputs(bundle, inputs_path, output_path, shapes)  # every path checked before any work
     outputs = run_once(load(bundle, target=target, force=force, public_key=public_key), feeds, given, timeout)
-    arrays = npz_arrays(outputs) if output_path else {}  # an output an .npz cannot hold: refused before printing
+    # an output an .npz cannot hold (a map) is refused before anything is printed
+    arrays: dict[str, Any] = npz_arrays(outputs) if output_path else {}
     for line in output_lines(outputs):
         click.echo(line)
     if output_path:
