@@ -17,10 +17,10 @@ from .delta_format import (
 from .delta_reader import Delta, open_delta
 from .device import DeviceInfo, detect
 from .errors import (
-    BadMagic, BadSignature, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, InputError, InvalidGraph,
-    InvalidKey, InvalidManifest, InvalidOffset, LimitExceeded, LoadBudgetExceeded, ManifestTooLarge, NoSuchTensor,
-    NotARegularFile, RunTimeout, SessionError, SignatureError, TargetError, TooLargeForDevice, TrailingBytes,
-    TruncatedBundle, UnknownCodec, UnsignedBundle, UnsupportedVersion,
+    BadMagic, BadSignature, BundleError, CorruptTensor, DeviceMismatch, EdgepackError, GenerationTimeout, InputError,
+    InvalidGraph, InvalidKey, InvalidManifest, InvalidOffset, LimitExceeded, LoadBudgetExceeded, ManifestTooLarge,
+    NoSuchTensor, NotARegularFile, RunTimeout, SessionError, SignatureError, TargetError, TooLargeForDevice,
+    TrailingBytes, TruncatedBundle, UnknownCodec, UnsignedBundle, UnsupportedVersion,
 )
 from .limits import TRUSTED, UNTRUSTED, LoadLimits
 from .manifest import Manifest, TensorEntry
@@ -35,7 +35,7 @@ __all__ = [
     "ManifestTooLarge", "InvalidManifest", "InvalidOffset", "LimitExceeded", "UnknownCodec", "CorruptTensor",
     "InvalidGraph", "NoSuchTensor", "NotARegularFile", "TooLargeForDevice", "SignatureError", "UnsignedBundle",
     "BadSignature", "InvalidKey", "TargetError", "DeviceMismatch", "SessionError", "RunTimeout", "InputError",
-    "LoadLimits", "UNTRUSTED", "TRUSTED", "LoadBudgetExceeded",
+    "GenerationTimeout", "LoadLimits", "UNTRUSTED", "TRUSTED", "LoadBudgetExceeded",
     "apply_delta", "Applied", "open_delta", "Delta", "DeltaError", "BadDeltaMagic", "UnsupportedDeltaVersion",
     "TruncatedDelta", "CorruptDelta", "InvalidDelta", "WrongBase", "ResultMismatch",
 ]

@@ -174,6 +174,15 @@ class RunTimeout(SessionError):
     """A run took longer than the timeout given to Session.run and was stopped."""
 
 
+class GenerationTimeout(RunTimeout):
+    """Session.generate took longer than its timeout and was stopped, between tokens or inside a step;
+    token_ids holds the tokens generated before it stopped."""
+
+    def __init__(self, message: str, token_ids: list[int]):
+        self.token_ids = token_ids
+        super().__init__(message)
+
+
 class LoadBudgetExceeded(SessionError):
     """Loading the bundle would take more than its load budget allows (runtime/limits.py, LoadLimits)."""
 

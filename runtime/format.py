@@ -41,18 +41,15 @@ MAX_GRAPH_BYTES = 1024 * 1024 * 1024
 MAX_TOTAL_RAW_BYTES = 256 * 1024 ** 3
 MAX_NAME_BYTES = 4096
 MAX_RANK = 32
-# JSON nesting of the manifest (the schema needs 5 levels; free-form objects get the rest), and how many
-# JSON values it may hold for its size. Parsing makes a Python object of up to ~200 bytes per value, so
-# 60 MiB of `[[],[],...]` would otherwise become 1.4 GB; counting `,` `:` `[` and `{` (a dict weighs 3)
-# before parsing bounds a parse to about 10 times the manifest (measured: 600 MB for 60 MiB of 9-byte
-# strings, the costliest shape that passes). Written manifests use one value per 9 to 13 bytes.
-# The count is divided by the width of the manifest's characters (runtime/manifest.py, char_width): CPython
-# stores text with any character past U+00FF in 2 bytes per character, past U+FFFF in 4, so 64 MiB of
-# 4-byte UTF-8 strings parsed into 979 MB. A manifest with characters past U+FFFF (raw or as escaped
-# surrogates) may be at most MAX_ASTRAL_MANIFEST_BYTES: one long string of them costs 8 times its size.
+# JSON nesting of the manifest (the schema needs 5 levels; free-form objects get the rest), and the memory
+# parsing it may take: json.loads makes a Python object of 30 to 200 bytes for a few bytes of JSON, so a reader
+# bounds what the parse will allocate (runtime/manifest_cost.py) before parsing, and refuses a manifest whose
+# bound exceeds MANIFEST_COST_RATIO times its size, or MANIFEST_FREE_COST, whichever is larger. A manifest with
+# characters past U+FFFF (raw or as escaped surrogates) may be at most MAX_ASTRAL_MANIFEST_BYTES: CPython
+# stores its whole text in 4 bytes per character.
 MAX_MANIFEST_DEPTH = 32
-MANIFEST_BYTES_PER_VALUE = 8
-MANIFEST_FREE_VALUES = 10_000
+MANIFEST_COST_RATIO = 4
+MANIFEST_FREE_COST = 64 * 1024 * 1024
 MAX_ASTRAL_MANIFEST_BYTES = 4 * 1024 * 1024
 # zstd frames may not ask for a window larger than this (a bomb can ask for gigabytes).
 MAX_ZSTD_WINDOW = 1 << 24

@@ -13,15 +13,17 @@ to a preallocated buffer too.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import onnxruntime as ort
 
 from .device import detect
-from .errors import InputError, MissingDependency, SessionError
+from .errors import GenerationTimeout, InputError, MissingDependency, SessionError
 from .llm_record import MAX_TOKEN_ID, llm_record
 from .tokenizer import Streamer, Tokenizer, tokenizer_of
 
@@ -117,6 +119,7 @@ class KVRunner:
         self.binding = session._session.io_binding()
         self.length = 0      # tokens in the cache
         self.side = 0        # which buffer holds the cache now
+        self.run_options: Any = None  # onnxruntime RunOptions of every step; a watchdog sets its `terminate`
 
     def reset(self) -> None:
         self.length, self.side = 0, 0
@@ -156,10 +159,42 @@ class KVRunner:
 
     def _run(self) -> None:
         try:
-            self.session._session.run_with_iobinding(self.binding)
+            self.session._session.run_with_iobinding(self.binding, self.run_options)
         except Exception as e:
+            if self.run_options is not None and self.run_options.terminate:
+                raise GenerationTimeout(f"{self.session.path}: a generation step was stopped at its timeout",
+                                        []) from None
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise SessionError(f"{self.session.path}: onnxruntime failed a generation step: {first}") from None
+
+
+class Watchdog:
+    """Stops a generation `timeout` seconds after it starts: a timer thread sets `terminate` on the RunOptions
+    every step runs with, which stops a step in flight (onnxruntime checks it between nodes) and every later
+    one; generate() also checks the clock after each token, so a slow on_token callback counts too."""
+
+    def __init__(self, runner: KVRunner, timeout: float | None):
+        self.timeout = timeout
+        self.deadline = float("inf")
+        self.timer: threading.Timer | None = None
+        if timeout is not None:
+            runner.run_options = ort.RunOptions()
+            self.deadline = time.perf_counter() + timeout
+            self.timer = threading.Timer(timeout, setattr, (runner.run_options, "terminate", True))
+            self.timer.daemon = True
+            self.timer.start()
+
+    def expired(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+    def error(self, path: str, token_ids: list[int]) -> GenerationTimeout:
+        return GenerationTimeout(f"{path}: generation took longer than {self.timeout} s and was stopped after "
+                                 f"{len(token_ids)} tokens; give a larger timeout or fewer max_new_tokens",
+                                 list(token_ids))
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def pick(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None,
@@ -182,10 +217,17 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float
 
 def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, stop: Sequence[str | int] | None = None,
-             on_token: Callable[[int, str | None], None] | None = None, seed: int = 0) -> Generation:
-    """Continue `prompt` (text, needing the `tokenizers` package, or token ids) by up to max_new_tokens tokens."""
+             on_token: Callable[[int, str | None], None] | None = None, seed: int = 0,
+             timeout: float | None = None) -> Generation:
+    """Continue `prompt` (text, needing the `tokenizers` package, or token ids) by up to max_new_tokens tokens.
+
+    timeout: seconds for the whole call (prefill, every token and the on_token callbacks). It is checked after
+    every token and stops a step in flight; past it, GenerationTimeout (a RunTimeout) is raised, carrying the
+    token ids generated so far."""
     if max_new_tokens < 1:
         raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if timeout is not None and not timeout > 0:
+        raise InputError(f"timeout must be a positive number of seconds, got {timeout}")
     if temperature < 0 or (top_p is not None and not 0 < top_p <= 1) or (top_k is not None and top_k < 1):
         raise InputError("temperature must be >= 0, top_p in (0, 1] and top_k >= 1")
     llm: dict[str, Any] = llm_record(session.manifest.report, session.path)
@@ -215,34 +257,42 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
     rng = np.random.default_rng(seed)
     out: list[int] = []
     reason = "length"
-    t0 = time.perf_counter()
-    logits = runner.step(ids)[-1]
-    first = 0.0
-    shown = ""
-    streamer = Streamer(tok) if tok is not None else None
-    while True:
-        token = pick(logits, temperature, top_k, top_p, rng)
-        if not out:
-            first = time.perf_counter() - t0
-        if token in eos:
-            reason = "eos"
-            break
-        out.append(token)
-        piece = None
-        if streamer is not None:
-            piece = streamer.add(token)
-            shown += piece
-        if on_token is not None:
-            on_token(token, piece)
-        if token in stop_ids or (stop_texts and any(s in shown for s in stop_texts)):
-            reason = "stop"
-            break
-        if len(out) >= max_new_tokens:
-            break
-        if runner.length >= capacity:
-            reason = "context"
-            break
-        logits = runner.step([token])[0]
+    watchdog = Watchdog(runner, timeout)
+    try:
+        t0 = time.perf_counter()
+        logits = runner.step(ids)[-1]
+        first = 0.0
+        shown = ""
+        streamer = Streamer(tok) if tok is not None else None
+        while True:
+            token = pick(logits, temperature, top_k, top_p, rng)
+            if not out:
+                first = time.perf_counter() - t0
+            if token in eos:
+                reason = "eos"
+                break
+            out.append(token)
+            piece = None
+            if streamer is not None:
+                piece = streamer.add(token)
+                shown += piece
+            if on_token is not None:
+                on_token(token, piece)
+            if token in stop_ids or (stop_texts and any(s in shown for s in stop_texts)):
+                reason = "stop"
+                break
+            if len(out) >= max_new_tokens:
+                break
+            if runner.length >= capacity:
+                reason = "context"
+                break
+            if watchdog.expired():
+                raise watchdog.error(session.path, out)
+            logits = runner.step([token])[0]
+    except GenerationTimeout:  # a step stopped in flight: say how many tokens came before
+        raise watchdog.error(session.path, out) from None
+    finally:
+        watchdog.cancel()
     total = time.perf_counter() - t0
     decode_s = total - first
     if len(out) > 1 and decode_s > 0:
@@ -257,4 +307,4 @@ def token_ids_of(session: Session, text: str) -> list[int]:
     return tokenizer_of(llm_record(session.manifest.report, session.path), session.path).encode(text)
 
 
-__all__ = ["generate", "Generation", "KVRunner", "CacheLayout", "pick", "token_ids_of"]
+__all__ = ["generate", "Generation", "KVRunner", "Watchdog", "CacheLayout", "pick", "token_ids_of"]

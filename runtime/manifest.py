@@ -17,9 +17,10 @@ from typing import Any
 
 from .codecs import DECODERS
 from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, UnknownCodec
+from .manifest_cost import char_width, escaped_colons, parse_cost, string_colons
 from .format import (
     ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES, LAYOUT_COMPRESSED, LAYOUT_MAPPED,
-    MAPPED_ALIGNMENTS, MANIFEST_BYTES_PER_VALUE, MANIFEST_FREE_VALUES, MAX_ASTRAL_MANIFEST_BYTES,
+    MAPPED_ALIGNMENTS, MANIFEST_COST_RATIO, MANIFEST_FREE_COST, MAX_ASTRAL_MANIFEST_BYTES,
     MAX_FRAME_RAW_BYTES, MAX_FRAMES, MAX_GAP, MAX_GRAPH_BYTES, MAX_MANIFEST_DEPTH, MAX_NAME_BYTES, MAX_RANK,
     MAX_TENSORS, MAX_TOTAL_RAW_BYTES, raw_length,
 )
@@ -102,59 +103,38 @@ def show(value: Any) -> str:
     return repr(value)[:40]
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def value_weight(data: bytes | bytearray) -> int:
-    """An upper bound on the JSON values in `data`, dicts counted thrice (they cost about that much more)."""
-    return data.count(b",") + data.count(b":") + data.count(b"[") + 3 * data.count(b"{")
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")
-_WIDE_ESCAPE = re.compile(rb"\\u(?!00)")
-
-
-def char_width(data: bytes | bytearray) -> int:
-    """An upper bound on the bytes per character of the strings parsing `data` makes (CPython stores a string
-    in 1, 2 or 4 bytes per character, by its widest one): 4 with any 4-byte UTF-8 sequence or escaped
-    surrogate, 2 with characters past U+00FF, else 1."""
-    if data.isascii():
-        if b"\\u" not in data:
-            return 1
-        return 4 if _SURROGATE_ESCAPE.search(data) else 2 if _WIDE_ESCAPE.search(data) else 1
-    top = max(data)
-    if top >= 0xF0 or _SURROGATE_ESCAPE.search(data):
-        return 4
-    return 2 if top >= 0xC4 or _WIDE_ESCAPE.search(data) else 1
-
-
 def loads(data: bytes | bytearray, path: str) -> dict[str, Any]:
-    """Parse manifest bytes: strict UTF-8 JSON, no duplicate keys, no NaN, bounded nesting, and a bounded
-    number of values for its size and character width (docs/FORMAT.md, "Manifest": what parsing costs)."""
+    """Parse manifest bytes: strict UTF-8 JSON, no duplicate keys, no NaN, and a bound on the memory parsing
+    takes, checked before parsing (docs/FORMAT.md, "Manifest": what parsing costs)."""
     width = char_width(data)
     if width == 4 and len(data) > MAX_ASTRAL_MANIFEST_BYTES:  # its text, and a string in it, cost 4 bytes a byte
         raise LimitExceeded(path, "the size of a manifest with characters past U+FFFF", len(data),
                             MAX_ASTRAL_MANIFEST_BYTES)
-    limit = len(data) // (MANIFEST_BYTES_PER_VALUE * width) + MANIFEST_FREE_VALUES
-    weight = value_weight(data)
-    if weight > limit:
-        raise LimitExceeded(path, f"the weighted count of JSON values in the {len(data)}-byte manifest"
-                                  f"{'' if width == 1 else f' of {width}-byte characters'}", weight, limit)
+    limit = max(MANIFEST_COST_RATIO * len(data), MANIFEST_FREE_COST)
+    cost = parse_cost(data, width, _KNOWN_KEYS, limit)
+    if cost > limit:
+        raise LimitExceeded(path, f"the memory parsing the JSON values of the {len(data)}-byte manifest may take "
+                                  f"(bounded before parsing)", cost, limit)
+    members = [0]
+
+    def count(d: dict[str, Any]) -> dict[str, Any]:  # an object_hook: no list of pairs per object, as a pairs
+        members[0] += len(d)                          # hook would take, and duplicates found by counting
+        return d
+
     try:
         text = data.decode("utf-8")
-        obj = json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+        obj = json.loads(text, object_hook=count, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise InvalidManifest(path, f"not valid JSON ({str(e)[:200]})") from None
+    del text
+    # Every `:` outside a string separates a member; an object given a key twice keeps one member for two.
+    colons = data.count(b":") + escaped_colons(data)
+    if members[0] != colons and members[0] != colons - string_colons(obj):
+        raise InvalidManifest(path, "an object has a duplicate key (JSON that parsers read differently)")
     if not isinstance(obj, dict):
         raise InvalidManifest(path, "the manifest is not a JSON object")
     return obj
@@ -197,6 +177,10 @@ class _Checker:
 _BLOB_KEYS = {"codec", "offset", "length", "raw_length", "sha256", "frames"}
 _TENSOR_KEYS = _BLOB_KEYS | {"name", "dtype", "shape", "binding"}
 _FRAME_KEYS = {"length", "raw_length", "sha256"}
+# The keys every tensor or frame repeats, the most frequent first: the cost bound counts each as one str (the
+# decoder memoizes keys).
+_KNOWN_KEYS = ("sha256", "length", "raw_length", "offset", "codec", "name", "dtype", "shape", "binding", "frames",
+               "splice", *sorted({k for d in DECODERS.values() for k in d.frame_keys}))
 
 
 def _blob(c: _Checker, value: Any, name: str, where: str, keys: Set[str], optional: Set[str],

@@ -153,7 +153,7 @@ class Session:
 
     def generate(self, prompt: Any, max_new_tokens: int = 64, **options: Any) -> Any:
         """Generate text with a language model's KV cache: runtime/generate.py (options: temperature, top_k,
-        top_p, stop, on_token, seed)."""
+        top_p, stop, on_token, seed, timeout)."""
         from .generate import generate
 
         return generate(self, prompt, max_new_tokens, **options)

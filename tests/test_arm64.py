@@ -104,3 +104,35 @@ def test_guest_refuses_a_machine_with_the_packager_or_another_architecture():
     for check, expected in (("check_device", "not 'aarch64'"), ("check_isolation", "'onnx'")):
         proc = subprocess.run([sys.executable, "-c", code, str(EMULATION), check], capture_output=True, text=True)
         assert proc.returncode == 1 and expected in proc.stdout, (check, proc.stdout, proc.stderr)
+
+
+def _llm_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("arm64_llm", EMULATION / "llm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_language_model_comparison_needs_every_token_equal(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    llm = _llm_module()
+    p = llm._paths(str(tmp_path))
+    (tmp_path / "llm").mkdir()
+    json.dump({"token_ids": [0, 5], "bundle_bytes": 10, "method": "gptq", "bits_per_weight": 5.125},
+              open(p["prompt"], "w"))
+    logits = np.linspace(-3, 3, 50, dtype=np.float32)
+    np.save(p["x86_logits"], logits)
+    np.save(p["arm_logits"], logits * (1 + 1e-3))
+    tokens = [7, 8, 9, 10]
+    json.dump({"token_ids": tokens}, open(p["x86"], "w"))
+    for arm, expected in ((tokens, 0), (tokens[:3] + [11], 1), (tokens[:3], 1), ([], 1)):
+        json.dump({"token_ids": arm}, open(p["arm"], "w"))
+        assert llm.compare(str(tmp_path)) == expected, arm
+        assert ("ok" if expected == 0 else "FAILED") in capsys.readouterr().out
+    json.dump({"token_ids": []}, open(p["x86"], "w"))  # nothing generated anywhere proves nothing
+    assert llm.compare(str(tmp_path)) == 1

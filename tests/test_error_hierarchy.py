@@ -29,7 +29,6 @@ INTERNAL = {
 }
 # Built-in exceptions raised on purpose, by (module, function), and where they are caught.
 BUILTIN_RAISES = {
-    ("edgepack.runtime.manifest", "_reject_duplicates"): "a json.loads hook: loads() raises InvalidManifest",
     ("edgepack.runtime.manifest", "_reject_constant"): "a json.loads hook: loads() raises InvalidManifest",
     ("edgepack.packager.encode", "trials"): "an unknown codec or dtype from edgepack's own candidate lists: a bug",
     ("edgepack.packager.prune.importance", "scores"): "the caller forgot the activation means: a bug",

@@ -169,6 +169,8 @@ def test_int8_dynamic_language_model_reports_outliers_and_keeps_the_interface(fo
     r = package(folder, out, quantize="int8-dynamic")
     q = r.report["quantization"]
     assert "kept_float_for_outliers" in q and q["perplexity"]["quantized"] > 0
+    # the summary line counts what was quantized (it said "0 weight nodes" while the MatMuls were int8)
+    assert q["quantized_total"] == sum(q["quantized"].values()) > 0 and not q["float_targeted"]
     s = load(out)
     assert "past_key_values.0.key" in s.input_names and s.generate([5, 6], 4).token_ids
 

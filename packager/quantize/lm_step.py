@@ -104,7 +104,10 @@ def _int8_dynamic(model: onnx.ModelProto, opts: QuantizeOptions, profile: Profil
     increase = 100.0 * (after / before - 1.0)
     warnings = [f"int8-dynamic raised perplexity on the calibration windows by {increase:.1f}% ({before:.2f} -> "
                 f"{after:.2f}); int4-weight (GPTQ) usually keeps more"] if increase > 10.0 else []
-    report = {"mode": opts.mode, "calibration": source, "outlier_threshold": OUTLIER_RATIO,
+    from .count import summarize
+
+    counted = summarize(result, opts.mode, ("MatMul",), work.exclude_nodes)  # the summary line's node counts
+    report = {"mode": opts.mode, **counted, "calibration": source, "outlier_threshold": OUTLIER_RATIO,
               "kept_float_for_outliers": {n.name: round(outliers[n.input[0]], 1) for n in mats if n.name in kept},
               "perplexity": {"float": round(before, 4), "quantized": round(after, 4),
                              "increase_pct": round(increase, 2), "on": "calibration windows"},

@@ -52,10 +52,13 @@ def _prompt_ids(text: str | None, ids: str | None) -> Any:
               help="Sample among the most likely tokens whose probability reaches p.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stop", multiple=True, help="Stop when the text contains this (repeatable).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Stop with an error if generating takes longer than this (checked at every token).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print text, token_ids, time_to_first_token_s, tokens_per_s and peak_rss_mb as JSON.")
 def generate_cmd(bundle: str, prompt: str | None, prompt_ids: str | None, max_new_tokens: int, temperature: float,
-                 top_k: int | None, top_p: float | None, seed: int, stop: tuple[str, ...], as_json: bool) -> None:
+                 top_k: int | None, top_p: float | None, seed: int, stop: tuple[str, ...], timeout: float | None,
+                 as_json: bool) -> None:
     """Continue a prompt with BUNDLE's language model (KV cache; greedy unless --temperature)."""
     from edgepack.runtime import load
 
@@ -67,7 +70,7 @@ def generate_cmd(bundle: str, prompt: str | None, prompt_ids: str | None, max_ne
 
     result = session.generate(_prompt_ids(prompt, prompt_ids), max_new_tokens, temperature=temperature,
                               top_k=top_k, top_p=top_p, stop=list(stop), seed=seed,
-                              on_token=show if stream else None)
+                              on_token=show if stream else None, timeout=timeout)
     if as_json:
         click.echo(json.dumps({
             "text": result.text, "token_ids": result.token_ids, "prompt_tokens": result.prompt_tokens,

@@ -28,7 +28,7 @@ def test_a_manifest_over_the_cap_is_refused_without_reading_it(tmp, mlp_bundle):
 
 @pytest.mark.parametrize("item", [b"[]", b"{}", b'"ab"', b"1000"])
 def test_a_manifest_of_tiny_values_is_refused_before_parsing(tmp, mlp_bundle, item):
-    """60 MiB of `[[],[],...]` would parse into 1.4 GB of Python objects; the value count refuses it."""
+    """60 MiB of `[[],[],...]` would parse into 1.4 GB of Python objects; the parse's cost bound refuses it."""
     data, _ = mlp_bundle
     _, section, manifest, _ = bundles.parts(data)
     filler = b"[" + b",".join([item] * ((60 * 2 ** 20) // (len(item) + 1))) + b"]"

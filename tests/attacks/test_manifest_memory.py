@@ -1,7 +1,8 @@
 """Finding 6 of issue 19: a 17 KB bundle whose compressed manifest is 64 MiB of JSON made of 4-byte UTF-8
 strings parsed into 979 MB before InvalidManifest. CPython keeps text with a character past U+FFFF in 4 bytes
-per character, so the value count now divides by the manifest's character width, and a manifest with such
-characters may be at most MAX_ASTRAL_MANIFEST_BYTES (docs/FORMAT.md, "Manifest")."""
+per character, so the parse's cost bound (runtime/manifest_cost.py) counts the text and its strings at the
+manifest's character width, and a manifest with such characters may be at most MAX_ASTRAL_MANIFEST_BYTES
+(docs/FORMAT.md, "Manifest")."""
 
 import json
 
