@@ -58,7 +58,7 @@ class _Group(click.Group):
         except Exception as e:
             if os.environ.get("EDGEPACK_DEBUG"):
                 raise
-            click.echo(f"edgepack: internal error: {type(e).__name__}: {clip(e, 500)} "
+            click.echo(f"edgepack: internal error: {type(e).__name__}: {clip(_one_line(e), 500)} "
                        "(a bug; rerun with EDGEPACK_DEBUG=1 for a traceback)", err=True)
             ctx.exit(3)
 

@@ -184,3 +184,18 @@ def test_f9_delta_and_inspect_of_an_update_print_tensor_names_escaped(tmp_path):
         assert r.returncode == 0, r.stderr
         assert not raw_controls(r.stdout) and not raw_controls(r.stderr), (args, r.stdout)
         assert "w\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m" in r.stdout, r.stdout
+
+
+def test_f9_an_internal_error_naming_a_bundle_string_is_printed_escaped(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import edgepack.runtime
+    from edgepack.cli import cli as group
+
+    def load(*args, **kwargs):  # an unexpected exception whose message quotes a bundle's name
+        raise RuntimeError("no output y" + TERM)
+
+    monkeypatch.setattr(edgepack.runtime, "load", load)
+    res = CliRunner().invoke(group, ["run", str(term_bundle(tmp_path / "t.edgepack"))])
+    assert res.exit_code == 3 and "edgepack: internal error: RuntimeError" in res.output, res.output
+    assert not raw_controls(res.output) and "\\x1b]0;pwned\\x07" in res.output, res.output
