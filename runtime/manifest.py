@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codecs import DECODERS
-from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, UnknownCodec
+from .errors import InvalidManifest, InvalidOffset, LimitExceeded, NoSuchTensor, TooLargeForDevice, UnknownCodec
 from .manifest_cost import char_width, escaped_colons, parse_cost, string_colons
 from .format import (
     ALIGNMENT, BINDING_EXTERNAL, BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES, LAYOUT_COMPRESSED, LAYOUT_MAPPED,
@@ -119,6 +119,13 @@ def loads(data: bytes | bytearray, path: str) -> dict[str, Any]:
     if cost > limit:
         raise LimitExceeded(path, f"the memory parsing the JSON values of the {len(data)}-byte manifest may take "
                                   f"(bounded before parsing)", cost, limit)
+    try:
+        return _parse(data, path)
+    except MemoryError:  # within the bound, but more than this process may allocate (an rlimit, a small device)
+        raise TooLargeForDevice(path, cost) from None
+
+
+def _parse(data: bytes | bytearray, path: str) -> dict[str, Any]:
     members = [0]
 
     def count(d: dict[str, Any]) -> dict[str, Any]:  # an object_hook: no list of pairs per object, as a pairs

@@ -18,7 +18,10 @@ onnxruntime maps (docs/DESIGN.md, "The mapped layout: what is checked"):
   and after must agree on size, mtime and ctime, or the load fails. A file changed less than FRESH_NS ago
   is waited on first, since the kernel stamps times from a clock that ticks every few milliseconds;
 - the file must not be writable by other users (they could change weights in use after load() returns): a
-  bundle that is group- or world-writable, or owned by another user than this one or root, is refused.
+  bundle that is group- or world-writable, or owned by another user than this one or root, is refused;
+- nor may they rename it or a folder above it (they could swap in a folder holding another file just while
+  onnxruntime opens the path, and back before the checks above): every folder from the bundle's up to `/`
+  must be owned by this user or root, and writable by others only with the sticky bit (as /tmp is).
 """
 
 from __future__ import annotations
@@ -155,6 +158,26 @@ def check_file(bundle: Bundle) -> os.stat_result:
         time.sleep((FRESH_NS - age) / 1e9)
         st = os.fstat(bundle.fileno())
     return st
+
+
+def check_folders(path: str) -> None:
+    """Refuse a bundle in a folder another user may rename entries of: its folder or any above it owned by
+    another user than this one or root, or group- or world-writable without the sticky bit."""
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    folder = os.path.dirname(path)
+    while True:
+        st = os.stat(folder)
+        others = stat.S_IWGRP | stat.S_IWOTH
+        if (me is not None and st.st_uid not in (0, me)) or (st.st_mode & others and not st.st_mode & stat.S_ISVTX):
+            raise BundleError(f"{ascii(folder)[1:-1]}: a mapped bundle's folders must be writable by their owner "
+                              "only (or sticky, as /tmp is) and owned by this user or root: onnxruntime opens the "
+                              "bundle by path, so whoever can rename entries there can swap the file in use "
+                              f"(chmod go-w {ascii(folder)[1:-1]}, move the bundle, or package it with --layout "
+                              "compressed)")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
 
 
 def _same_content(a: os.stat_result, b: os.stat_result) -> bool:
@@ -296,6 +319,7 @@ def create_mapped(bundle: Bundle, so: ort.SessionOptions, providers: list[str], 
         raise BundleError(f"{ascii(os.fsdecode(path))}: onnxruntime cannot load a mapped bundle whose path is "
                           "not valid UTF-8 (a str path); rename the file or its folder, or pass the path as str")
     before = check_file(bundle)
+    check_folders(path)
     _read_ahead(bundle, mapped)
     work = [(t, f) for t in mapped for f in t.frames]
     late = [(t, f) for t, f in work if defer and _late(t)]

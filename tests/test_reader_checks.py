@@ -266,3 +266,62 @@ def test_a_tensor_larger_than_memory_is_refused_before_allocating(tmp, good, mon
             b.tensor(t.name)
         monkeypatch.setattr(host, "physical_memory", lambda: None)  # unknown: not refused
         assert b.tensor(t.name).nbytes == t.raw_length
+
+
+def test_close_and_the_with_block_close_the_descriptor(tmp, good):
+    b = open_bundle(bundles_path(tmp, good))
+    fd = b.fileno()
+    b.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    with open_bundle(bundles_path(tmp, good)) as b:
+        fd = b.fileno()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_failed_opens_leave_no_descriptor_open(tmp):
+    bad = bundles_path(tmp, b"\x89EDGEPK\n" + bytes(10))
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(E.TruncatedBundle):
+            open_bundle(bad)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_descriptor_zero_is_closed_too(tmp, good):
+    """In a process started with stdin closed, the bundle's descriptor is 0: close() must close it."""
+    import subprocess
+    import sys
+
+    path = bundles_path(tmp, good)
+    code = (f"import os, edgepack.runtime as rt\nos.close(0)\nb = rt.open_bundle({str(path)!r})\n"
+            "assert b.fileno() == 0\nb.close()\ntry:\n    os.fstat(0)\nexcept OSError:\n    print('closed')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "closed", out.stderr
+
+
+def test_a_file_holding_only_the_magic_is_truncated(tmp):
+    from edgepack.runtime.format import MAGIC
+
+    with pytest.raises(E.TruncatedBundle):
+        open_bundle(bundles_path(tmp, MAGIC))
+    with pytest.raises(E.BadMagic):
+        open_bundle(bundles_path(tmp, MAGIC[:-1]))
+
+
+def test_a_manifest_offset_inside_the_header_is_refused(tmp, good):
+    from edgepack.runtime.format import HEADER, HEADER_SIZE
+
+    magic, version, flags, _, length, signature = HEADER.unpack(good[:HEADER_SIZE])
+    for offset in (0, HEADER_SIZE, DATA_START - 1):
+        data = HEADER.pack(magic, version, flags, offset, length, signature) + good[HEADER_SIZE:]
+        with pytest.raises(E.InvalidManifest, match=f"manifest offset {offset} lies inside the header"):
+            open_bundle(bundles_path(tmp, data))
+
+
+def test_a_missing_tensor_is_named_with_the_bundle(tmp, good):
+    path = bundles_path(tmp, good)
+    with open_bundle(path) as b, pytest.raises(E.NoSuchTensor) as caught:
+        b.tensor("no such tensor")
+    assert "no such tensor" in str(caught.value) and str(path) in str(caught.value)

@@ -19,7 +19,7 @@ from edgepack.runtime.manifest import _KNOWN_KEYS, loads, parse
 from edgepack.runtime.manifest_cost import char_width, parse_cost, string_colons
 
 import bundles
-from conftest import peak_mb_refusing, write
+from conftest import child_peak_mb, peak_mb_refusing, write
 
 SHA = "a" * 64
 FRAME = b'{"length":123456,"raw_length":1048576,"sha256":"' + SHA.encode() + b'"}'
@@ -179,3 +179,31 @@ def test_the_review_shapes_are_refused_within_four_times_their_size(tmp, mlp_bun
         open_bundle(path)
     peak = peak_mb_refusing(f"rt.open_bundle({str(path)!r})", "LimitExceeded")
     assert peak < MANIFEST_COST_RATIO * size / 2 ** 20, f"{peak:.0f} MB for a {size / 2 ** 20:.0f} MiB manifest"
+
+
+@pytest.mark.parametrize("filler", [b'"' + b"\\\\" * (8 * 2 ** 20) + b'","y":"\\u0030"',
+                                    b'"' + b"\\u003a" * (3 * 2 ** 20) + b'"',
+                                    b'"' + b"\\\\u003a" * (2 * 2 ** 20) + b'"'],
+                         ids=["escaped backslashes", "escaped colons", "escaped backslash, then u003a"])
+def test_counting_escaped_colons_costs_no_memory_per_escape(tmp, mlp_bundle, filler):
+    """The duplicate-key count's pass over escapes once took a regular expression whose repeated group kept a
+    frame per backslash (16 MiB of backslashes: +2145 MiB from a 34 KB bundle) and a list of every match
+    (9x): the 16-19 MiB manifests here parsed at 32x and 9x their size. Now the whole open stays within the
+    bound the manifest was admitted under, above a process that opens a small bundle."""
+    path, size = _compressed(tmp, mlp_bundle, filler, "m.edgepack")
+    small = write(tmp, mlp_bundle[0], "small.edgepack")
+    opening = "import edgepack.runtime as rt\nb = rt.open_bundle({!r})\nassert b.manifest.report\nb.close()"
+    growth = child_peak_mb(opening.format(str(path))) - child_peak_mb(opening.format(str(small)))
+    assert growth < MANIFEST_COST_RATIO * size / 2 ** 20, f"{growth:.0f} MB for a {size / 2 ** 20:.0f} MiB manifest"
+
+
+def test_running_out_of_memory_while_parsing_is_a_typed_error(monkeypatch):
+    """Within the bound, but over what this process may allocate (a small device, an rlimit)."""
+    import edgepack.runtime.manifest as manifest
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(manifest.json, "loads", exhausted)
+    with pytest.raises(E.TooLargeForDevice, match="more than this process can allocate"):
+        loads(b'{"a":1}', "m")
