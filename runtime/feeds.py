@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import InputError, OptionError
 from .text import clip
 
 Shapes = dict[str, tuple[int, ...]]
@@ -90,7 +90,11 @@ def random_feeds(specs: Sequence[tuple[str, Any, Sequence[Any]]], shapes: Mappin
         if guess:
             guessed.append(name)
         dt = np.dtype(dtype or np.float32)
-        feeds[name] = (rng.standard_normal(shape) if dt.kind == "f" else rng.integers(0, 2, shape)).astype(dt)
+        try:
+            feeds[name] = (rng.standard_normal(shape) if dt.kind == "f" else rng.integers(0, 2, shape)).astype(dt)
+        except (MemoryError, ValueError) as e:  # a --shape too large for this machine (or numpy's limits)
+            raise InputError(f"random input {name!r} of shape {list(shape)} cannot be made here ({clip(e, 120)}); "
+                             "give a smaller --shape, or pass --inputs FEEDS.npz") from None
     return feeds, guessed
 
 
@@ -109,24 +113,44 @@ def unknown_shape_hint(guessed: Sequence[str], specs: Sequence[tuple[str, Any, S
 
 
 RECORDED = "input_shapes"  # the key under the manifest's report where the packager records sample shapes
+# A recorded shape is the bundle's word, not the user's: random feeds are made for it only up to this many
+# elements (64 MiB of float32) and this rank; a larger one is refused rather than allocated.
+MAX_RECORDED_ELEMENTS = 1 << 24
+MAX_RECORDED_RANK = 32
 
 
-def recorded_shapes(manifest_raw: Mapping[str, Any] | None) -> Shapes:
-    """The input shapes a bundle's manifest records (from its calibration or evaluation data), if any."""
+def recorded_shapes(manifest_raw: Mapping[str, Any] | None, given: Iterable[str] = ()) -> Shapes:
+    """The input shapes a bundle's manifest records (from its calibration or evaluation data), if any; inputs
+    named in `given` (shapes from --shape) are skipped. A recorded shape over MAX_RECORDED_ELEMENTS elements or
+    MAX_RECORDED_RANK dimensions is an InputError naming the input."""
     report = (manifest_raw or {}).get("report") or {}
-    shapes = report.get(RECORDED) or {}
+    shapes = report.get(RECORDED) or {} if isinstance(report, dict) else {}
     if not isinstance(shapes, dict):
         return {}
-    return {str(k): tuple(int(d) for d in v) for k, v in shapes.items()
-            if isinstance(v, list) and all(isinstance(d, int) and d > 0 for d in v)}
+    skip = set(given)
+    out: Shapes = {}
+    for k, v in shapes.items():
+        if str(k) in skip or not isinstance(v, list) or not all(isinstance(d, int) and d > 0 for d in v):
+            continue
+        elements = 1
+        for d in v:
+            elements *= min(d, MAX_RECORDED_ELEMENTS + 1)  # bounded: a recorded 2**10000 costs nothing
+        if elements > MAX_RECORDED_ELEMENTS or len(v) > MAX_RECORDED_RANK:
+            raise InputError(f"the bundle records a sample shape for input {clip(repr(str(k)), 80)} of "
+                             f"{'rank ' + str(len(v)) if len(v) > MAX_RECORDED_RANK else clip(str(v), 80)}, "
+                             f"more than the {MAX_RECORDED_ELEMENTS} elements (rank {MAX_RECORDED_RANK}) random "
+                             "feeds are made for: give its shape with --shape NAME=D0,D1,... or its values with "
+                             "--inputs FEEDS.npz")
+        out[str(k)] = tuple(int(d) for d in v)
+    return out
 
 
-def bundle_shapes(path: str) -> Shapes:
+def bundle_shapes(path: str, given: Iterable[str] = ()) -> Shapes:
     """recorded_shapes() of the bundle file at `path` (reads its manifest only)."""
     from .reader import open_bundle
 
     with open_bundle(path) as b:
-        return recorded_shapes(b.manifest.raw)
+        return recorded_shapes(b.manifest.raw, given)
 
 
 def read_npz(path: str, what: str) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ import onnxruntime as ort
 
 from .device import detect
 from .errors import GenerationTimeout, InputError, MissingDependency, SessionError
-from .llm_record import llm_record
+from .llm_record import MAX_TOKEN_ID, llm_record
 from .tokenizer import Streamer, Tokenizer, tokenizer_of
 
 if TYPE_CHECKING:
@@ -61,13 +61,38 @@ class CacheLayout:
                              "attention_mask, past_key_values.N.key/value and the output logits)")
         spec = next(i for i in session.inputs if i.name == "past_key_values.0.key")
         layers = sum(1 for n in names if n.startswith("past_key_values.") and n.endswith(".key"))
-        heads, dim = spec.shape[1], spec.shape[3]
+        shape = spec.shape
+        heads, dim = (shape[1], shape[3]) if shape is not None and len(shape) == 4 else (None, None)
         if not isinstance(heads, int) or not isinstance(dim, int) or heads < 1 or dim < 1:
-            raise InputError(f"{session.path}: past_key_values.0.key must have fixed kv_heads and head_dim "
-                             f"dimensions, not {list(spec.shape)}")
+            raise InputError(f"{session.path}: past_key_values.0.key must be [batch, kv_heads, past, head_dim] with "
+                             f"fixed kv_heads and head_dim dimensions, not {list(shape or [])}")
+        _check_cache(session, layers, spec)
         logits = next(o for o in session.outputs if o.name == "logits")
+        if not logits.shape:
+            raise InputError(f"{session.path}: the output logits must be [batch, sequence, vocab], not "
+                             f"{list(logits.shape or [])}")
         vocab = logits.shape[-1] if isinstance(logits.shape[-1], int) else None
         return cls(layers, heads, dim, np.dtype(spec.dtype or np.float32), vocab)
+
+
+def _check_cache(session: Session, layers: int, first: Any) -> None:
+    """Every layer's cache inputs and outputs exist and have layer 0's key's rank, kv_heads and head_dim, so the
+    buffers bound for them fit (a bundle's graph is the packager's word, not a promise)."""
+    inputs = {i.name: i for i in session.inputs}
+    outputs = {o.name: o for o in session.outputs}
+    for i in range(layers):
+        for kind in ("key", "value"):
+            for table, name in ((inputs, f"past_key_values.{i}.{kind}"), (outputs, f"present.{i}.{kind}")):
+                spec = table.get(name)
+                shape = spec.shape if spec is not None else None
+                if (spec is None or (shape and len(shape) != 4) or  # [] : no shape recorded, bound as is
+                        any(shape and isinstance(shape[d], int) and shape[d] != first.shape[d] for d in (1, 3))):
+                    raise InputError(f"{session.path}: the KV cache needs {name} shaped like past_key_values.0.key "
+                                     f"{list(first.shape)}, but it is "
+                                     f"{'missing' if spec is None else list(shape or [])}")
+                if spec.dtype != first.dtype or np.dtype(spec.dtype or np.float32).kind not in "fiu":
+                    raise InputError(f"{session.path}: the KV cache's {name} must be numeric and of "
+                                     "past_key_values.0.key's type")
 
 
 class KVRunner:
@@ -212,6 +237,8 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
         ids = tok.encode(prompt)
     else:
         ids = [int(t) for t in prompt]
+        if any(not 0 <= t < MAX_TOKEN_ID for t in ids):
+            raise InputError(f"prompt token ids must be from 0 to {MAX_TOKEN_ID - 1}")
         if (llm.get("tokenizer") or {}).get("tokenizer.json"):
             try:
                 tok = tokenizer_of(llm, session.path)

@@ -114,8 +114,8 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{os.fspath(path)}: no such file")
     key = public_key_bytes(public_key) if public_key is not None else None  # a bad key fails here, once
-    recorded = bundle_shapes(bundle) if inputs is None else {}
     shapes = dict(shapes or {})
+    recorded = bundle_shapes(bundle, shapes) if inputs is None else {}
     ours, theirs = [], []
     folder = _private_outputs()
     try:

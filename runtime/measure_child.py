@@ -113,7 +113,13 @@ else:  # the same seeded feeds on both sides: --shape or recorded shapes, else d
         sizes, guess = dims(n, shape)
         guessed += [f"{n} [{', '.join(str(d) if fixed(d) or (isinstance(d, str) and d) else '?' for d in shape)}]"
                     ] if guess else []
-        feeds[n] = (rng.standard_normal(sizes) if np.dtype(dt).kind == "f" else rng.integers(0, 2, sizes)).astype(dt)
+        try:
+            made = rng.standard_normal(sizes) if np.dtype(dt).kind == "f" else rng.integers(0, 2, sizes)
+            feeds[n] = made.astype(dt)
+        except (MemoryError, ValueError) as e:
+            say("EDGEPACK-ERROR", {"type": "InputError", "message": f"random input {n!r} of shape {sizes} cannot "
+                f"be made here ({str(e)[:120]}); give a smaller --shape, or pass --inputs FEEDS.npz"})
+            sys.exit(1)
 t1 = time.perf_counter()
 try:
     first = run(feeds)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import InputError
 from .generate import KVRunner
+from .llm_record import MAX_TOKEN_ID
 
 if TYPE_CHECKING:
     from .session import Session
@@ -34,6 +35,9 @@ def perplexity(session: Session, ids: Sequence[int], window: int = 128) -> Perpl
     ids = [int(t) for t in ids]
     if len(ids) < 2:
         raise InputError("the text has fewer than 2 tokens: nothing to score")
+    bad = next((t for t in ids if not 0 <= t < MAX_TOKEN_ID), None)
+    if bad is not None:
+        raise InputError(f"token id {bad} is not a valid token id (0 to {MAX_TOKEN_ID - 1})")
     runner = KVRunner(session, window, window)
     total, count, windows = 0.0, 0, 0
     for start in range(0, len(ids) - 1, window):
@@ -45,6 +49,9 @@ def perplexity(session: Session, ids: Sequence[int], window: int = 128) -> Perpl
         top = logits.max(axis=1, keepdims=True)
         logz = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
         target = np.asarray(chunk[1:])
+        if int(target.max()) >= logits.shape[1]:  # the tokenizer's ids and the model's vocabulary disagree
+            raise InputError(f"{session.path}: token id {int(target.max())} is beyond the model's "
+                             f"{logits.shape[1]} logits; the text's ids do not fit this model's vocabulary")
         total += float((logz - logits[np.arange(len(target)), target]).sum())
         count += len(target)
         windows += 1

@@ -18,12 +18,13 @@ from typing import Any
 
 import click
 
-from edgepack.runtime.errors import EdgepackError
+from edgepack.runtime.errors import EdgepackError, OptionError
 from edgepack.runtime.text import clip
 
 from . import cli_delta, cli_llm, cli_model, cli_package, cli_sign, cli_targets
 from .cli_options import run_inputs, run_once, shape_option, shapes_of
 from .cli_package import parse_size
+from .cli_show import safe
 
 __all__ = ["cli", "main", "parse_size"]
 
@@ -57,7 +58,7 @@ class _Group(click.Group):
         except Exception as e:
             if os.environ.get("EDGEPACK_DEBUG"):
                 raise
-            click.echo(f"edgepack: internal error: {type(e).__name__}: {clip(e, 500)} "
+            click.echo(f"edgepack: internal error: {type(e).__name__}: {clip(_one_line(e), 500)} "
                        "(a bug; rerun with EDGEPACK_DEBUG=1 for a traceback)", err=True)
             ctx.exit(3)
 
@@ -85,23 +86,26 @@ def cli() -> None:
               help="Stop the run after this many seconds (an error, exit 1).")
 def run_cmd(bundle: str, inputs_path: str | None, output_path: str | None, target: str | None,
             force: bool, public_key: str | None, shapes: tuple[str, ...], timeout: float | None) -> None:
-    """Run BUNDLE once and print its outputs' shapes and first values."""
+    """Run BUNDLE once and print its outputs' shapes and first values (a sequence output is saved to --output as
+    NAME[0], NAME[1], ...)."""
     import numpy as np
 
     from edgepack.packager.writer import write_atomic
     from edgepack.runtime import load
 
+    from .cli_show import npz_arrays, output_lines
+
     feeds, given = run_inputs(bundle, inputs_path, output_path, shapes)  # every path checked before any work
     outputs = run_once(load(bundle, target=target, force=force, public_key=public_key), feeds, given, timeout)
-    for name, value in outputs.items():
-        flat = np.asarray(value).ravel()
-        click.echo(f"{name}: {value.dtype}{list(value.shape)} {np.array2string(flat[:6], precision=4)}"
-                   f"{' ...' if flat.size > 6 else ''}")
+    # an output an .npz cannot hold (a map) is refused before anything is printed
+    arrays: dict[str, Any] = npz_arrays(outputs) if output_path else {}
+    for line in output_lines(outputs):
+        click.echo(line)
     if output_path:
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, **outputs)
+        np.savez(buf, **arrays)
         write_atomic(output_path, [buf.getvalue()])
         click.echo(f"wrote {output_path}")
 
@@ -141,14 +145,18 @@ def measure_cmd(bundle: str, baseline: str | None, runs: int, inputs_path: str |
     from edgepack.runtime.llm_measure import is_language_model
 
     if is_language_model(bundle) and baseline is None:
-        return cli_llm.measure_lm(bundle, repeat, as_json)
+        if inputs_path or shapes:
+            raise OptionError("--inputs and --shape do not apply to a language model: measure generates from a "
+                              "made-up prompt of token ids")
+        return cli_llm.measure_lm(bundle, repeat, as_json, target=target, force=force, lean=lean,
+                                  public_key=public_key)
     report = measure(bundle, baseline, runs=runs, inputs=inputs_path, repeat=repeat, target=target, force=force,
                      lean=lean, progress=_progress, shapes=shapes_of(shapes), public_key=public_key)
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
         for line in lines(report):
-            click.echo(line)
+            click.echo(safe(line))  # recorded target names, load warnings: the bundle's word
 
 
 # --- inspect -------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`edgepack delta`, `edgepack apply`, and `inspect` on a delta: thin wrappers over the delta API.
 
-cli.py registers these commands on its group and sends `inspect` here when its argument is a delta.
+cli.py registers these commands on its group and sends `inspect` here when its argument is a delta. Tensor
+names and provenance are the bundles' (or the update's) word: every line is printed escaped.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import json
 from typing import Any
 
 import click
+
+from edgepack.packager.untrusted import printable
 
 
 @click.command("delta")
@@ -24,7 +27,7 @@ def delta_cmd(old: str, new: str, output: str, level: int) -> None:
     from edgepack.packager.delta import describe, make_delta
 
     for line in describe(make_delta(old, new, output, level=level)):
-        click.echo(line)
+        click.echo(printable(line))
 
 
 @click.command("apply")
@@ -68,20 +71,21 @@ def inspect_delta(path: str, as_json: bool) -> None:
         click.echo(json.dumps(s, indent=1))
         return
     prov = s["provenance"]
-    click.echo(f"{path}: edgepack delta, {s['delta_bytes']:,} bytes = {s['ratio']:.4f}x the full bundle it makes "
-               f"({s['result_bytes']:,} bytes)")
-    click.echo(f"  base        {prov.get('base', '?')}: {s['base_bytes']:,} bytes, manifest sha256 "
+    click.echo(f"{printable(path)}: edgepack delta, {s['delta_bytes']:,} bytes = {s['ratio']:.4f}x the full bundle "
+               f"it makes ({s['result_bytes']:,} bytes)")
+    click.echo(f"  base        {printable(prov.get('base', '?'))}: {s['base_bytes']:,} bytes, manifest sha256 "
                f"{s['base_manifest_sha256']}")
     signer = f", signed by key {s['result_signer']}" if s["result_signer"] else ", unsigned"
-    click.echo(f"  result      {prov.get('result', '?')}: sha256 {s['result_sha256']}{signer}")
+    click.echo(f"  result      {printable(prov.get('result', '?'))}: sha256 {s['result_sha256']}{signer}")
     click.echo(f"  blobs       {s['blobs']}: {s['unchanged']} unchanged (referenced by hash), {len(s['changed'])} "
                "changed")
     if s["changed"]:
-        width = max(len(c["name"]) for c in s["changed"])
+        names = [printable(c["name"]) for c in s["changed"]]
+        width = max(map(len, names))
         click.echo(f"  {'name':<{width}}  {'how':<12} {'delta':>10} {'stored':>10}  ratio")
-        for c in s["changed"]:
+        for name, c in zip(names, s["changed"]):
             how = c["op"] + (f"/{c['transform']}" if c["transform"] else "")
-            click.echo(f"  {c['name']:<{width}}  {how:<12} {c['delta_bytes']:>10,} {c['stored_bytes']:>10,}  "
+            click.echo(f"  {name:<{width}}  {how:<12} {c['delta_bytes']:>10,} {c['stored_bytes']:>10,}  "
                        f"{c['delta_bytes'] / max(c['stored_bytes'], 1):.3f}")
 
 

@@ -11,7 +11,10 @@ from typing import Any
 
 import click
 
+from edgepack.packager.untrusted import printable
 from edgepack.runtime.errors import InputError
+
+from .cli_show import safe
 
 
 def peak_rss_mb() -> float:
@@ -62,8 +65,8 @@ def generate_cmd(bundle: str, prompt: str | None, prompt_ids: str | None, max_ne
     session = load(bundle)
     stream = not as_json and sys.stdout.isatty()
 
-    def show(token: int, piece: str | None) -> None:
-        click.echo(piece if piece is not None else f"[{token}]", nl=False)
+    def show(token: int, piece: str | None) -> None:  # the bundle's tokenizer wrote the text: escaped
+        click.echo(printable(piece, keep="\n\t") if piece is not None else f"[{token}]", nl=False)
 
     result = session.generate(_prompt_ids(prompt, prompt_ids), max_new_tokens, temperature=temperature,
                               top_k=top_k, top_p=top_p, stop=list(stop), seed=seed,
@@ -77,7 +80,8 @@ def generate_cmd(bundle: str, prompt: str | None, prompt_ids: str | None, max_ne
     if stream:
         click.echo()
     else:
-        click.echo(result.text if result.text is not None else " ".join(map(str, result.token_ids)))
+        click.echo(printable(result.text, keep="\n\t") if result.text is not None
+                   else " ".join(map(str, result.token_ids)))
     click.echo(f"{len(result.token_ids)} tokens, first after {result.time_to_first_token_s * 1000:.0f} ms, "
                f"{result.tokens_per_s:.1f} tokens/s, peak RSS {peak_rss_mb():.0f} MB ({result.stop_reason})",
                err=True)
@@ -115,16 +119,19 @@ def perplexity_cmd(bundle: str, text_path: str, window: int, as_json: bool) -> N
         click.echo(f"perplexity {r.perplexity:.3f} over {r.tokens} tokens ({r.windows} windows of {r.window})")
 
 
-def measure_lm(bundle: str, repeat: int, as_json: bool, prompt_tokens: int = 32, new_tokens: int = 64) -> None:
+def measure_lm(bundle: str, repeat: int, as_json: bool, prompt_tokens: int = 32, new_tokens: int = 64, *,
+               target: str | None = None, force: bool = False, lean: bool | None = None,
+               public_key: str | None = None) -> None:
     """`measure` on a language-model bundle (runtime/llm_measure.py)."""
     from edgepack.runtime.llm_measure import lines, measure_generation
 
-    report = measure_generation(bundle, prompt_tokens, new_tokens, repeat)
+    report = measure_generation(bundle, prompt_tokens, new_tokens, repeat, target=target, force=force, lean=lean,
+                                public_key=public_key)
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
         for line in lines(report):
-            click.echo(line)
+            click.echo(safe(line))
 
 
 COMMANDS = (generate_cmd, perplexity_cmd)

@@ -35,7 +35,7 @@ def session_feeds(session: Any, shapes: dict[str, tuple[int, ...]]) -> tuple[dic
     """Random feeds for a runtime session: --shape, else the shapes its bundle recorded, else dynamic dims 1;
     and the inputs whose shape was guessed."""
     specs = [(s.name, s.dtype, s.shape) for s in session.inputs]
-    return _random_feeds(specs, shapes, recorded_shapes(getattr(session.manifest, "raw", None)))
+    return _random_feeds(specs, shapes, recorded_shapes(getattr(session.manifest, "raw", None), shapes))
 
 
 def guessed_hint(session: Any, guessed: list[str]) -> str:
@@ -156,10 +156,12 @@ def run_once(session: Any, feeds: dict[str, Any] | None, given: dict[str, tuple[
     guessed: list[str] = []
     if feeds is None:
         feeds, guessed = session_feeds(session, given)
-        click.echo("note: no --inputs given: running on random inputs "
+        from .cli_show import safe  # input names are the bundle's word: escaped
+
+        click.echo(safe("note: no --inputs given: running on random inputs "
                    + ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
                    + (f" (dynamic dimensions of {', '.join(guessed)} set to 1; --shape NAME=D0,D1,... sets them)"
-                      if guessed else ""), err=True)
+                      if guessed else "")), err=True)
     try:
         return session.run(feeds, timeout=timeout)
     except InputError as e:
