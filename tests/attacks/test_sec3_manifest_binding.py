@@ -197,17 +197,50 @@ def test_a_branch_initializer_shadowing_an_outer_one_is_refused(tmp):
     _refused(_hostile(tmp, src, edit), "defines 'w', a manifest tensor's name, as an initializer")
 
 
-def test_a_subgraph_name_shadowing_a_non_manifest_one_is_refused(tmp):
-    """Small typed initializers (in no manifest) named alike in a graph and a branch nested in it."""
+def test_a_branch_weight_shadowing_an_outer_one_loads_and_computes_as_onnxruntime_does(tmp):
+    """Legitimate ONNX (onnx's checker accepts it): the then-branch has its own initializer `w`, as the main
+    graph does; the body uses its own. Both are manifest tensors (w, w#2), and the bundle computes what
+    onnxruntime computes on the original model."""
+    import onnx
+    import onnxruntime as ort
+
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    inner = numpy_helper.from_array(np.full((4, 4), 2.0, np.float32), "w")
+    out = helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4])
+    then = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["t"])], "then", [], [out], [inner])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, [1, 4])])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("If", ["c"], ["b"], then_branch=then, else_branch=other),
+             helper.make_node("Add", ["m", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model, full_check=True)
+    path = tmp / "shadow.edgepack"
+    package(model, output=path)
+    with open_bundle(path) as b:
+        assert sorted(t.name for t in b.manifest.tensors) == ["w", "w#2"]
+    reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = load(path)
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    for cond in (True, False):
+        feeds = {"x": x, "c": np.array(cond)}
+        np.testing.assert_array_equal(session.run(feeds)["y"], reference.run(None, feeds)[0])
+
+
+def test_a_typed_initializer_defined_twice_in_a_branch_is_refused(tmp):
+    """Small typed initializers (in no manifest) named alike in one graph: onnxruntime keeps one."""
     src = tmp / "src.edgepack"
     package(_if_model([_weight("a", 1.0)], [_weight("b", 2.0)]), output=src)
 
     def edit(m):
-        m.graph.initializer.append(helper.make_tensor("k", TensorProto.INT64, [1], [1]))
         then = next(a.g for a in m.graph.node[0].attribute if a.name == "then_branch")
+        then.initializer.append(helper.make_tensor("k", TensorProto.INT64, [1], [1]))
         then.initializer.append(helper.make_tensor("k", TensorProto.INT64, [1], [2]))
 
-    _refused(_hostile(tmp, src, edit), "initializer 'k' of a subgraph shadows an initializer")
+    _refused(_hostile(tmp, src, edit), "'k' is defined twice in one graph")
 
 
 def test_a_branch_constant_named_like_a_sibling_weight_is_refused(tmp):
