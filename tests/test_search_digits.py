@@ -123,6 +123,19 @@ def test_max_bytes_prunes_as_far_as_the_accuracy_budget_allows(cnn, budgeted, tm
     assert [s["name"] for s in edgepack_steps(result.path)] == ["import", "search", "prune", "quantize", "encode"]
 
 
+def test_max_bytes_holds_for_the_file_written_with_its_final_report(cnn, budgeted, tmp):
+    """A limit one byte under the unconstrained bundle: the report written after the search (its full record,
+    the format choice) adds bytes the trial's bundle did not have; the search must count them, not choose a
+    recipe whose file then misses the limit (a new user's finding)."""
+    _, plain = budgeted
+    limit = plain.bundle_bytes - 1
+    out = tmp / "tight.edgepack"
+    result = _package(cnn, out, quantize="int8-static", budget={"max_accuracy_drop": 1.0, "max_bytes": limit},
+                      quantize_options={"recipe": "profile"})
+    assert result.bundle_bytes == os.path.getsize(out) <= limit
+    assert result.report["search_timing"]["bundle_bytes"] == result.bundle_bytes
+
+
 def test_pruning_ratio_backs_off_when_the_one_asked_for_misses(cnn, tmp):
     result = _package(cnn, tmp / "p.edgepack", quantize="int8-static", prune="channels:0.7",
                       budget={"max_accuracy_drop": 1.0})
