@@ -128,8 +128,17 @@ def fidelity_lines(f: dict[str, Any]) -> list[str]:
 
 
 def speed_lines(s: dict[str, Any]) -> list[str]:
+    """The speed against the original, and how far the timing noise lets it be trusted: faster (or slower)
+    only when every round of runs says so."""
+    rounds = s.get("rounds") or []
+    noise = ""
+    if len(rounds) > 1:
+        lo, hi = min(rounds), max(rounds)
+        spread = f"{lo:.2f}-{hi:.2f}x over {len(rounds)} rounds"
+        noise = (f"; faster in every round, {spread}" if hi < 1 else f"; slower in every round, {spread}"
+                 if lo > 1 else f"; {spread}: no difference beyond timing noise")
     return [f"  speed       {s['packaged_ms']:.3g} ms per run, original {s['reference_ms']:.3g} ms "
-            f"({s['ratio']:.2f}x) on this machine, median of {s['runs']} runs"]
+            f"({s['ratio']:.2f}x{noise}) on this machine, median of {s['runs']} runs"]
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
