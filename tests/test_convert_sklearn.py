@@ -143,7 +143,8 @@ def test_quantizing_a_model_of_ml_ops_says_why_nothing_was_quantized(iris, tmp):
     X, y = iris
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
     with pytest.raises(UnquantizedWeights, match=r"ai\.onnx\.ml ops \(.*LinearClassifier.*\) keep their weights as "
-                                                 r"attributes.*without --quantize"):
+                                                 r"attributes.*without --quantize") as e:
         edgepack.package(model, output=str(tmp / "q.edgepack"), example_inputs=X[:2].astype(np.float32),
                          quantize="int8-dynamic")
+    assert "--op-types" not in str(e.value)   # no op type would quantize attributes: no advice to widen them
     assert not (tmp / "q.edgepack").exists()

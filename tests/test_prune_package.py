@@ -108,3 +108,28 @@ def test_cli_errors_are_one_line(residual, args, message):
     d, _ = residual
     r = cli("package", d / "m.onnx", "-o", d / "e.edgepack", *args)
     assert r.returncode == 1 and r.stderr.startswith(message) and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("method", ["channels", "unstructured"])
+def test_pruning_a_model_without_weights_says_so(method, tmp_path):
+    """Nothing to prune is said in the report and on the CLI, as a GRU's weights are ("not pruned: ..."),
+    not left to `params 0 -> 0` (a new user's finding)."""
+    import quant_models
+
+    model = tmp_path / "nw.onnx"
+    onnx.save(quant_models.no_weights(), model)
+    out = tmp_path / "nw.edgepack"
+    r = subprocess.run([sys.executable, "-m", "edgepack.cli", "package", str(model), "-o", str(out), "--prune",
+                        f"{method}:0.3"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "not pruned: the model has no weights to prune" in r.stdout, r.stdout
+    with open_bundle(out) as b:
+        assert b.manifest.raw["report"]["prune"]["not_pruned"] == "the model has no weights to prune"
+
+
+def test_a_ratio_that_removes_no_channel_says_so():
+    from edgepack.packager.prune import prune_model
+
+    model, _ = pg.residual_block()
+    report = prune_model(model, "channels:0.01").report
+    assert report["units"]["removed"] == 0 and "removes none of the" in report["not_pruned"]

@@ -133,12 +133,22 @@ def test_outer_weights_shared_by_the_main_graph_and_a_branch(tmp):
 
 def test_nothing_quantized_is_an_error(tmp):
     out = tmp / "b.edgepack"
-    with pytest.raises(UnquantizedWeights, match="int8-dynamic quantized nothing"):
+    with pytest.raises(UnquantizedWeights, match="int8-dynamic quantized nothing") as e:
         edgepack.package(quant_models.no_weights(), str(out), quantize="int8-dynamic")
     assert not out.exists()
+    # no weights at all: nothing to widen to (a new user's finding); the advice names the cause
+    assert "--op-types" not in str(e.value).replace("no --op-types would", "") and "no weight tensors" in str(e.value)
+    assert "package it without --quantize" in str(e.value)
     result = edgepack.package(quant_models.no_weights(), str(out), quantize="int8-dynamic",
                               quantize_options={"allow_unquantized": True})
     assert any("quantized nothing" in w for w in result.report["warnings"])
+
+
+def test_weights_outside_the_op_types_are_named_when_nothing_is_quantized(tmp):
+    with pytest.raises(UnquantizedWeights, match="widen --op-types .the model's float weights are on Conv") as e:
+        edgepack.package(quant_models.opset11_cnn(), str(tmp / "b.edgepack"), quantize="int8-dynamic",
+                         quantize_options={"op_types": ["MatMul"]})
+    assert "package it without --quantize" not in str(e.value)
 
 
 @pytest.mark.parametrize("mode", ["int8-static", "int8-dynamic"])

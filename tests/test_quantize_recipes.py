@@ -36,8 +36,14 @@ def test_candidates_measured_against_fp32_and_the_fastest_within_tolerance_kept(
     assert {"S8S8 QDQ per-channel", "U8S8 QDQ per-channel", "U8S8 QOperator per-channel"} <= set(names)
     ok = [c for c in q["candidates"] if "p50_ms" in c and not c["misses"]]
     chosen = [c for c in q["candidates"] if c.get("chosen")]
-    assert len(chosen) == 1 and chosen[0] in ok and chosen[0]["p50_ms"] == min(c["p50_ms"] for c in ok)
-    assert q["recipe"]["latency_measured"] and q["recipe"]["by"] == "measured"
+    assert len(chosen) == 1 and chosen[0] in ok and q["recipe"]["latency_measured"]
+    fastest = min(ok, key=lambda c: c["p50_ms"])
+    if q["recipe"]["by"] == "measured":
+        assert chosen[0] is fastest
+    else:   # the fastest was within the noise margin of the profile's default, which was kept: the record says so
+        assert q["recipe"]["by"] == "profile default kept" and q["recipe"]["fastest"] == fastest["name"]
+        assert chosen[0]["name"] == q["recipe"]["profile_default"]
+        assert fastest["p50_ms"] > chosen[0]["p50_ms"] * (1 - q["recipe"]["margin"])
     for c in q["candidates"]:
         assert c["activation_type"] in ("int8", "uint8") and c["weight_type"] == "int8"
         assert c["ratio"] > 0 and c["fidelity"]["cosine"] > 0.9 and c["fidelity"]["agreement"] > 0.9

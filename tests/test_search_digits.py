@@ -123,6 +123,39 @@ def test_max_bytes_prunes_as_far_as_the_accuracy_budget_allows(cnn, budgeted, tm
     assert [s["name"] for s in edgepack_steps(result.path)] == ["import", "search", "prune", "quantize", "encode"]
 
 
+def test_max_bytes_holds_for_the_file_written_with_its_final_report(cnn, budgeted, tmp):
+    """A limit one byte under the unconstrained bundle: the report written after the search (its full record,
+    the format choice) adds bytes the trial's bundle did not have; the search must count them, not choose a
+    recipe whose file then misses the limit (a new user's finding)."""
+    _, plain = budgeted
+    limit = plain.bundle_bytes - 1
+    out = tmp / "tight.edgepack"
+    result = _package(cnn, out, quantize="int8-static", budget={"max_accuracy_drop": 1.0, "max_bytes": limit},
+                      quantize_options={"recipe": "profile"})
+    assert result.bundle_bytes == os.path.getsize(out) <= limit
+    assert result.report["search_timing"]["bundle_bytes"] == result.bundle_bytes
+
+
+def test_a_final_report_larger_than_estimated_makes_the_search_run_again(cnn, budgeted, tmp, monkeypatch):
+    """When the final bundle still misses --max-bytes by the report written after the search, the search runs
+    again with those bytes reserved in every trial's size (here the trial bundles are made to look 1,500
+    bytes smaller than they are), rather than failing after it had met the budget."""
+    import dataclasses
+
+    from edgepack.packager.search import run as search_run
+
+    real = search_run.write_bundle
+    monkeypatch.setattr(search_run, "write_bundle", lambda *a: dataclasses.replace(
+        result := real(*a), bundle_bytes=result.bundle_bytes - 1500))
+    _, plain = budgeted
+    limit = plain.bundle_bytes - 1
+    out = tmp / "again.edgepack"
+    result = _package(cnn, out, quantize="int8-static", budget={"max_accuracy_drop": 1.0, "max_bytes": limit},
+                      quantize_options={"recipe": "profile"})
+    assert result.bundle_bytes == os.path.getsize(out) <= limit
+    assert result.report["search"]["report_reserve_bytes"] > 1500
+
+
 def test_pruning_ratio_backs_off_when_the_one_asked_for_misses(cnn, tmp):
     result = _package(cnn, tmp / "p.edgepack", quantize="int8-static", prune="channels:0.7",
                       budget={"max_accuracy_drop": 1.0})

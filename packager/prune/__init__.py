@@ -75,7 +75,24 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
     report.update(compare(model, prepared, pruned, shapes))
     if samples:
         report["fidelity"] = fidelity(prepared, pruned, samples)
+    why = _not_pruned(report)
+    if why:
+        report["not_pruned"] = why
     return PruneResult(pruned, report, kept)
+
+
+def _not_pruned(report: dict[str, Any]) -> str | None:
+    """Why pruning removed nothing, or None when it removed something: said, not left to `params 0 -> 0`."""
+    if not report["params"]["before"]:
+        return "the model has no weights to prune"
+    units = report.get("units")
+    if units is not None and not units["removed"]:
+        if not units["prunable"]:
+            return "no layer has channels that channel pruning can remove"
+        return f"the ratio {report['ratio']:g} removes none of the {units['prunable']:,} prunable channels"
+    if "zeros" in report and report["zeros"]["after"] == report["zeros"]["before"]:
+        return "no weight was zeroed"
+    return None
 
 
 def _channels(prepared: onnx.ModelProto, options: PruneOptions, samples, report: dict[str, Any]):

@@ -1,8 +1,10 @@
 """Parameters and FLOPs, per weighted layer and in total, for the pruning report.
 
-FLOPs count 2 per multiply-add of Conv, ConvTranspose, Gemm and MatMul with a constant weight, for one
-sample: each convolution counts every output position, with dynamic dimensions (height, width) taken from the
-calibration data or --shape when given, else as 1; the batch counts as 1. Total parameters count every
+FLOPs count 2 per multiply-add of Conv, ConvTranspose, Gemm and MatMul with a constant weight, and of the
+GRU, LSTM and RNN input and recurrent weights (every time step; the gates' elementwise work is not counted),
+for one sample: each convolution counts every output position, each recurrent layer every step, with
+dynamic dimensions (height, width, sequence length) taken from the calibration data or --shape when given,
+else as 1; the batch counts as 1. Total parameters count every
 floating-point weight element: initializers, and the values of Constant nodes (as Paddle and TensorFlow
 exporters store weights).
 """
@@ -20,6 +22,7 @@ from ..dims import with_shapes
 from .graph import GraphView
 
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+RECURRENT = ("GRU", "LSTM", "RNN")   # inputs X, W, R, B: per step, W and R each multiply once
 
 
 def _dim(d) -> int:
@@ -29,6 +32,26 @@ def _dim(d) -> int:
 def _sized(shape: list | None) -> bool:
     """Whether the spatial dimensions of an NCHW-like shape are known sizes."""
     return shape is not None and all(isinstance(d, int) and d > 0 for d in shape[2:])
+
+
+def _steps(node: onnx.NodeProto, view: GraphView) -> int | None:
+    """A recurrent layer's sequence length (None: not known)."""
+    x = view.shape(node.input[0])
+    layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+    d = x[1 if layout else 0] if x and len(x) == 3 else None
+    return d if isinstance(d, int) and d > 0 else None
+
+
+def _recurrent(node: onnx.NodeProto, view: GraphView) -> dict[str, Any] | None:
+    """The cost of a GRU, LSTM or RNN whose W and R are constants."""
+    w, r = view.const(node.input[1]), view.const(node.input[2]) if len(node.input) > 2 else None
+    if w is None or r is None:
+        return None
+    bias = view.const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+    steps = _steps(node, view)
+    return {"op": node.op_type, "weight": node.input[1], "shape": list(w.shape),
+            "params": int(w.size + r.size + (bias.size if bias is not None else 0)),
+            "flops": 2 * (steps or 1) * int(w.size + r.size), "sized": steps is not None}
 
 
 def _flops(node: onnx.NodeProto, view: GraphView, w: np.ndarray) -> int:
@@ -51,6 +74,11 @@ def layer_costs(view: GraphView) -> dict[str, dict[str, Any]]:
     """{node name: {op, weight, shape, params, flops}} for every layer with a constant weight."""
     out = {}
     for node in view.nodes():
+        if node.op_type in RECURRENT and node.domain in ("", "ai.onnx") and len(node.input) > 2:
+            cost = _recurrent(node, view)
+            if cost is not None:
+                out[node.name] = cost
+            continue
         if node.op_type not in WEIGHTED or node.domain not in ("", "ai.onnx") or len(node.input) < 2:
             continue
         w = view.const(node.input[1])

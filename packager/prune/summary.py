@@ -13,10 +13,12 @@ def summary_lines(report: dict[str, Any] | None, layers: int | None = 0) -> list
     lines = [f"pruned {report['method']}:{report['ratio']:g} ({report['scope']}, {report['criterion']}"
              f"{', reconstructed' if report.get('reconstruct') else ''}): params {p['before']:,} -> {p['after']:,} "
              f"({p['ratio']:.3f}x), FLOPs {f['before']:,} -> {f['after']:,} ({f['ratio']:.3f}x)"]
+    if report.get("not_pruned"):
+        lines.append(f"  not pruned: {report['not_pruned']}")
     if f.get("unsized_layers"):
-        lines.append(f"  note: the spatial size of {f['unsized_layers']} convolution(s) is not known, so their FLOPs "
-                     "count one output position each; give --calibration DATA or --shape NAME=D0,D1,... to count "
-                     "them at a real input size")
+        lines.append(f"  note: the spatial size (or sequence length) of {f['unsized_layers']} convolution or "
+                     "recurrent layer(s) is not known, so their FLOPs count one output position (or time step) "
+                     "each; give --calibration DATA or --shape NAME=D0,D1,... to count them at a real input size")
     odd = [x["name"] for x in report.get("layers", []) if x["op"] == "Conv" and x["shape"][1] != x["shape"][0]
            and x["shape"][1][0] % 8]
     if odd and report.get("round_to", 1) == 1:

@@ -52,6 +52,16 @@ def quantization_lines(q: dict[str, Any]) -> list[str]:
     return lines
 
 
+def how(r: dict[str, Any]) -> str:
+    """How a measured format was chosen, in words that hold for the figures listed."""
+    if r["by"] == "profile default kept":
+        return (f"profile default kept: the fastest measured, {r['fastest']}, was within "
+                f"{100 * r.get('margin', 0.05):.0f}% of it, inside timing noise")
+    if r["by"] == "measured":
+        return "measured: the fastest within tolerance"
+    return r["by"]
+
+
 def recipe_lines(q: dict[str, Any]) -> list[str]:
     """The int8 format and how it was chosen: a table of the candidates measured, or why none was."""
     r = q.get("recipe")
@@ -61,8 +71,8 @@ def recipe_lines(q: dict[str, Any]) -> list[str]:
         if r.get("host_runs_target", True):
             return [f"  format      {r['chosen']} ({r['by']}); latency not measured: {r['why']}"]
         return [f"  format      {r['chosen']} ({r['by']}); latency NOT measured for this target: {r['why']}"]
-    lines = [f"  format      {r['chosen']} ({r['by']}: fastest within tolerance of {len(q.get('candidates', []))} "
-             f"measured on this host, fp32 {r['fp32_p50_ms']:.3g} ms per run)"]
+    lines = [f"  format      {r['chosen']} ({how(r)}; {len(q.get('candidates', []))} measured on this host, "
+             f"fp32 {r['fp32_p50_ms']:.3g} ms per run)"]
     width = max((len(c["name"]) for c in q.get("candidates", [])), default=26)
     for c in q.get("candidates", []):
         f = c.get("fidelity") or {}
@@ -118,8 +128,17 @@ def fidelity_lines(f: dict[str, Any]) -> list[str]:
 
 
 def speed_lines(s: dict[str, Any]) -> list[str]:
+    """The speed against the original, and how far the timing noise lets it be trusted: faster (or slower)
+    only when every round of runs says so."""
+    rounds = s.get("rounds") or []
+    noise = ""
+    if len(rounds) > 1:
+        lo, hi = min(rounds), max(rounds)
+        spread = f"{lo:.2f}-{hi:.2f}x over {len(rounds)} rounds"
+        noise = (f"; faster in every round, {spread}" if hi < 1 else f"; slower in every round, {spread}"
+                 if lo > 1 else f"; {spread}: no difference beyond timing noise")
     return [f"  speed       {s['packaged_ms']:.3g} ms per run, original {s['reference_ms']:.3g} ms "
-            f"({s['ratio']:.2f}x) on this machine, median of {s['runs']} runs"]
+            f"({s['ratio']:.2f}x{noise}) on this machine, median of {s['runs']} runs"]
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

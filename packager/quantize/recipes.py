@@ -217,6 +217,7 @@ def _measure(model: onnx.ModelProto, opts: QuantizeOptions, candidates: list[Qua
     faithful = sorted((r for r in rows if "p50_ms" in r), key=lambda r: -(r["fidelity"].get("cosine") or -1))
     best = min(ok, key=lambda r: r["p50_ms"]) if ok else (faithful[0] if faithful else None)
     usual = next((r for r in ok if r["name"] == default), None)
+    fastest = best
     if best is not None and usual is not None and best["p50_ms"] > usual["p50_ms"] * (1 - MARGIN):
         best = usual  # a difference within timing noise decides nothing: keep the profile's format
     if best is None:
@@ -228,6 +229,8 @@ def _measure(model: onnx.ModelProto, opts: QuantizeOptions, candidates: list[Qua
     record = {"chosen": best["name"], "by": "measured" if ok else "most faithful (none within tolerance)",
               "latency_measured": True, "fp32_p50_ms": timed[0], "samples": len(feeds),
               "tolerance": dataclasses.asdict(tolerance), "profile_default": default}
+    if fastest is not None and best is not fastest:   # not the fastest measured: say so, and by how much
+        record.update(by="profile default kept", fastest=fastest["name"], margin=MARGIN)
     return Choice(chosen, prepared, record, rows)
 
 

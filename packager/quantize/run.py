@@ -129,12 +129,21 @@ def _check(summary: dict[str, Any], opts: QuantizeOptions) -> list[str]:
         message = (f"{opts.mode} quantized nothing: no weight of the op types {list(opts.op_types or ['any'])} "
                    f"ended up {'fp16' if opts.mode == 'fp16' else 'in integers'} (weights by type: "
                    f"{summary['float'] or 'none found'})")
+        # the advice names the cause: op types left out can be widened to; weights kept as ai.onnx.ml
+        # attributes, or no weights at all, leave nothing for any --op-types to quantize
+        others = sorted(set(summary["float"]) - set(opts.op_types or ()))
         if summary.get("ml_ops"):
             message += (f"; the model's ai.onnx.ml ops ({', '.join(summary['ml_ops'])}) keep their weights as "
-                        "attributes, which onnxruntime's quantizers do not touch: package it without --quantize")
+                        "attributes, which onnxruntime's quantizers do not touch")
+            advice = "package it without --quantize"
+        elif not summary["float"]:
+            message += "; the model has no weight tensors, so no --op-types would quantize anything"
+            advice = "package it without --quantize"
+        else:
+            advice = f"widen --op-types (the model's float weights are on {', '.join(others or summary['float'])})"
         if not opts.allow_unquantized:
-            raise UnquantizedWeights(message + "; widen --op-types, or pass --allow-unquantized to package the "
-                                     "model unquantized", [])
+            raise UnquantizedWeights(f"{message}; {advice}, or pass --allow-unquantized to package the model "
+                                     "unquantized", [])
         warnings.append(message)
     left = summary["float_targeted"]
     if left:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..quantize.describe import how
 from .parts import Item, Section, Table
 
 
@@ -22,7 +23,7 @@ def recipe_section(d: dict[str, Any]) -> Section | None:
     items: list[Item] = [
         f"Each candidate format was quantized from one calibration and run on {r['samples']} calibration samples "
         f"on the packaging host, interleaved with the fp32 model ({r['fp32_p50_ms']:.3g} ms per run) in the same "
-        f"process; kept: {r['chosen']} ({r['by']}). Tolerance: worst-sample cosine >= "
+        f"process; kept: {r['chosen']} ({how(r)}). Tolerance: worst-sample cosine >= "
         f"{r['tolerance']['min_cosine']}, top-1 agreement >= {r['tolerance']['min_agreement']} "
         f"({r['tolerance']['source']}). The profile's default is {r['profile_default']}."]
     rows = []

@@ -53,6 +53,8 @@ def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = 
             continue
         value = (timing or {}).get("measured", {}).get(chosen["index"], {}).get(FIGURE[name]) \
             if name in ("max_memory_mb", "max_latency_ms") else chosen.get(FIGURE[name])
+        if name == "max_bytes" and timing and "bundle_bytes" in timing:
+            value = timing["bundle_bytes"]   # the file written, its final report included
         shown = _figure(name, value) if value is not None else "?"
         held.append(f"{DISPLAY[FIGURE[name]]} {shown} ({LIMITS[name][0]} {_figure(name, limit)})")
     lines.append("  holds       " + "; ".join(held))

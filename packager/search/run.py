@@ -42,11 +42,11 @@ from ..quantize.options import QuantizeOptions
 from ..quantize.run import Quantized
 from . import costs, probe, sensitivity
 from .bench import Bench, all_float, build, make_bench, quantized_fraction, recipe_opts
-from .budget import FIDELITY, MEASURED, Budget, describe_miss
+from .budget import FIDELITY, MEASURED, Budget
 from .evaluate import Evaluator, summarize
-from .notes import _note, describe
+from .notes import _note, describe, failure
 from .speed import SpeedGate, not_slower
-from .trial import Trial, closeness
+from .trial import Trial
 
 PRUNE_STEPS = 4          # bisection steps over the pruning ratio: a resolution of 1/16 of the range
 AUTO_PRUNE_MAX = 0.75    # the most channels the search prunes on its own to fit --max-bytes
@@ -84,6 +84,9 @@ class Inputs:
     kinds: dict[str, Any] | None = None   # output kinds (fidelity.kinds), for the fidelity figures
     prepared: Any = None                  # the unpruned model prepared and calibrated by the recipe choice
     speed: str | None = None              # None: check p50 <= fp32 on this host; else why it is not checked
+    extra: dict[str, Any] | None = None   # quantization report entries known before the search (the format
+    #                                       choice): in every trial's bundle, as in the final one
+    reserve: int = 0                      # bytes added to each trial's bundle for the rest of the final report
 
 
 class Search:
@@ -101,6 +104,7 @@ class Search:
         self.gate = SpeedGate(inputs.source, inputs.samples, inputs.profile, folder) \
             if inputs.quantize is not None and inputs.speed is None else None
         self.slower: list[dict[str, Any]] = []
+        self.floor: Trial | None = None   # the model in float, when the speed rule turned every recipe down
         self.bar = Progress("searching", inputs.budget.max_trials, inputs.progress)
 
     # --- the search ---------------------------------------------------------------------------------
@@ -223,10 +227,13 @@ class Search:
     def size(self, bench: Bench, model: onnx.ModelProto, opts: QuantizeOptions | None, t: Trial,
              report: dict[str, Any]) -> int:
         """The bytes of the trial's bundle, written with about the report the final bundle would have (its
-        fidelity, layers, the search's record so far), so that --max-bytes holds for the file written."""
+        fidelity, layers, the format choice, the search's record so far), plus `reserve` for what only the final
+        record holds, so that --max-bytes holds for the file written (package_to_budget checks that file)."""
         steps = [bench.prune.provenance] if bench.prune and bench.prune.provenance else []
         if opts is not None:
             steps.append({"name": "quantize", "options": opts.record()})
+        if report.get(keys.QUANTIZATION):
+            report[keys.QUANTIZATION] = {**report[keys.QUANTIZATION], **(self.x.extra or {})}
         report = {**report, keys.LAYERS: layer_sizes(self.x.source, model),
                   keys.SEARCH: {"trials": [x.record() for x in self.trials] + [t.record()],
                                 "sensitivity": self.ranking or []}}
@@ -235,7 +242,7 @@ class Search:
         t.path = os.path.join(self.folder, f"trial-{t.index}.edgepack")
         job, enc = self.x.job, self.x.job.encoding
         return write_bundle(job.source, model, t.path, job.profile, [*job.steps, *steps], {**job.report, **report},
-                            enc.level, enc.frame_bytes, enc.threads).bundle_bytes
+                            enc.level, enc.frame_bytes, enc.threads).bundle_bytes + self.x.reserve
 
     def bench(self, ratio: float, stage: str) -> Bench | None:
         if ratio in self.benches:
@@ -299,7 +306,7 @@ class Search:
         bench = self.benches[feasible[0].ratio]
         everything = all_float(bench)
         done = [t for t in self.trials if t.ratio == bench.ratio and t.float_nodes == everything]
-        floor = done[0] if done else self.trial(bench, everything, "float")
+        self.floor = floor = done[0] if done else self.trial(bench, everything, "float")
         return [floor] if floor.meets else []
 
     def measure(self, t: Trial) -> bool:
@@ -324,25 +331,7 @@ class Search:
         return t if t.meets else None
 
     def failure(self) -> BudgetNotMet:
-        candidates = [t for t in self.trials if t.figures]
-        best = min(candidates, key=closeness) if candidates else (self.trials[-1] if self.trials else None)
-        seconds = time.monotonic() - self.started
-        if best is None:
-            return BudgetNotMet(f"the budget search could not build any recipe ({seconds:.0f} s)")
-        ratios = ", ".join(f"{x['trial']}: {x['ratio']:.2f}x" for x in self.slower)
-        missed = "; ".join(describe_miss(k, v) for k, v in best.misses.items()) or best.error
-        if not missed and self.slower:  # it met every budget: the speed rule alone turned it down
-            return BudgetNotMet(f"no recipe met the budget in {len(self.trials)} trials ({seconds:.0f} s): the "
-                                f"quantized recipes that met the fidelity and size budgets ran slower than fp32 on "
-                                f"this host (trials {ratios}); --allow-slower accepts that, or give --quantize none",
-                                best.record(), best.misses, [t.record() for t in self.trials])
-        missed = missed or "a budget not recorded"
-        slow = "" if not self.slower else (f"; the quantized recipes that met it ran slower than fp32 on this host "
-                                           f"(trials {ratios}; --allow-slower accepts that)")
-        return BudgetNotMet(f"no recipe met the budget in {len(self.trials)} trials ({seconds:.0f} s): the closest, "
-                            f"trial {best.index} ({describe(best)}), missed {missed}{slow}",
-                            best.record() | ({"measured": best.measured} if best.measured else {}),
-                            best.misses, [t.record() for t in self.trials])
+        return failure(self.trials, self.slower, self.floor, time.monotonic() - self.started)
 
     def record(self, chosen: Trial) -> dict[str, Any]:
         bench = self.benches[chosen.ratio]
@@ -358,6 +347,8 @@ class Search:
         }
         if self.notes:
             out["notes"] = self.notes
+        if self.x.reserve:
+            out["report_reserve_bytes"] = self.x.reserve   # in each trial's bytes: the final report's extra bytes
         if self.slower:
             out["slower_than_fp32"] = [x["trial"] for x in self.slower]
         if bench.opts is not None:

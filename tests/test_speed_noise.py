@@ -1,0 +1,70 @@
+"""The package-time speed against the original: the sessions take turns run by run, the ratio of each round
+is kept, and a speedup (or slowdown) is claimed only when every round shows it. A new user saw 0.40x printed
+for a model that ran 1.2x slower by an independent measurement; the spread of the rounds shows such noise."""
+
+import pytest
+
+from edgepack.packager.fidelity import metrics
+from edgepack.packager.quantize.describe import speed_lines
+
+pytestmark = pytest.mark.packager
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Session:
+    """Runs take the scripted milliseconds, per round (after one warm-up run)."""
+
+    def __init__(self, clock, per_round, runs_per_round):
+        self.clock, self.per_round, self.runs, self.calls = clock, per_round, runs_per_round, -1
+
+    def run(self, names, feeds):
+        if self.calls >= 0:
+            self.clock.now += self.per_round[self.calls // self.runs] / 1000
+        self.calls += 1
+
+
+def _speed(monkeypatch, packaged_rounds):
+    clock = Clock()
+    monkeypatch.setattr(metrics.time, "perf_counter", clock)
+    feeds = [{}] * 4
+    ref = Session(clock, [1.0] * metrics.SPEED_ROUNDS, len(feeds))
+    out = Session(clock, packaged_rounds, len(feeds))
+    return metrics.speed([ref, out], feeds)
+
+
+def test_a_speedup_only_some_rounds_show_is_not_claimed(monkeypatch):
+    s = _speed(monkeypatch, [0.4, 1.2, 0.4, 1.2, 0.4])
+    assert s["ratio"] == pytest.approx(0.4) and s["rounds"] == [0.4, 1.2, 0.4, 1.2, 0.4]
+    line = speed_lines(s)[0]
+    assert "0.40-1.20x over 5 rounds: no difference beyond timing noise" in line and "faster" not in line
+
+
+def test_a_speedup_every_round_shows_is_claimed_with_its_spread(monkeypatch):
+    s = _speed(monkeypatch, [0.5, 0.6, 0.5, 0.55, 0.5])
+    assert "faster in every round, 0.50-0.60x over 5 rounds" in speed_lines(s)[0] and not s["slower"]
+
+
+def test_slower_is_flagged_only_beyond_the_noise(monkeypatch):
+    assert _speed(monkeypatch, [1.5, 1.4, 1.6, 1.5, 1.5])["slower"]
+    assert not _speed(monkeypatch, [1.5, 0.9, 1.6, 0.9, 1.5])["slower"]
+
+
+def test_runs_interleave_the_sessions_one_by_one(monkeypatch):
+    order = []
+
+    class Logged:
+        def __init__(self, name):
+            self.name = name
+
+        def run(self, names, feeds):
+            order.append(self.name)
+
+    metrics._timings([Logged("a"), Logged("b")], [{}] * 3, rounds=1)
+    assert order == ["a", "b"] + ["a", "b"] * 3
