@@ -61,6 +61,17 @@ def test_a_data_field_running_past_the_graph_is_refused(number, length):
         scan_model(_init(tensor))
 
 
+@pytest.mark.parametrize("number, width, dtype", [(4, 4, 1), (10, 8, 11)], ids=["float_data", "double_data"])
+def test_packed_fixed_width_data_is_whole_numbers(number, width, dtype):
+    """1, 2 and 3 numbers of a packed fixed-width field are read; one byte more or less than a whole number
+    is refused."""
+    for n in (1, 2, 3):
+        assert scan_model(_init(w.tensor("t", [n], dtype, w.ld(number, bytes(width * n)))))[0].inline_data
+    for length in (width - 1, width + 1, 2 * width + 1):
+        with pytest.raises(ProtoError, match=f"packed field {number} at byte [0-9]+ is {length} bytes, not whole"):
+            scan_model(_init(w.tensor("t", [1], dtype, w.ld(number, bytes(length)))))
+
+
 def test_a_stream_ending_between_fields_of_an_open_message_is_truncated():
     """The graph says 5 bytes more than the stream holds, which ends just after a whole field: the next tag
     is missing, not a field that could be read."""

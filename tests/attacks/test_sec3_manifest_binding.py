@@ -6,6 +6,8 @@ was never compared with the graph's (swapping two names verify()d clean). Signin
 publisher's key vouches for a manifest whose names the graph did not honour. runtime/binding.py now binds
 the graph's names to the manifest's, for both layouts."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -253,6 +255,65 @@ def test_a_branch_constant_named_like_a_sibling_weight_is_refused(tmp):
         then.node.insert(0, helper.make_node("Constant", [], ["b"], value_floats=[0.0] * 16))
 
     _refused(_hostile(tmp, src, edit), "defines 'b', a manifest tensor's name, as a node output")
+
+
+# --- issue 19: a spliced Constant, and long names in the messages ----------------------------------------
+
+def _small_model(inits, nodes):
+    """x, y: float[4]; `nodes` compute y from x and the initializers `inits`."""
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _cut_and_build(tmp, mlp_src, serialized, edit=None):
+    """The model's raw_data payloads cut out as the writer does, each listed by the writer's name; `edit`
+    may then change the manifest."""
+    manifest, graph, raws = bundles.cut(serialized, bundles.parts(mlp_src[0].read_bytes())[2])
+    if edit:
+        edit(manifest)
+    return write(tmp, bundles.build(manifest, graph, raws))
+
+
+def test_a_spliced_constant_in_the_first_node_loads(tmp, mlp_src):
+    """The first node (node 0) is a Constant whose value, in raw_data, is spliced in and listed under the
+    node's output `c`: that output is the manifest's tensor, not a second definition of its name."""
+    value = numpy_helper.from_array(np.array([1, 2, 3, 4], np.float32), "v")
+    nodes = [helper.make_node("Constant", [], ["c"], value=value), helper.make_node("Add", ["x", "c"], ["y"])]
+    path = _cut_and_build(tmp, mlp_src, _small_model([], nodes))
+    with open_bundle(path) as b:
+        assert [(t.name, t.binding) for t in b.manifest.tensors] == [("c", "inline")]
+    np.testing.assert_array_equal(load(path).run({"x": np.ones(4, np.float32)})["y"], [2, 3, 4, 5])
+
+
+LONG_A, LONG_B = "a" * 150 + "A" * 150, "b" * 150 + "B" * 150  # over 200 characters: quoted to 200
+
+
+def test_swapped_long_names_are_quoted_to_200_characters(tmp, mlp_src):
+    inits = [numpy_helper.from_array(np.full(4, v, np.float32), n) for n, v in ((LONG_A, 2.0), (LONG_B, 3.0))]
+    nodes = [helper.make_node("Mul", ["x", LONG_A], ["m"]), helper.make_node("Add", ["m", LONG_B], ["y"])]
+    splice = []
+
+    def edit(m):
+        a, b = m["tensors"]
+        a["name"], b["name"] = b["name"], a["name"]
+        splice.append(a["splice"])
+
+    path = _cut_and_build(tmp, mlp_src, _small_model(inits, nodes), edit)
+    _refused(path, re.escape(f"the manifest names the tensor spliced in at byte {splice[0]} {LONG_B[:200]!r}, "
+                             f"but the graph's tensor there is {LONG_A[:200]!r} (its manifest name would be "
+                             f"{LONG_A[:200]!r})"))
+
+
+def test_a_typed_initializer_with_a_long_manifest_name_is_quoted_to_200_characters(tmp, mlp_src):
+    inits = [helper.make_tensor(LONG_A, TensorProto.FLOAT, [4], [0.0] * 4),
+             numpy_helper.from_array(np.full(4, 2.0, np.float32), LONG_A)]
+    nodes = [helper.make_node("Mul", ["x", LONG_A], ["y"])]
+    path = _cut_and_build(tmp, mlp_src, _small_model(inits, nodes))
+    _refused(path, re.escape(f"the graph defines {LONG_A[:200]!r}, a manifest tensor's name, as an initializer "
+                             "whose value"))
 
 
 # --- the mapped layout ---------------------------------------------------------------------------------

@@ -14,17 +14,18 @@ from edgepack.runtime import TRUSTED, load
 from edgepack.runtime.errors import InvalidGraph, LoadBudgetExceeded
 
 
-def _sparse(n: int, values=(), indices=()):
+def _sparse(dims: list[int], values=(), indices=()):
     return helper.make_sparse_tensor(helper.make_tensor("big", TensorProto.FLOAT, [len(values)], list(values)),
                                      helper.make_tensor("big_idx", TensorProto.INT64, [len(indices)], list(indices)),
-                                     [n])
+                                     dims)
 
 
-def _bundle(tmp, mlp_bundle, n: int, as_constant: bool, values=(), indices=()):
+def _bundle(tmp, mlp_bundle, n: int | list[int], as_constant: bool, values=(), indices=()):
+    dims = n if isinstance(n, list) else [n]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
     add = helper.make_node("Add", ["big", "x"], ["y"])
-    sparse = _sparse(n, values, indices)
+    sparse = _sparse(dims, values, indices)
     if as_constant:
         nodes = [helper.make_node("Constant", [], ["big"], sparse_value=sparse), add]
         graph = helper.make_graph(nodes, "g", [x], [y])
@@ -34,7 +35,7 @@ def _bundle(tmp, mlp_bundle, n: int, as_constant: bool, values=(), indices=()):
     model.ir_version = 8
     _, _, manifest, _ = bundles.parts(mlp_bundle[0])
     data = bundles.build(dict(manifest, tensors=[]), model.SerializeToString(), [], codec="raw")
-    return write(tmp, data, f"sparse-{n}-{as_constant}.edgepack"), len(data)
+    return write(tmp, data, f"sparse-{len(dims)}-{dims[0]}-{as_constant}.edgepack"), len(data)
 
 
 @pytest.mark.parametrize("as_constant", [False, True], ids=["sparse initializer", "Constant sparse_value"])
@@ -43,6 +44,15 @@ def test_a_sparse_tensor_dense_beyond_the_budget_is_refused_before_onnxruntime(t
     assert size < 4096
     with pytest.raises(LoadBudgetExceeded, match=r"sparse tensors become 4294967296 bytes dense.*expansion"):
         load(path)
+
+
+def test_the_dense_element_count_saturates_at_2_to_the_64(tmp, mlp_bundle):
+    """Dims of 2**40 x 2**40 (and 2**40 x 2**40 x 2**40) count as 2**64 elements, not more: the count stays a
+    small integer whatever the dims, and is still over every limit."""
+    for dims in ([1 << 40, 1 << 40], [1 << 40] * 3):
+        path, _ = _bundle(tmp, mlp_bundle, dims, False)
+        with pytest.raises(LoadBudgetExceeded, match=f"sparse tensors become {8 << 64} bytes dense"):
+            load(path)
 
 
 @pytest.mark.parametrize("as_constant", [False, True], ids=["sparse initializer", "Constant sparse_value"])
