@@ -63,6 +63,7 @@ def apply_delta(base: str | os.PathLike, delta: str | os.PathLike, output: str |
         actual = base_sha256(b)
         if actual != d.base_sha256:
             raise WrongBase(d.path, b.path, d.base_sha256, actual)
+        d.check_growth(d.result.file_bytes, b.file_size)  # the real base's size: base.bytes is only declared
         sources = _bind(d, b)
         if public_key is not None:
             key = signature_mod.public_key_bytes(public_key)
