@@ -5,6 +5,8 @@ A shape check over the parsed pattern, not a proof. With "repeat" meaning a quan
 more than 1 (`*`, `+`, `{2,}`, `{0,1000}`), it refuses:
 
 - a repeat of a group that itself holds a quantifier or a choice (`(a+)+`, `(aa?)*`, `(a|ab)*`): exponential;
+- two quantifiers in a row (`a{1,8}{1,8}`, `a{2,}+`, `a+*`), which Oniguruma reads as a repeat of a repeat
+  (only a lazy `?` after a quantifier, or a possessive `+` after `*`, `+` or `?`, is a modifier);
 - more than two repeats in one alternative, nested groups counted (`a*[a]*(?:a)*`): each one that can share
   characters with the others multiplies the work by the length of the text;
 - anything that can fail after a second repeat of an alternative (`a*[a]*(?=x)`, `\s+\s*x`), other than an
@@ -74,7 +76,9 @@ def _quantifier(pattern: str, i: int) -> tuple[int, int | None, int]:
         i += len(body) + 2
     else:
         return 1, 1, i
-    if i < n and pattern[i] in "?+":
+    # a lazy `?` follows any quantifier; a possessive `+` only `*`, `+` and `?`: in Oniguruma's own syntax,
+    # the one `tokenizers` uses, `{n,m}+` is a repeat of `{n,m}` (possessive only in its Java and Perl syntaxes)
+    if i < n and (pattern[i] == "?" or pattern[i] == "+" and c != "{"):
         i += 1
     return low, high, i
 
@@ -147,6 +151,9 @@ def _sequence(pattern: str, i: int, depth: int) -> tuple[_Part, int]:
             i += 1
         atom = pattern[start:i]
         low, high, i = _quantifier(pattern, i)
+        if _quantifier(pattern, i)[2] != i:  # Oniguruma chains them: a{1,8}{1,8} is (?:a{1,8}){1,8}
+            raise _Refused(f"chains two quantifiers ({pattern[start:i + 1][:20]}...), a repeat of a repeat like "
+                           "(a+)+")
         repeat = high is None or high > 1
         if repeat and (inner.quantified or inner.choice):
             raise _Refused("repeats a group that itself has a quantifier or a choice (like (a+)+ or (a|ab)*)")
