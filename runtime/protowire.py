@@ -44,6 +44,7 @@ _MAX_TAG = 1 << 32  # protobuf reads tags as uint32: a longer tag's high bits wo
 # What a TensorProto is to its graph: a node attribute's value (or a sparse tensor's indices), an
 # initializer, or the values of a sparse initializer (whose name is the sparse initializer's)
 ROLE_ATTRIBUTE, ROLE_INITIALIZER, ROLE_SPARSE = range(3)
+_STRING = 8  # TensorProto.DataType.STRING
 
 
 class ProtoError(ValueError):
@@ -68,6 +69,7 @@ class TensorRecord:
     scope: int = -1                    # the graph or function it sits in (an index into GraphNames.parents)
     node: int = -1                     # the node whose attribute holds it (numbered in stream order; -1: none)
     role: int = ROLE_ATTRIBUTE
+    strings: int = 0                   # string_data entries
 
 
 @dataclass
@@ -219,6 +221,7 @@ class _Walker:
                 self.pos = p + length
                 if top.record is not None and how == BYTES:  # TensorProto.string_data
                     top.record.inline_data = top.record.inline_data or length > 0
+                    top.record.strings += 1
             elif how == VARINT or how == ENUM:
                 value = self.varint()
                 if how == ENUM and value not in ENUM_RANGES[top.kind, number]:
@@ -279,6 +282,7 @@ class _Walker:
             raise ProtoError(f"field of {length} bytes at byte {self.pos} runs past the end of the graph")
         if record is not None and how in (RAW, PACKED4, PACKED8, PACKEDVAR, BYTES):  # BYTES: string_data
             record.inline_data = record.inline_data or length > 0
+            record.strings += how == BYTES
             if how == RAW:
                 record.raw_offset, record.raw_length = self.pos + self.spliced, length
         self.pos += length
@@ -358,7 +362,22 @@ class _Walker:
                 record.label = ctx.attribute
             if frame.parent == ATTRIBUTE and ctx.node_output:
                 record.label = ctx.node_output  # a Constant's value is known by the node's output
+            if record.data_type == _STRING:
+                _check_strings(record)
             self.records.append(record)
+
+
+def _check_strings(record: TensorRecord) -> None:
+    """A string tensor's dims must count its strings: onnxruntime allocates and constructs a std::string per
+    element the dims declare before it compares them with the strings held (for numeric types it compares
+    first), so dims of 10**8 over no strings took gigabytes before its refusal."""
+    elements = 1
+    for d in record.dims:
+        elements = -1 if d < 0 or elements < 0 else min(elements * d, 1 << 64)
+    if elements != record.strings:
+        declared = "negative" if elements < 0 else f"{elements}" if elements < 1 << 64 else "2**64 or more"
+        raise ProtoError(f"string tensor {record.label[:200]!r}: its dims declare {declared} elements but it holds "
+                         f"{record.strings} strings")
 
 
 def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None,

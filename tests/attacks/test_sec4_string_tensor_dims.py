@@ -1,0 +1,55 @@
+"""Security review 4: a string tensor's dims were taken at their word. onnxruntime allocates and constructs
+one std::string per element its dims declare before it compares them with the strings the tensor holds (for
+numeric types it compares first), so a 2.6 KB bundle whose string initializer declared 10**8 elements and
+held none built its session to a peak of 3.1 GB in 11.5 s before the SessionError (2**28 elements: 8.6 GB),
+under the untrusted defaults; a Constant holding such a tensor did the same. The graph walk now refuses a
+string tensor whose dims do not count its strings, which onnxruntime refuses anyway, after that allocation."""
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import bundles
+from conftest import peak_mb_refusing, write
+from edgepack.runtime import load
+from edgepack.runtime.errors import InvalidGraph
+
+
+def _bundle(tmp, mlp_bundle, dims, strings, as_constant):
+    big = TensorProto(name="big", data_type=TensorProto.STRING, dims=dims, string_data=strings)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.STRING, None)
+    if as_constant:
+        nodes, inits = [helper.make_node("Constant", [], ["big"], value=big)], []
+    else:
+        nodes, inits = [], [big]
+    nodes.append(helper.make_node("Identity", ["big"], ["y"]))
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
+    data = bundles.build(dict(manifest, tensors=[]), model.SerializeToString(), [], codec="raw")
+    return write(tmp, data, f"strings-{as_constant}.edgepack"), len(data)
+
+
+@pytest.mark.parametrize("as_constant", [False, True], ids=["initializer", "Constant value"])
+def test_a_string_tensor_declaring_more_elements_than_it_holds_is_refused(tmp, mlp_bundle, as_constant):
+    path, size = _bundle(tmp, mlp_bundle, [10 ** 8], [], as_constant)
+    assert size < 4096
+    with pytest.raises(InvalidGraph, match="dims declare 100000000 elements but it holds 0 strings"):
+        load(path)
+    assert peak_mb_refusing(f"rt.load({str(path)!r})", "InvalidGraph") < 400
+
+
+@pytest.mark.parametrize("dims, strings", [([3], [b"a", b"b"]), ([1], [b"a", b"b"]), ([2, 1 << 62, 1 << 62], [b"a"])])
+def test_dims_and_strings_must_agree(tmp, mlp_bundle, dims, strings):
+    path, _ = _bundle(tmp, mlp_bundle, dims, strings, False)
+    with pytest.raises(InvalidGraph, match="string tensor"):
+        load(path)
+
+
+@pytest.mark.parametrize("as_constant", [False, True], ids=["initializer", "Constant value"])
+def test_a_string_tensor_whose_dims_count_its_strings_loads(tmp, mlp_bundle, as_constant):
+    path, _ = _bundle(tmp, mlp_bundle, [2, 2], [b"a", b"b", b"", b"dd"], as_constant)
+    out = load(path).run({"x": np.zeros(1, np.float32)})["y"]
+    assert out.tolist() == [[b"a", b"b"], [b"", b"dd"]] or out.tolist() == [["a", "b"], ["", "dd"]]
