@@ -106,7 +106,7 @@ def initializers_message(tensors: list[TensorEntry], location: str) -> bytes:
 # --- checks ------------------------------------------------------------------------------------------------
 
 def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: list[TensorEntry],
-                max_fields: int | None = None) -> list[int]:
+                max_fields: int | None = None) -> tuple[list[int], int]:
     """The stored graph of a mapped bundle: each inline tensor lands where its splice says with the manifest's
     dtype and shape; no tensor refers to external data (the runtime alone adds the mapped ones); no tensor of
     the graph has a mapped tensor's name (protobuf would merge in a second definition); the graph's names are
@@ -137,7 +137,7 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
                 raise InvalidGraph(bundle.path, f"tensor {entry.name!r} is {entry.dtype}{list(entry.shape)} in "
                                                 "the manifest but not in the graph")
     check_names(bundle.path, records, graph_names, inline, mapped, appended=True)
-    return graph_names.dense  # each sparse tensor's element count once dense (limits.check_dense)
+    return graph_names.dense, graph_names.packed  # what onnxruntime makes of them (limits.check_dense)
 
 
 def _utf8(text: str) -> bool:
@@ -284,8 +284,8 @@ def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads
     the session on the model with the mapped initializers appended, under `limits` as compressed bundles are
     (constant folding off for unsigned bundles; a child process first when limits.isolated)."""
     graph = bundle.read_graph()
-    dense = check_graph(bundle, graph, inline, mapped, limits.max_fields(bundle.file_size))
-    check_dense(bundle.path, limits, bundle.file_size, bundle.manifest.raw_bytes, dense)
+    dense, packed = check_graph(bundle, graph, inline, mapped, limits.max_fields(bundle.file_size))
+    check_dense(bundle.path, limits, bundle.file_size, bundle.manifest.raw_bytes, dense, packed)
     parts: list[Any] = []
     pos = 0
     for tensor in inline:  # small tensors, each decoded and checked here

@@ -81,6 +81,7 @@ class GraphNames:
     main: int = -1                                     # the scope of ModelProto.graph
     outputs: list[tuple[int, int, str]] = field(default_factory=list)  # (scope, node, output name)
     dense: list[int] = field(default_factory=list)  # each sparse tensor's element count once made dense
+    packed: int = 0  # bytes of tensors' packed varint fields (int32/int64/uint64_data): a bound on their elements
 
 
 @dataclass
@@ -282,6 +283,8 @@ class _Walker:
             raise ProtoError(f"field of {length} bytes at byte {self.pos} runs past the end of the graph")
         if record is not None and how in (RAW, PACKED4, PACKED8, PACKEDVAR, BYTES):  # BYTES: string_data
             record.inline_data = record.inline_data or length > 0
+            if how == PACKEDVAR:  # a byte each here, up to 8 in onnxruntime (twice: protobuf's, the tensor's)
+                self.names.packed += length
             record.strings += how == BYTES
             if how == RAW:
                 record.raw_offset, record.raw_length = self.pos + self.spliced, length
@@ -406,5 +409,5 @@ def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None =
         outputs.extend(name for _, _, name in walker.names.outputs)
     if names is not None:
         names.parents, names.main, names.outputs = walker.names.parents, walker.names.main, walker.names.outputs
-        names.dense = walker.names.dense
+        names.dense, names.packed = walker.names.dense, walker.names.packed
     return walker.records
