@@ -25,7 +25,7 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], external:
                 max_fields: int | None = None) -> tuple[list[int], int]:
     """Raise InvalidGraph unless the graph takes exactly the bundle's tensors (see the module's docstring).
     `max_fields` bounds the protobuf fields read (limits.LoadLimits.max_fields). Returns the element count
-    of each sparse tensor once made dense, and the bytes of packed varint fields (limits.check_dense)."""
+    of each sparse tensor once made dense, and what its packed integers and strings take (limits.check_dense)."""
     names = GraphNames()
     try:
         records = scan_model(memoryview(graph), [(t.splice or 0, t.raw_length) for t in inline], spliced_only=True,
@@ -48,7 +48,7 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], external:
     if unused:
         raise InvalidGraph(bundle.path, f"external tensors {sorted(unused)[:5]} are not used by the graph")
     check_names(bundle.path, records, names, inline, external, appended=False)
-    return names.dense, names.packed
+    return names.dense, names.held
 
 
 def _external_entry(bundle: Bundle, r: TensorRecord, by_name: dict[str, TensorEntry],

@@ -16,7 +16,8 @@ What each field guarantees (README.md, "Loading untrusted bundles"):
                        (with a floor of EXPANSION_FLOOR bytes), checked from the manifest before anything
                        is decoded: a few KB of zstd cannot ask for gigabytes. Sparse tensors made dense
                        (onnxruntime does so while it builds the session) count too, from the graph's dims,
-                       and so do packed varint fields (int64_data...: a byte each in the graph, 8 in memory).
+                       and so do packed integers (int64_data...: a byte each in the graph, 8 in memory) and
+                       strings (a few bytes each in the graph, some 90 in memory).
     fields_per_byte    the most protobuf fields the graph walker reads per byte of the bundle file (with a
                        floor of FIELDS_FLOOR), so checking a graph costs time proportional to the file.
     memory_bytes,      isolation: the session is first built in a forked child process whose data size
@@ -90,17 +91,18 @@ def check_sizes(path: str, limits: LoadLimits, file_size: int, graph_bytes: int,
 
 
 def check_dense(path: str, limits: LoadLimits, file_size: int, raw_bytes: int, dense: list[int],
-                packed: int = 0) -> None:
+                held: int = 0) -> None:
     """Refuse a graph whose sparse tensors onnxruntime would make dense (it does so while it builds the session,
     constant folding or not) beyond what `limits` leave beside the `raw_bytes` the bundle decodes to: their
     dims are in the graph, not the manifest, so a few bytes could ask for gigabytes. Counted at
-    DENSE_ELEMENT_BYTES an element. So are the `packed` bytes of tensors' packed varint fields (int64_data...):
-    an element a byte in the graph, eight in onnxruntime, twice (67 MB of int64 zeros loaded at +1.1 GB)."""
+    DENSE_ELEMENT_BYTES an element. So are the `held` units of packed integers and strings (protowire
+    GraphNames.held): int64_data holds an element a byte in the graph and eight in onnxruntime, twice (67 MB
+    of int64 zeros loaded at +1.1 GB), and an empty string takes 2 bytes there and some 90 in onnxruntime."""
     most = limits.max_decoded(file_size)
-    held = DENSE_ELEMENT_BYTES * (sum(dense) + packed)
-    if packed and most is not None and raw_bytes + held > most:
-        raise LoadBudgetExceeded(path, f"its sparse tensors made dense and its packed integer data ({packed} bytes "
-                                       f"of varints) take {held} bytes when onnxruntime builds the session, beside "
+    total = DENSE_ELEMENT_BYTES * (sum(dense) + held)
+    if held and most is not None and raw_bytes + total > most:
+        raise LoadBudgetExceeded(path, f"its sparse tensors made dense, packed integers and strings take {total} "
+                                       "bytes when onnxruntime builds the session, beside "
                                        f"the {raw_bytes} it decodes to: over this load's limit of {most} "
                                        "(LoadLimits.expansion); sign it, or pass limits")
     size = DENSE_ELEMENT_BYTES * sum(dense)

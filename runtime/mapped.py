@@ -137,7 +137,7 @@ def check_graph(bundle: Bundle, graph: Any, inline: list[TensorEntry], mapped: l
                 raise InvalidGraph(bundle.path, f"tensor {entry.name!r} is {entry.dtype}{list(entry.shape)} in "
                                                 "the manifest but not in the graph")
     check_names(bundle.path, records, graph_names, inline, mapped, appended=True)
-    return graph_names.dense, graph_names.packed  # what onnxruntime makes of them (limits.check_dense)
+    return graph_names.dense, graph_names.held  # what onnxruntime makes of them (limits.check_dense)
 
 
 def _utf8(text: str) -> bool:
@@ -284,8 +284,8 @@ def _build(bundle: Bundle, so: ort.SessionOptions, providers: list[str], threads
     the session on the model with the mapped initializers appended, under `limits` as compressed bundles are
     (constant folding off for unsigned bundles; a child process first when limits.isolated)."""
     graph = bundle.read_graph()
-    dense, packed = check_graph(bundle, graph, inline, mapped, limits.max_fields(bundle.file_size))
-    check_dense(bundle.path, limits, bundle.file_size, bundle.manifest.raw_bytes, dense, packed)
+    dense, held = check_graph(bundle, graph, inline, mapped, limits.max_fields(bundle.file_size))
+    check_dense(bundle.path, limits, bundle.file_size, bundle.manifest.raw_bytes, dense, held)
     parts: list[Any] = []
     pos = 0
     for tensor in inline:  # small tensors, each decoded and checked here

@@ -204,8 +204,8 @@ def _create(bundle: Bundle, so: ort.SessionOptions, providers: list[str], thread
     inline = sorted((t for t in manifest.tensors if t.binding != BINDING_EXTERNAL), key=lambda t: t.splice or 0)
     external = [t for t in manifest.tensors if t.binding == BINDING_EXTERNAL]
     graph = bundle.read_graph()  # no copy: a graph may be up to 1 GiB
-    dense, packed = check_graph(bundle, graph, inline, external, limits.max_fields(bundle.file_size))
-    check_dense(bundle.path, limits, bundle.file_size, manifest.raw_bytes, dense, packed)
+    dense, held = check_graph(bundle, graph, inline, external, limits.max_fields(bundle.file_size))
+    check_dense(bundle.path, limits, bundle.file_size, manifest.raw_bytes, dense, held)
     owned: list[Any] = []
     if external:
         names, values, owned = _decode_external(bundle, external, threads)

@@ -3,7 +3,8 @@ int32_data) take one byte each in the graph and eight (int64) in onnxruntime, tw
 repeated field, then the tensor). The load budget counted the graph's decoded bytes only, so a 12.9 KB bundle
 whose graph held an initializer of 67,000,000 int64 zeros (67 MB decoded, within the 64 MiB floor) loaded at
 +1.1 GB under the untrusted defaults. Packed varint bytes now count toward LoadLimits.expansion at
-DENSE_ELEMENT_BYTES each, beside the sparse tensors made dense, in both layouts."""
+DENSE_ELEMENT_BYTES each, beside the sparse tensors made dense, in both layouts. So do strings (a tensor's
+string_data, an attribute's strings): 7,900,000 empty strings, a 507 KB bundle, loaded at +700 MB in 18.7 s."""
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def _bundle(tmp, mlp_bundle, n: int, field: str = "int64_data", dtype=TensorProt
 def test_packed_integers_beyond_the_budget_are_refused_before_onnxruntime(tmp, mlp_bundle):
     path, size = _bundle(tmp, mlp_bundle, 60_000_000)
     assert size < 16384
-    want = r"packed integer data \(60000000 bytes of varints\) take 480000000 bytes.*expansion"
+    want = r"sparse tensors made dense, packed integers and strings take 480000000 bytes.*expansion"
     with pytest.raises(LoadBudgetExceeded, match=want):
         load(path)
     assert peak_mb_refusing(f"rt.load({str(path)!r})", "LoadBudgetExceeded") < 400
@@ -40,7 +41,7 @@ def test_packed_integers_beyond_the_budget_are_refused_before_onnxruntime(tmp, m
 @pytest.mark.parametrize("field, dtype", [("uint64_data", TensorProto.UINT64), ("int32_data", TensorProto.INT32)])
 def test_every_packed_varint_field_counts(tmp, mlp_bundle, field, dtype):
     path, _ = _bundle(tmp, mlp_bundle, 9_000_000, field, dtype)
-    with pytest.raises(LoadBudgetExceeded, match="packed integer data"):
+    with pytest.raises(LoadBudgetExceeded, match="packed integers and strings"):
         load(path)
 
 
@@ -51,3 +52,26 @@ def test_packed_integers_within_the_budget_load_and_a_trusted_load_lifts_it(tmp,
     with pytest.raises(LoadBudgetExceeded):
         load(path)
     assert load(path, limits=TRUSTED).run({"x": np.zeros(1, np.float32)})["y"].shape == (9_000_000,)
+
+
+@pytest.mark.parametrize("as_attribute", [False, True], ids=["string_data", "Constant value_strings"])
+def test_many_strings_count_too(tmp, mlp_bundle, as_attribute):
+    """7,900,000 empty strings are 17 MB of graph (a 507 KB bundle, its file padded so that the field bound
+    lets them through) and loaded at +700 MB: strings count STRING_UNITS units each."""
+    from edgepack.runtime.protowire import STRING_UNITS
+
+    n = 1_000_000
+    y = helper.make_tensor_value_info("y", TensorProto.STRING, None)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    if as_attribute:
+        nodes, inits = [helper.make_node("Constant", [], ["y"], value_strings=[""] * n)], []
+    else:
+        big = TensorProto(name="big", data_type=TensorProto.STRING, dims=[n], string_data=[b""] * n)
+        nodes, inits = [helper.make_node("Identity", ["big"], ["y"])], [big]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
+    path = write(tmp, bundles.build(dict(manifest, tensors=[]), model.SerializeToString(), []), "strings.edgepack")
+    with pytest.raises(LoadBudgetExceeded, match=f"strings take {8 * STRING_UNITS * n} bytes"):
+        load(path)
