@@ -21,8 +21,8 @@ import zstandard
 from . import signature as signature_mod
 from .codecs import DECODERS, SCRATCH_KEEP, CodecError, _rotate_right, plane_scratch
 from .delta_format import (
-    OP_COPY, OP_DIFF, OP_LITERAL, TRANSFORM_ADD, TRANSFORM_XOR, CorruptDelta, DeltaError, InvalidDelta, ResultMismatch,
-    WrongBase,
+    OP_COPY, OP_DIFF, OP_LITERAL, RESULT_GROWTH, RESULT_SLACK, TRANSFORM_ADD, TRANSFORM_XOR, CorruptDelta, DeltaError,
+    InvalidDelta, ResultMismatch, WrongBase,
 )
 from .delta_reader import BlobOp, Delta, DiffFrame, Result
 from .digest import sha256_for
@@ -65,6 +65,7 @@ def apply_delta(base: str | os.PathLike, delta: str | os.PathLike, output: str |
             raise WrongBase(d.path, b.path, d.base_sha256, actual)
         d.check_growth(d.result.file_bytes, b.file_size)  # the real base's size: base.bytes is only declared
         sources = _bind(d, b)
+        _check_diff_work(d, b, sources)
         if public_key is not None:
             key = signature_mod.public_key_bytes(public_key)
             signature_mod.check(f"{d.path} (the bundle it makes)", d.result.header, d.result.manifest_bytes,
@@ -96,6 +97,19 @@ def _bind(d: Delta, b: Bundle) -> dict[str, Blob]:
             raise InvalidDelta(d.path, f"{op.result.name!r} is a difference against {op.base!r}, which has "
                                        "another dtype or size")
     return blobs
+
+
+def _check_diff_work(d: Delta, b: Bundle, sources: dict[str, Blob]) -> None:
+    """Refuse diffs that together rebuild more than RESULT_GROWTH x the base's decoded bytes (+ RESULT_SLACK):
+    each decodes its whole base tensor and rebuilds, hashes and re-encodes one as large, whatever the few
+    bytes its result stores, so 100 diffs of one 16 MiB tensor in a 55.6 KB delta took 24 s (security review
+    4). A real delta diffs each base tensor about once."""
+    work = sum(sources[op.base].raw_length for op in d.ops if op.op == OP_DIFF)
+    bound = RESULT_GROWTH * b.manifest.raw_bytes + RESULT_SLACK
+    if work > bound:
+        raise InvalidDelta(d.path, f"its diffs rebuild {work} bytes, more than {RESULT_GROWTH} times the base's "
+                                   f"decoded bytes (+1 MiB: {bound}); a delta diffing the same base tensors over and "
+                                   "over is refused (docs/FORMAT.md, Deltas)")
 
 
 class _Builder:
