@@ -50,7 +50,8 @@ def test_the_good_bundle_is_laid_out_tightly(tmp, good):
 def test_an_entry_whose_length_disagrees_with_its_frames_is_refused(tmp, good):
     """64 bytes short: the blob still lies inside the data section, so only this check sees it."""
     bad = bundles.edit_manifest(good, lambda m: m["tensors"][1].update(length=m["tensors"][1]["length"] - 64))
-    with pytest.raises(E.InvalidOffset, match="frames store .* bytes but the entry says"):
+    stored = bundles.parts(good)[2]["tensors"][1]["length"]
+    with pytest.raises(E.InvalidOffset, match=f"frames store {stored} bytes but the entry says {stored - 64}$"):
         opened(tmp, bad)
 
 
@@ -280,3 +281,24 @@ def test_a_blob_past_the_data_section_is_refused(tmp, good):
     with pytest.raises(E.InvalidOffset, match=f"data ends at {len(section)}, past the data section "
                                               f"\\({len(section) - 8} bytes\\)"):
         opened(tmp, cut)
+
+
+def test_the_graph_size_limit_admits_a_graph_of_exactly_the_limit(tmp, good, monkeypatch):
+    """MAX_GRAPH_BYTES is the largest graph allowed, not the first refused (tried with the limit lowered to
+    the good bundle's graph)."""
+    size = bundles.parts(good)[2]["graph"]["raw_length"]
+    monkeypatch.setattr(manifest_mod, "MAX_GRAPH_BYTES", size)
+    m, problems = opened(tmp, good)
+    assert m.graph.raw_length == size and problems == []
+    monkeypatch.setattr(manifest_mod, "MAX_GRAPH_BYTES", size - 1)
+    with pytest.raises(E.LimitExceeded, match="graph size"):
+        opened(tmp, good)
+
+
+def test_a_checked_manifest_cannot_be_changed_afterwards(tmp, good):
+    """The entries the checks passed are the ones every later read uses: the Manifest is frozen."""
+    import dataclasses
+
+    m, _ = opened(tmp, good)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.data_length = 0  # type: ignore[misc]

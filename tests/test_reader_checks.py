@@ -325,3 +325,18 @@ def test_a_missing_tensor_is_named_with_the_bundle(tmp, good):
     with open_bundle(path) as b, pytest.raises(E.NoSuchTensor) as caught:
         b.tensor("no such tensor")
     assert "no such tensor" in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_bundle_dropped_without_closing_gives_its_descriptor_back(tmp, good):
+    """A Bundle that goes out of scope unclosed (a caller that forgot `with`) closes its file when collected:
+    a long-running process that opens many bundles must not run out of descriptors."""
+    import gc
+
+    path = bundles_path(tmp, good)
+    b = open_bundle(path)
+    fd = b._fd
+    assert os.fstat(fd).st_size == len(good)
+    del b
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)
