@@ -168,7 +168,11 @@ class Session:
         out = {}
         for spec in self.inputs:
             value = np.asarray(feeds[spec.name])
-            if spec.dtype is not None and value.dtype != spec.dtype:
+            if spec.dtype is np.str_:  # any length of numpy str, or Python str objects: what onnxruntime takes
+                if value.dtype.kind not in "UO":
+                    raise InputError(f"input {spec.name!r} must be strings (a numpy str or object array), "
+                                     f"got {value.dtype}")
+            elif spec.dtype is not None and value.dtype != spec.dtype:
                 raise InputError(f"input {spec.name!r} must be {np.dtype(spec.dtype).name}, got {value.dtype}")
             if len(value.shape) != len(spec.shape) or any(
                     isinstance(d, int) and d != v for d, v in zip(spec.shape, value.shape)):
