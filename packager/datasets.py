@@ -1,7 +1,8 @@
 """Sample data for calibration and evaluation: the two formats `--calibration` and `--eval` take.
 
 * an `.npz` whose arrays are keyed by input name, samples along the first axis; each sample is fed as a
-  batch of one (the leading axis kept, with length 1);
+  batch of one (the leading axis kept, with length 1), except for a scalar input (rank 0, such as a sample
+  rate), whose array holds one value per sample;
 * a folder of `.npz` files, each one a complete set of feeds used as is (for models with several inputs,
   state inputs or fixed shapes), in file-name order.
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -52,8 +53,10 @@ def _check_names(feeds: dict[str, np.ndarray], inputs: Sequence[str], where: str
                           f"unknown arrays {unknown} (name the labels array {LABELS!r})")
 
 
-def load_samples(path: str | os.PathLike, inputs: Sequence[str], limit: int | None = None) -> Samples:
-    """Read samples for a model whose inputs are named `inputs`."""
+def load_samples(path: str | os.PathLike, inputs: Sequence[str], limit: int | None = None,
+                 scalars: Collection[str] = ()) -> Samples:
+    """Read samples for a model whose inputs are named `inputs`; `scalars`: those of rank 0, which an npz of
+    samples gives one value per sample (fed as a 0-d array)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         files = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
@@ -82,7 +85,7 @@ def load_samples(path: str | os.PathLike, inputs: Sequence[str], limit: int | No
     n = next(iter(counts.values()))
     if limit is not None:
         n = min(n, limit)
-    feeds = [{k: v[i:i + 1] for k, v in data.items()} for i in range(n)]
+    feeds = [{k: v[i, ...] if k in scalars and v.ndim == 1 else v[i:i + 1] for k, v in data.items()} for i in range(n)]
     if file_labels is not None:
         file_labels = np.asarray(file_labels)
         if file_labels.shape[0] < n:

@@ -28,6 +28,7 @@ from edgepack.runtime.delta_format import (
 from edgepack.runtime.digest import sha256_for
 from edgepack.runtime.errors import BundleError
 from edgepack.runtime.manifest import GRAPH_NAME, Blob, TensorEntry
+from edgepack.runtime.paths import check_output
 from edgepack.runtime.reader import Bundle
 
 from .delta_code import code_tensor, settings_for
@@ -168,7 +169,7 @@ def make_delta(old: str | os.PathLike, new: str | os.PathLike, output: str | os.
 
     `level`: zstd level for the differences. `check`: apply the delta to `old` in a temporary folder and
     compare the result with `new` before renaming the delta into place."""
-    out = os.fspath(output)
+    out = check_output(output, [old, new])   # a missing folder, or -o naming OLD or NEW: one line, nothing written
     with _verified(old) as o, _verified(new) as n:
         plan = _Plan(o, n, level)
         with plan.spool:

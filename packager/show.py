@@ -82,14 +82,14 @@ def _tensor_lines(tensors: list[dict[str, Any]], show_all: bool) -> list[str]:
     return lines
 
 
-def _report_lines(report: dict[str, Any], show_all: bool) -> list[str]:
+def _report_lines(report: dict[str, Any], show_all: bool, bundle_bytes: int | None = None) -> list[str]:
     from .prune.summary import summary_lines
     from .quantize.describe import report_lines
     from .search.describe import search_lines
 
     lines = ["  " + line for line in summary_lines(report.get("prune"), None if show_all else 20)]
     lines += report_lines(report)
-    lines += ["  " + line for line in search_lines(report.get("search"))]
+    lines += ["  " + line for line in search_lines(report.get("search"), bundle_bytes=bundle_bytes)]
     lines += [f"  warning     {warning}" for warning in report.get("warnings", [])]
     extra = {k: v for k, v in report.items()
              if k not in ("lossless", "prune", "quantization", "fidelity", "warnings", "search", "layers",
@@ -119,5 +119,5 @@ def inspect_lines(path: str | os.PathLike, show_all: bool = False) -> list[str]:
             f"stored ({s['compression_ratio']:.3f}x)",
         ]
         lines += _tensor_lines(m["tensors"], show_all)
-        lines += _report_lines(m.get("report") or {}, show_all)
+        lines += _report_lines(m.get("report") or {}, show_all, s["bundle_bytes"])
     return [printable(line) for line in lines]

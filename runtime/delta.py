@@ -30,6 +30,7 @@ from .errors import OptionError
 from .format import DATA_START, HEADER_SIZE, SIGNATURE_SIGNED_PREFIX, UINT_OF_WIDTH, Codec
 from .manifest import GRAPH_NAME, Blob
 from .host import check_fits
+from .paths import same_file
 from .reader import Bundle
 
 _CHUNK = 1 << 20
@@ -59,6 +60,9 @@ def apply_delta(base: str | os.PathLike, delta: str | os.PathLike, output: str |
     out = os.fspath(output)
     if os.path.exists(out) and os.path.exists(base) and os.path.samefile(out, base):
         raise OptionError(f"{out}: the output would replace the base; write the new bundle elsewhere")
+    if same_file(out, delta):
+        raise OptionError(f"{out}: the output would replace the update it is made from; write the new bundle "
+                          "elsewhere")
     with Delta(delta) as d, Bundle(base) as b:
         actual = base_sha256(b)
         if actual != d.base_sha256:

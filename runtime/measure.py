@@ -136,7 +136,8 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
         if baseline is not None:
             a, b = report["bundle"], report["baseline"]
             report["ratios"] = {k: (a[k] / b[k] if b[k] else None) for k in RATIOS}
-            report["outputs_identical"], report["outputs_max_abs_diff"] = _compare_outputs(folder)
+            (report["outputs_identical"], report["outputs_max_abs_diff"],
+             report["outputs_mismatch"]) = _compare_outputs(folder)
         report["budget"] = budget(bundle, target, report["bundle"]["peak_mb"])
         return report
     finally:
@@ -157,18 +158,31 @@ def _private_outputs() -> str:
     return private_dir()
 
 
-def _compare_outputs(folder: str) -> tuple[bool, float | None]:
-    """Whether the first run's outputs are bit-identical, and the largest absolute difference (None when the
-    outputs differ in names, shapes or types)."""
+def _named(z: Any) -> list[tuple[str, Any]]:
+    """The outputs a child saved (measure_child: arr_0, arr_1, ... and their names), in order."""
+    names = [str(n) for n in z["names"]] if "names" in z.files else [k for k in z.files]
+    return [(n, z[f"arr_{i}"] if "names" in z.files else z[n]) for i, n in enumerate(names)]
+
+
+def _compare_outputs(folder: str) -> tuple[bool, float | None, str | None]:
+    """Whether the first run's outputs are bit-identical, the largest absolute difference, and, when the outputs
+    differ in number, shapes or types (the difference then None), how."""
     import numpy as np
 
-    with np.load(os.path.join(folder, "bundle.npz")) as a, np.load(os.path.join(folder, "baseline.npz")) as b:
-        if a.files != b.files or any(a[k].shape != b[k].shape or a[k].dtype != b[k].dtype for k in a.files):
-            return False, None
-        same = all(np.array_equal(a[k], b[k], equal_nan=True) for k in a.files)
-        diffs = [float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)), initial=0.0))
-                 for k in a.files if a[k].dtype.kind in "fiub"]
-        return same, max(diffs, default=0.0)
+    with np.load(os.path.join(folder, "bundle.npz")) as za, np.load(os.path.join(folder, "baseline.npz")) as zb:
+        a, b = _named(za), _named(zb)
+    if len(a) != len(b) or any(x.shape != y.shape or x.dtype != y.dtype for (_, x), (_, y) in zip(a, b)):
+        shown = lambda side: ", ".join(f"{n} {x.dtype}{list(x.shape)}" for n, x in side)
+        return False, None, f"the bundle's outputs are {shown(a)}, the baseline's {shown(b)}"
+    same = all(np.array_equal(x, y, equal_nan=True) for (_, x), (_, y) in zip(a, b))
+    diffs = [float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)), initial=0.0))
+             for (_, x), (_, y) in zip(a, b) if x.dtype.kind in "fiub"]
+    return same, max(diffs, default=0.0), None
+
+
+def _size(n: float) -> str:
+    """Bytes for people: a 36 KB bundle is '35.4 KB', not '0.0 MB'."""
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.1f} KB" if n >= 1024 else f"{n:.0f} B"
 
 
 def _ms(s: float) -> str:
@@ -180,7 +194,7 @@ def _mb(x: float) -> str:
 
 
 _ROWS = (  # label, key, format
-    ("bytes", "bytes", lambda n: f"{n / 2**20:.1f} MB"),
+    ("bytes", "bytes", _size),
     ("time to first inference", "first_inference_s", _ms),
     ("  open", "open_s", _ms),
     ("  decode + session", "session_s", _ms),
@@ -222,6 +236,9 @@ def lines(report: dict[str, Any]) -> list[str]:
 def _outputs_line(report: dict[str, Any], lean: bool) -> str:
     if report["outputs_identical"]:
         return "bit-identical to plain onnxruntime's"
+    if report.get("outputs_mismatch"):
+        return (f"NOT COMPARABLE: {report['outputs_mismatch']}; is {os.path.basename(report['baseline']['path'])} "
+                "the model this bundle was made from?")
     diff = report["outputs_max_abs_diff"]
     text = "DIFFERENT from plain onnxruntime's" + (f" (largest difference {diff:.3g})" if diff is not None else "")
     if lean:

@@ -73,6 +73,7 @@ if kind == "bundle":
     out["providers"], out["lean"] = s.providers, s.stats.lean
     specs = [(i.name, i.dtype, i.shape) for i in s.inputs]
     run = lambda f: list(s.run(f).values())
+    output_names = [o.name for o in s.outputs]
 else:
     out["import_s"] = 0.0
     t0, c0 = time.perf_counter(), cpu()
@@ -85,6 +86,7 @@ else:
     specs = [(i.name, types.get(i.type), tuple(d if isinstance(d, int) else None for d in i.shape))
              for i in s.get_inputs()]
     run = lambda f: s.run(None, f)
+    output_names = [o.name for o in s.get_outputs()]
 t_loaded = time.perf_counter()
 out["load_cpu_s"] = cpu() - c0
 out["peak_load_mb"] = status("VmHWM:")
@@ -145,7 +147,7 @@ out["latencies_s"] = lat
 out["peak_mb"] = status("VmHWM:")
 out["steady_rss_mb"] = status("VmRSS:")
 if cfg["outputs"]:
-    np.savez(cfg["outputs"], *first)
+    np.savez(cfg["outputs"], *first, names=np.array(output_names, dtype=str))
 say("EDGEPACK-MEASURE", out)
 """
 

@@ -43,3 +43,33 @@ def test_missing_and_unreadable(tmp):
     (tmp / "empty").mkdir()
     with pytest.raises(OptionError, match="no .npz"):
         load_samples(tmp / "empty", ["x"])
+
+
+def test_npz_gives_a_scalar_input_one_value_per_sample(tmp):
+    """A voice-activity detector's sample rate is a rank-0 input: an npz of samples could not give it (sample i
+    was always sr[i:i+1], shape [1]); now its array holds one value per sample, fed as a 0-d array."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from edgepack.packager.quantize.samples import load_for
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT), helper.make_node("Mul", ["x", "srf"], ["y"])],
+        "vad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    np.savez(tmp / "d.npz", x=np.ones((3, 4), np.float32), sr=np.array([8000, 16000, 16000], np.int64))
+    s = load_for(model, str(tmp / "d.npz"), "eval data")
+    assert [f["sr"].shape for f in s.feeds] == [(), (), ()] and isinstance(s.feeds[1]["sr"], np.ndarray)
+    assert int(s.feeds[1]["sr"]) == 16000 and s.feeds[1]["x"].shape == (1, 4)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.run(None, s.feeds[0])[0][0, 0] == 8000
+    # a folder's files are complete feeds, used as they are: a scalar there is saved as a 0-d array
+    (tmp / "f").mkdir()
+    np.savez(tmp / "f" / "0.npz", x=np.ones((1, 4), np.float32), sr=np.array(16000, np.int64))
+    assert load_for(model, str(tmp / "f"), "eval data").feeds[0]["sr"].shape == ()
+    # a non-scalar input is still a batch of one
+    assert load_samples(tmp / "d.npz", ["x", "sr"]).feeds[0]["sr"].shape == (1,)
+    onnx.checker.check_model(model)

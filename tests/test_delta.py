@@ -165,3 +165,26 @@ def test_cli_delta_apply_inspect(versions, tmp_path):
     assert not (tmp_path / "w.edgepack").exists()
     r = runner.invoke(cli, ["apply", str(paths["v1"]), str(update), "-o", str(paths["v1"])])
     assert r.exit_code == 1 and "replace the base" in r.output
+
+
+def test_delta_and_apply_never_overwrite_their_inputs(versions, tmp_path):
+    """A new user's `edgepack delta v1 v2 -o v1` replaced the bundle v1 with the delta, `apply v1 UPDATE -o
+    UPDATE` replaced the update, and `delta ... -o missing/u` was an internal error (exit 3)."""
+    paths, _ = versions
+    copies = {v: tmp_path / f"{v}.edgepack" for v in ("v1", "head")}
+    for v, path in copies.items():
+        path.write_bytes(paths[v].read_bytes())
+    before = {v: sha(p) for v, p in copies.items()}
+    runner = CliRunner()
+    for target in (copies["v1"], copies["head"]):
+        r = runner.invoke(cli, ["delta", str(copies["v1"]), str(copies["head"]), "-o", str(target)])
+        assert r.exit_code == 1 and r.output.startswith("edgepack: error:") and "never overwrites" in r.output
+    assert {v: sha(p) for v, p in copies.items()} == before
+    r = runner.invoke(cli, ["delta", str(copies["v1"]), str(copies["head"]), "-o", str(tmp_path / "no" / "u")])
+    assert r.exit_code == 1 and "does not exist" in r.output and "internal error" not in r.output
+    update = tmp_path / "u.edgedelta"
+    assert runner.invoke(cli, ["delta", str(copies["v1"]), str(copies["head"]), "-o", str(update)]).exit_code == 0
+    kept = sha(update)
+    r = runner.invoke(cli, ["apply", str(copies["v1"]), str(update), "-o", str(update)])
+    assert r.exit_code == 1 and "replace the update" in r.output and sha(update) == kept
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -99,3 +99,31 @@ def test_cli_json_has_every_figure(files):
     r = subprocess.run([sys.executable, "-m", "edgepack.cli", "measure", str(files / "m.edgepack"), "--runs", "3"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "peak RSS during load" in r.stdout and "memory: peak" in r.stdout
+
+
+def test_a_baseline_of_another_model_is_said_to_be_not_comparable(tmp):
+    """A new user measured a bundle against the wrong .onnx: 'outputs: DIFFERENT' with no reason. The line now
+    names both sides' outputs and asks whether the baseline is the bundle's source."""
+    from edgepack.runtime.measure import _compare_outputs
+
+    # as measure_child saves them: the arrays in order, and their names
+    np.savez(tmp / "bundle.npz", np.zeros((1, 10), np.float32), names=np.array(["probs"]))
+    np.savez(tmp / "baseline.npz", np.zeros((1, 10, 4), np.float32), np.zeros((1, 10), np.float32),
+             names=np.array(["boxes", "scores"]))
+    same, diff, mismatch = _compare_outputs(str(tmp))
+    assert not same and diff is None
+    assert mismatch == ("the bundle's outputs are probs float32[1, 10], the baseline's boxes float32[1, 10, 4], "
+                        "scores float32[1, 10]")
+    np.savez(tmp / "baseline.npz", np.ones((1, 10), np.float32), names=np.array(["probs"]))
+    assert _compare_outputs(str(tmp)) == (False, 1.0, None)
+
+    side = {k: 1.0 for k in FIGURES} | {"path": "m.edgepack", "providers": ["CPUExecutionProvider"], "lean": False,
+                                        "warnings": [], "bytes": 36267}
+    report = {"runs": 1, "repeat": 1, "inputs": None, "bundle": side, "baseline": {**side, "path": "/x/det.onnx"},
+              "ratios": {}, "outputs_identical": False, "outputs_max_abs_diff": None, "outputs_mismatch": mismatch,
+              "budget": {"peak_mb": 1.0, "device_available_mb": None, "budget_mb": None, "fits": None,
+                         "target": "t", "fits_device": None}}
+    text = "\n".join(lines(report))
+    assert "outputs: NOT COMPARABLE: the bundle's outputs are probs" in text and "is det.onnx the model" in text
+    # a 36 KB bundle's size is not '0.0 MB'
+    assert "35.4 KB" in text and "0.0 MB" not in text

@@ -69,3 +69,29 @@ def test_small_ratio_barely_moves_the_outputs():
     result = prune_model(model, PruneOptions(method="unstructured", ratio=0.1))
     a, b = run(model, feeds).ravel(), run(result.model, feeds).ravel()
     assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.99
+
+
+def test_weights_inside_an_if_are_said_to_be_left_unpruned():
+    """A voice-activity detector keeps its MatMul weights in the branches of an If: pruning, which reads the
+    main graph, zeroed nothing and said only 'no weight was zeroed'. It now says where the weights are."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+
+    def branch(tag, as_constant):
+        w = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), f"{tag}_w")
+        nodes = [helper.make_node("MatMul", ["x", f"{tag}_w"], [f"{tag}_y"])]
+        if as_constant:
+            nodes.insert(0, helper.make_node("Constant", [], [f"{tag}_w"], value=w))
+        return helper.make_graph(nodes, tag, [], [helper.make_tensor_value_info(f"{tag}_y", TensorProto.FLOAT, [1, 3])],
+                                 initializer=[] if as_constant else [w])
+
+    graph = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=branch("then", True), else_branch=branch("else", False))],
+        "vad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for spec in ("unstructured:0.5", "channels:0.5"):
+        why = prune_model(model, spec).report["not_pruned"]
+        assert why.endswith("24 of the 24 parameters are in If/Loop/Scan subgraphs, which pruning does not read"), why

@@ -77,8 +77,27 @@ def prune_model(model: onnx.ModelProto, options: PruneOptions | str,
         report["fidelity"] = fidelity(prepared, pruned, samples)
     why = _not_pruned(report)
     if why:
+        inside = subgraph_params(prepared.graph)
+        if inside:   # a voice-activity detector's weights in an If: say so, not only "no weight was zeroed"
+            why += (f"; {inside:,} of the {report['params']['before']:,} parameters are in If/Loop/Scan "
+                    "subgraphs, which pruning does not read")
         report["not_pruned"] = why
     return PruneResult(pruned, report, kept)
+
+
+def subgraph_params(graph: onnx.GraphProto, nested: bool = False) -> int:
+    """Elements of the constant tensors (initializers, Constant nodes) inside the subgraphs of `graph`'s nodes."""
+    total = 0
+    if nested:
+        total += sum(int(np.prod(t.dims)) for t in graph.initializer)
+        total += sum(int(np.prod(a.t.dims)) for n in graph.node if n.op_type == "Constant"
+                     for a in n.attribute if a.type == onnx.AttributeProto.TENSOR)
+    for node in graph.node:
+        for a in node.attribute:
+            for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else
+                      list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else []):
+                total += subgraph_params(g, nested=True)
+    return total
 
 
 def _not_pruned(report: dict[str, Any]) -> str | None:

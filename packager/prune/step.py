@@ -11,6 +11,7 @@ import onnx
 from edgepack.runtime.errors import OptionError
 
 from ..datasets import load_samples
+from ..quantize.samples import scalar_inputs
 from ..options import build
 from . import PruneOptions, prune_model
 
@@ -47,7 +48,8 @@ def options_from(prune: str | PruneOptions | Mapping[str, Any] | None, scope: st
 def prune_step(model: onnx.ModelProto, options: PruneOptions, calibration: str | os.PathLike | None
                ) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, Any]]:
     """Prune `model`; returns the pruned model, its provenance step, and its report."""
-    samples = load_samples(calibration, model_inputs(model)) if calibration is not None else None
+    samples = load_samples(calibration, model_inputs(model), scalars=scalar_inputs(model)) \
+        if calibration is not None else None
     result = prune_model(model, options, samples.feeds if samples is not None else None)
     step = {"name": "prune", "options": {**options.to_dict(), "calibration_samples": len(samples or [])}}
     return result.model, step, result.report

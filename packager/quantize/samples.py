@@ -31,6 +31,11 @@ def model_inputs(model: onnx.ModelProto) -> dict[str, tuple[np.dtype | None, lis
     return out
 
 
+def scalar_inputs(model: onnx.ModelProto) -> list[str]:
+    """The inputs of rank 0 (an npz of samples gives them one value per sample)."""
+    return [name for name, (_, dims) in model_inputs(model).items() if dims == []]
+
+
 def check_samples(samples: Samples, model: onnx.ModelProto, what: str) -> None:
     """Refuse samples whose arrays do not fit the model's inputs (dtype, rank, fixed dimensions)."""
     specs = model_inputs(model)
@@ -50,7 +55,7 @@ def check_samples(samples: Samples, model: onnx.ModelProto, what: str) -> None:
 
 
 def load_for(model: onnx.ModelProto, path: str, what: str, limit: int | None = None) -> Samples:
-    samples = load_samples(path, list(model_inputs(model)), limit=limit)
+    samples = load_samples(path, list(model_inputs(model)), limit=limit, scalars=scalar_inputs(model))
     if not len(samples):
         raise OptionError(f"{what} {path}: no samples")
     check_samples(samples, model, what)

@@ -78,7 +78,8 @@ def search(d: dict[str, Any]) -> Section | None:
     rows: list[list[Cell]] = []
     for name, limit in s["budget"].items():
         if name in LIMITS:
-            value = chosen.get(FIGURE[name])
+            # the file, whose final report the chosen trial's bundle lacked
+            value = d["bundle"]["bytes"] if name == "max_bytes" else chosen.get(FIGURE[name])
             shown = "measured at packaging (see below)" if value is None and name in MEASURED else \
                 "-" if value is None else f"{value:,}" if name == "max_bytes" else f"{value:.4g}"
             rows.append([f"{LIMITS[name][0]} ({LIMITS[name][1] or 'fraction'})", f"{limit:,}" if name == "max_bytes"

@@ -33,7 +33,10 @@ def quantized_nothing(trial: dict[str, Any]) -> bool:
         trial.get("quantized_weight_fraction", 1.0) == 0
 
 
-def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = None) -> list[str]:
+def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = None,
+                 bundle_bytes: int | None = None) -> list[str]:
+    """bundle_bytes: the size of the bundle file (`inspect`), shown against --max-bytes rather than the chosen
+    trial's bundle, which lacked the final report the file carries."""
     if not search:
         return []
     trials = search["trials"]
@@ -53,7 +56,9 @@ def search_lines(search: dict[str, Any] | None, timing: dict[str, Any] | None = 
             continue
         value = (timing or {}).get("measured", {}).get(chosen["index"], {}).get(FIGURE[name]) \
             if name in ("max_memory_mb", "max_latency_ms") else chosen.get(FIGURE[name])
-        if name == "max_bytes" and timing and "bundle_bytes" in timing:
+        if name == "max_bytes" and bundle_bytes is not None:
+            value = bundle_bytes
+        elif name == "max_bytes" and timing and "bundle_bytes" in timing:
             value = timing["bundle_bytes"]   # the file written, its final report included
         shown = _figure(name, value) if value is not None else "?"
         held.append(f"{DISPLAY[FIGURE[name]]} {shown} ({LIMITS[name][0]} {_figure(name, limit)})")
