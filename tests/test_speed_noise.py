@@ -56,6 +56,32 @@ def test_slower_is_flagged_only_beyond_the_noise(monkeypatch):
     assert not _speed(monkeypatch, [1.5, 0.9, 1.6, 0.9, 1.5])["slower"]
 
 
+class PerRun:
+    """Each run takes the next scripted milliseconds (after one warm-up run)."""
+
+    def __init__(self, clock, runs):
+        self.clock, self.times, self.calls = clock, [x for r in runs for x in r], -1
+
+    def run(self, names, feeds):
+        if self.calls >= 0:
+            self.clock.now += self.times[self.calls] / 1000
+        self.calls += 1
+
+
+def test_the_ratio_is_the_median_round_so_it_lies_within_the_spread(monkeypatch):
+    """The ratio of the pooled medians (3 ms / 2 ms here) can lie outside every round's ratio (1.2 to 1.33):
+    a new user saw 1.37x printed beside rounds of 1.21-1.31x. The median of the rounds' ratios is printed."""
+    monkeypatch.setattr(metrics, "SPEED_ROUNDS", 5)
+    clock = Clock()
+    monkeypatch.setattr(metrics.time, "perf_counter", clock)
+    ref = PerRun(clock, [[2, 3], [2, 1], [1, 3], [2, 3], [1, 3]])
+    out = PerRun(clock, [[4, 2], [1, 3], [3, 2], [3, 3], [2, 3]])
+    s = metrics.speed([ref, out], [{}] * 2)
+    assert (s["reference_ms"], s["packaged_ms"]) == (pytest.approx(2.0), pytest.approx(3.0))
+    assert s["rounds"] == [1.2, 1.333, 1.25, 1.2, 1.25] and s["ratio"] == pytest.approx(1.25)
+    assert "(1.25x; slower in every round, 1.20-1.33x over 5 rounds)" in speed_lines(s)[0]
+
+
 def test_runs_interleave_the_sessions_one_by_one(monkeypatch):
     order = []
 
