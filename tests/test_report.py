@@ -154,3 +154,14 @@ def _pixels_near(img, rgb, tolerance=40):
 
     distance = np.abs(np.asarray(img, dtype=np.int32) - np.array(rgb, dtype=np.int32)).sum(axis=-1)
     return int((distance <= tolerance).sum())
+
+
+def test_a_memory_budget_verdict_says_where_the_peak_was_measured(tmp):
+    """A Raspberry Pi bundle reported on this machine: the budget is the Pi's, the peak this machine's, and the
+    report says so instead of a bare 'fits' (a new user's finding)."""
+    m = budget_models.wide_range_mlp()
+    out = tmp / "pi.edgepack"
+    edgepack.package(m["model"], str(out), target="raspberry-pi-4")
+    text = write_report(out, tmp / "pi.md", runs=3)
+    assert "Memory budget of raspberry-pi-4: 1024 MB. The peak measured on this machine (" in text
+    assert "fits within it; on the device itself, `edgepack measure` gives its own peak." in text

@@ -174,7 +174,9 @@ def measured(d: dict[str, Any]) -> Section:
             ["throughput", f"{m['throughput_per_s']:.1f} runs/s"]]
     b = m["budget"]
     budget = ("The target sets no memory budget." if b["budget_mb"] is None else
-              f"Memory budget of {b['target']}: {b['budget_mb']} MB, {'fits' if b['fits'] else 'DOES NOT FIT'}.")
+              f"Memory budget of {b['target']}: {b['budget_mb']} MB. The peak measured on this machine "
+              f"({m['machine']}) {'fits within it' if b['fits'] else 'DOES NOT FIT within it'}; on the device "
+              "itself, `edgepack measure` gives its own peak.")
     return Section("Memory and latency", [
         f"Measured now on this machine ({m['machine']}, {', '.join(m['providers'][:1])}), in a fresh process that "
         f"opens the bundle and runs it {m['runs']} times after the first, on {m['inputs']} inputs. Peak RSS "
