@@ -202,5 +202,8 @@ def describe(made: Made) -> list[str]:
     for op in sorted(changed, key=lambda op: -op.bytes)[:10]:
         lines.append(f"  {op.name}: {op.op}, {op.bytes:,} bytes ({op.bytes / max(op.stored_bytes, 1):.3f}x its "
                      f"{op.stored_bytes:,} stored bytes)")
+    if made.bytes >= made.new_bytes:
+        lines.append("note: the delta is no smaller than the new bundle (the versions share almost nothing), so "
+                     "shipping the new bundle itself costs as little and needs no base on the device")
     return lines
 

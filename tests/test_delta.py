@@ -188,3 +188,13 @@ def test_delta_and_apply_never_overwrite_their_inputs(versions, tmp_path):
     r = runner.invoke(cli, ["apply", str(copies["v1"]), str(update), "-o", str(update)])
     assert r.exit_code == 1 and "replace the update" in r.output and sha(update) == kept
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_describe_says_when_shipping_the_new_bundle_costs_as_little():
+    """A delta between versions that share nothing is no smaller than the new bundle: the CLI says so."""
+    from edgepack.packager.delta import Made, describe
+
+    assert not any(line.startswith("note:") for line in describe(Made("u", 500, 1000, ())))
+    lines = describe(Made("u", 1028, 1000, ()))
+    assert lines[0].startswith("wrote u: 1,028 bytes, 1.0280x the new bundle")
+    assert lines[-1].startswith("note: the delta is no smaller than the new bundle")
