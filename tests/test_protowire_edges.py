@@ -98,3 +98,11 @@ def test_sparse_tensors_in_an_attribute_are_labelled_by_the_node():
     assert [r.label for r in scan_model(_model(w.ld(1, _node([b"out"], attribute))))] == ["out", "out"]
     assert [r.label for r in scan_model(_model(w.ld(1, _node([], attribute, b"n1"))))] == ["n1", "n1"]
     assert [r.label for r in scan_model(_model(w.ld(1, _node([], attribute))))] == ["sparse_value"] * 2
+
+
+def test_a_stream_ending_after_a_skipped_fields_tag_is_a_truncated_varint():
+    """The length of a skipped field (ModelProto.producer_name here) is read past the end: a truncated varint,
+    not a length of 127 running past the graph."""
+    data = w.vi(1, 8) + bytes([2 << 3 | 2])
+    with pytest.raises(ProtoError, match="truncated varint at byte 3"):
+        scan_model(data)

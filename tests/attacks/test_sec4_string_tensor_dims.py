@@ -53,3 +53,29 @@ def test_a_string_tensor_whose_dims_count_its_strings_loads(tmp, mlp_bundle, as_
     path, _ = _bundle(tmp, mlp_bundle, [2, 2], [b"a", b"b", b"", b"dd"], as_constant)
     out = load(path).run({"x": np.zeros(1, np.float32)})["y"]
     assert out.tolist() == [[b"a", b"b"], [b"", b"dd"]] or out.tolist() == [["a", "b"], ["", "dd"]]
+
+
+def _scanned(dims, strings):
+    from edgepack.runtime.protowire import scan_model
+
+    t = TensorProto(name="s", data_type=TensorProto.STRING, dims=dims, string_data=strings)
+    g = helper.make_graph([helper.make_node("Identity", ["s"], ["y"])], "g", [],
+                          [helper.make_tensor_value_info("y", TensorProto.STRING, None)], initializer=[t])
+    return scan_model(helper.make_model(g).SerializeToString())
+
+
+def test_an_empty_string_tensor_is_counted_right():
+    """Dims with a 0 declare no elements (not a negative count): an empty string tensor is valid ONNX."""
+    (record,) = [r for r in _scanned([0], []) if r.name == "s"]
+    assert record.strings == 0 and record.dims == [0]
+    (record,) = [r for r in _scanned([3, 0], []) if r.name == "s"]
+    assert record.dims == [3, 0]
+
+
+def test_a_count_of_2_64_elements_or_more_is_named_so():
+    from edgepack.runtime.protowire import ProtoError
+
+    with pytest.raises(ProtoError, match="its dims declare 2\\*\\*64 or more elements but it holds 0 strings"):
+        _scanned([1 << 32, 1 << 32], [])
+    with pytest.raises(ProtoError, match=f"its dims declare {(1 << 32) * ((1 << 32) - 1)} elements"):
+        _scanned([1 << 32, (1 << 32) - 1], [])
