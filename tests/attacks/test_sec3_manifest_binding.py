@@ -364,3 +364,28 @@ def test_mapped_typed_initializer_named_like_an_inline_tensor_is_refused(tmp, ma
         check_graph(b, graph, inline, mapped)  # the graph as packaged passes
         with pytest.raises(E.InvalidGraph, match="defines 'b0', a manifest tensor's name, as an initializer"):
             check_graph(b, graph.replace(b"zz", b"b0"), inline, mapped)
+
+
+def test_a_name_defined_twice_is_quoted_to_200_characters(tmp, mlp_src):
+    src, _, _ = mlp_src
+
+    def edit(m):
+        m.graph.initializer.extend([helper.make_tensor(LONG_B, TensorProto.INT64, [1], [v]) for v in (1, 2)])
+
+    _refused(_hostile(tmp, src, edit), re.escape(f"{LONG_B[:200]!r} is defined twice in one graph (an initializer "
+                                                 "and an initializer)"))
+
+
+def test_omitted_optional_outputs_are_not_names(tmp):
+    """Exporters write an optional output they leave out as "" (Dropout's mask, LSTM's states): several nodes
+    doing so in one graph define nothing twice, and the bundle loads and computes as the model does."""
+    w = numpy_helper.from_array(np.full((4, 4), 0.5, np.float32), "w")
+    nodes = [helper.make_node("Dropout", ["x"], ["d1", ""]), helper.make_node("Dropout", ["d1"], ["d2", ""]),
+             helper.make_node("MatMul", ["d2", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp / "optional.edgepack"
+    package(model, output=path)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(load(path).run({"x": x})["y"], x @ np.full((4, 4), 0.5, np.float32))
