@@ -25,11 +25,15 @@ after `max_fields` fields, so its work is bounded by what the caller allows for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .onnxschema import (
     ATTRIBUTE, BYTES, ENTRY, ENUM, ENUM_RANGES, FIXED32, FUNCTION, GRAPH, KIND_NAMES, MODEL, NODE, OPAQUE,
     PACKED4, PACKED8, PACKEDVAR, RAW, SPARSE, STRING, TAGS, TENSOR, TRAINING, VARINT,
+)
+from .protorecords import (
+    ROLE_ATTRIBUTE, ROLE_INITIALIZER, ROLE_SPARSE, STRING_TYPE, STRING_UNITS, GraphNames, ProtoError, TensorRecord,
+    check_strings,
 )
 
 __all__ = ["ProtoError", "TensorRecord", "GraphNames", "scan_model", "ROLE_ATTRIBUTE", "ROLE_INITIALIZER",
@@ -41,54 +45,6 @@ _SKIPPED = frozenset({OPAQUE, BYTES, STRING})
 # the strings the walker reads (names that label tensors, external-data entries); others are skipped
 _READ_TEXT = frozenset({(NODE, 2), (NODE, 3), (ATTRIBUTE, 1), (TENSOR, 8), (ENTRY, 1), (ENTRY, 2)})
 _MAX_TAG = 1 << 32  # protobuf reads tags as uint32: a longer tag's high bits would be dropped
-# What a TensorProto is to its graph: a node attribute's value (or a sparse tensor's indices), an
-# initializer, or the values of a sparse initializer (whose name is the sparse initializer's)
-ROLE_ATTRIBUTE, ROLE_INITIALIZER, ROLE_SPARSE = range(3)
-_STRING = 8  # TensorProto.DataType.STRING
-# 8-byte units onnxruntime holds per string of a tensor or attribute: protobuf's std::string and its slot,
-# then the tensor's std::string (7.9 million empty strings, 17 MB of graph, loaded at +700 MB)
-STRING_UNITS = 10
-
-
-class ProtoError(ValueError):
-    """The bytes are not a well-formed ONNX model in canonical encoding."""
-
-
-@dataclass
-class TensorRecord:
-    """One TensorProto found in the stream."""
-
-    label: str                        # the tensor's name, or where it sits (node output / attribute)
-    dims: list[int] = field(default_factory=list)
-    data_type: int = 0
-    raw_offset: int | None = None      # virtual offset of the raw_data payload
-    raw_length: int = 0
-    splice: int | None = None          # index of the splice that supplies raw_data
-    inline_data: bool = False          # data stored in the graph itself (typed fields or raw_data)
-    external: dict[str, str] | None = None
-    data_location: int = 0
-    main_initializer: bool = False     # an initializer of the main graph (the only place external data may be)
-    name: str = ""                     # its own name field, as stored
-    scope: int = -1                    # the graph or function it sits in (an index into GraphNames.parents)
-    node: int = -1                     # the node whose attribute holds it (numbered in stream order; -1: none)
-    role: int = ROLE_ATTRIBUTE
-    strings: int = 0                   # string_data entries
-
-
-@dataclass
-class GraphNames:
-    """The scopes names are defined in, and every node's outputs: what a check of the names of a graph needs
-    beside its tensors (runtime/binding.py)."""
-
-    parents: list[int] = field(default_factory=list)  # scope -> the scope it is nested in (-1: none)
-    main: int = -1                                     # the scope of ModelProto.graph
-    outputs: list[tuple[int, int, str]] = field(default_factory=list)  # (scope, node, output name)
-    dense: list[int] = field(default_factory=list)  # each sparse tensor's element count once made dense
-    # what onnxruntime holds beyond the graph's bytes, in 8-byte units: a unit per byte of a tensor's packed
-    # varint fields (int32/int64/uint64_data: a byte each here), STRING_UNITS per string (string_data, strings)
-    held: int = 0
-
-
 @dataclass
 class _Context:
     node_output: str = ""
@@ -371,22 +327,9 @@ class _Walker:
                 record.label = ctx.attribute
             if frame.parent == ATTRIBUTE and ctx.node_output:
                 record.label = ctx.node_output  # a Constant's value is known by the node's output
-            if record.data_type == _STRING:
-                _check_strings(record)
+            if record.data_type == STRING_TYPE:
+                check_strings(record)
             self.records.append(record)
-
-
-def _check_strings(record: TensorRecord) -> None:
-    """A string tensor's dims must count its strings: onnxruntime allocates and constructs a std::string per
-    element the dims declare before it compares them with the strings held (for numeric types it compares
-    first), so dims of 10**8 over no strings took gigabytes before its refusal."""
-    elements = 1
-    for d in record.dims:
-        elements = -1 if d < 0 or elements < 0 else min(elements * d, 1 << 64)
-    if elements != record.strings:
-        declared = "negative" if elements < 0 else f"{elements}" if elements < 1 << 64 else "2**64 or more"
-        raise ProtoError(f"string tensor {record.label[:200]!r}: its dims declare {declared} elements but it holds "
-                         f"{record.strings} strings")
 
 
 def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None,
