@@ -137,3 +137,81 @@ def test_a_difference_that_does_not_decode_is_corrupt(small, tmp_path):
     with pytest.raises(F.CorruptDelta, match=where):
         apply_delta(v1, hostile, tmp_path / "out.edgepack")
     assert not (tmp_path / "out.edgepack").exists()
+
+
+def test_a_literal_of_more_than_a_mib_is_copied_whole(tmp_path):
+    """A layer of another width: its weight (512 x 769 float32, random) has no base to be diffed against and
+    is carried in the delta, over 1 MiB, read in two pieces."""
+    v1, v2 = tmp_path / "v1.edgepack", tmp_path / "v2.edgepack"
+    edgepack.package(graphs.mlp(d_in=64, hidden=(512, 768), d_out=10)[0], output=v1)
+    edgepack.package(graphs.mlp(d_in=64, hidden=(512, 769), d_out=10)[0], output=v2)
+    update = make_delta(v1, v2, tmp_path / "wide.edgedelta").path
+    with open_delta(update) as d:
+        assert any(op.op == F.OP_LITERAL and op.result.length > 1 << 20 for op in d.ops)
+    apply_delta(v1, update, tmp_path / "out.edgepack")
+    assert sha(tmp_path / "out.edgepack") == sha(v2)
+
+
+def _resettled(update, tmp_path, setting):
+    """The delta with every zstd setting replaced by `setting`: its zstd parts re-encode to other lengths."""
+    def change(index, section):
+        index["zstd"] = [dict(setting) for _ in index["zstd"]]
+
+    hostile = tmp_path / "resettled.edgedelta"
+    hostile.write_bytes(delta_edit.edit(open(update, "rb").read(), change))
+    return hostile
+
+
+def test_a_plane_that_encodes_to_another_length_is_a_mismatch_naming_both_zstd_versions(small, tmp_path):
+    """What a device with another zstd would meet: a plane re-encoded to another length is refused, naming the
+    plane, both lengths and both zstd versions, with the way out (--literal); nothing is written."""
+    v1, _, update = small
+    hostile = _resettled(update, tmp_path, {"level": 1})
+    with open_delta(update) as d:
+        op = next(op for op in d.ops if op.op == F.OP_DIFF)
+        planes = op.frames[0].frame.params["planes"]
+    k = next(i for i, (codec, _) in enumerate(planes) if codec == "zstd")
+    with pytest.raises(F.ResultMismatch, match=(
+            f"plane {k} encodes to \\d+ bytes, not {planes[k][1]} \\(this runtime's zstd is \\d+\\.\\d+\\.\\d+, the "
+            "delta was made with \\d+\\.\\d+\\.\\d+\\); ask for a delta made with --literal")):
+        apply_delta(v1, hostile, tmp_path / "out.edgepack")
+    assert not (tmp_path / "out.edgepack").exists()
+
+
+def test_a_zstd_frame_that_encodes_to_another_length_is_a_mismatch(big, tmp_path):
+    """The same for a tensor stored as plain zstd frames (no planes): the frame's whole length is compared."""
+    v1, _, update = big
+    hostile = _resettled(update, tmp_path, {"level": 19})
+    with pytest.raises(F.ResultMismatch, match="frame at raw offset \\d+: it encodes to \\d+ bytes, not \\d+ "):
+        apply_delta(v1, hostile, tmp_path / "out.edgepack")
+    assert not (tmp_path / "out.edgepack").exists()
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o751])
+def test_the_new_bundle_keeps_the_base_files_permissions(small, tmp_path, mode):
+    v1, head, update = small
+    base = tmp_path / "base.edgepack"
+    base.write_bytes(v1.read_bytes())
+    base.chmod(mode)
+    apply_delta(base, update, tmp_path / "out.edgepack")
+    assert (tmp_path / "out.edgepack").stat().st_mode & 0o777 == mode
+    assert sha(tmp_path / "out.edgepack") == sha(head)
+
+
+def test_the_diff_work_bound_admits_exactly_the_bound(small, tmp_path, monkeypatch):
+    """apply refuses diffs rebuilding more than RESULT_GROWTH x the base's decoded bytes + RESULT_SLACK: tried
+    with the slack set so that the bound is exactly the work of this delta, and one byte under."""
+    from edgepack.runtime import delta as delta_mod
+
+    v1, head, update = small
+    with open_delta(update) as d, open_bundle(v1) as b:
+        raw = {t.name: t.raw_length for t in b.manifest.tensors}
+        work = sum(raw[op.base] for op in d.ops if op.op == F.OP_DIFF)
+    monkeypatch.setattr(delta_mod, "RESULT_GROWTH", 0)
+    monkeypatch.setattr(delta_mod, "RESULT_SLACK", work)
+    apply_delta(v1, update, tmp_path / "out.edgepack")
+    assert sha(tmp_path / "out.edgepack") == sha(head)
+    monkeypatch.setattr(delta_mod, "RESULT_SLACK", work - 1)
+    with pytest.raises(F.InvalidDelta, match=f"its diffs rebuild {work} bytes"):
+        apply_delta(v1, update, tmp_path / "no.edgepack")
+    assert not (tmp_path / "no.edgepack").exists()
