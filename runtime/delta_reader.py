@@ -107,7 +107,8 @@ class Delta:
         try:
             self._fd = open_regular(self.path)  # refuses a FIFO, directory, device or /proc file; never blocks
         except NotARegularFile as e:
-            raise InvalidDelta(self.path, str(e).split(": ", 1)[-1]) from None
+            raise InvalidDelta(self.path, f"it is {e.what}, not a delta file; give the path of a regular "
+                                          ".edgedelta file") from None
         except OSError as e:
             raise InvalidDelta(self.path, f"cannot open: {e.strerror}") from None
         try:
@@ -319,6 +320,12 @@ class Delta:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:  # a Delta dropped without close(): its descriptor is given back when collected
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def transform_width(dtype: str) -> int:

@@ -23,6 +23,7 @@ class NotARegularFile(BundleError):
 
     def __init__(self, path: str, what: str):
         super().__init__(f"{path}: not a bundle file: it is {what}; give the path of a regular .edgepack file")
+        self.what = what  # for readers of other files (deltas) to say it in their own words
 
 
 class BadMagic(BundleError):
