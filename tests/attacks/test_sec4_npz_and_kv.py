@@ -196,3 +196,17 @@ def test_a_window_longer_than_the_text_sizes_the_cache_by_the_text(tmp_path):
     short = perplexity(session, list(range(10)), window=128)
     huge = perplexity(session, list(range(10)), window=1 << 40)  # 2**40 positions: 128 TiB of cache
     assert huge.tokens == short.tokens == 9 and huge.perplexity == pytest.approx(short.perplexity)
+
+
+def test_stray_feeds_are_named_in_one_short_line(tmp_path, mlp_bundle):
+    from conftest import write
+
+    data, feeds = mlp_bundle
+    session = load(write(tmp_path, data))
+    stray = {f"n{i:06d}": np.zeros(1, np.float32) for i in range(20000)}  # an .npz of them made a 220 KB line
+    with pytest.raises(InputError) as e:
+        session.run(stray)
+    assert len(str(e.value)) < 1200
+    with pytest.raises(InputError) as e:
+        session.run(feeds, outputs=list(stray))
+    assert len(str(e.value)) < 1200
