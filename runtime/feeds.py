@@ -155,6 +155,7 @@ def bundle_shapes(path: str, given: Iterable[str] = ()) -> Shapes:
 
 NPZ_EXPANSION = 64          # an .npz may unpack to this many times its size ...
 NPZ_FLOOR = 64 << 20        # ... or to this many bytes, whichever is more (LoadLimits' figures for bundles)
+STRING_BYTES = 90           # a string element in onnxruntime beyond its characters (limits.py counts so too)
 
 
 def check_npz(path: str, what: str) -> None:
@@ -198,17 +199,21 @@ def _check_members(path: str, what: str, size: int) -> None:
         if memory is not None and total > memory:
             raise OptionError(f"{path}: its arrays take {total} bytes, more than the {memory} bytes of memory "
                               "this machine has")
-        for m in members:
-            _check_member(path, what, zf, m)
+        strings = sum(_check_member(path, what, zf, m) for m in members)
+        if strings and total + STRING_BYTES * strings > most:
+            raise OptionError(f"{path}: its {strings} strings take some {total + STRING_BYTES * strings} bytes "
+                              f"once onnxruntime holds them, more than the {most} an .npz of {size} bytes may; "
+                              "save the arrays with numpy.savez, uncompressed")
 
 
-def _check_member(path: str, what: str, zf: Any, member: Any) -> None:
-    """The header of one member that numpy would read as an array (it starts with the .npy magic)."""
+def _check_member(path: str, what: str, zf: Any, member: Any) -> int:
+    """The header of one member that numpy would read as an array (it starts with the .npy magic); returns
+    how many strings it holds."""
     from numpy.lib import format as npy
 
     with zf.open(member) as f:
         if f.read(6) != npy.MAGIC_PREFIX:
-            return  # numpy hands such a member back as its bytes
+            return 0  # numpy hands such a member back as its bytes
         version = (f.read(1) + f.read(1))
         readers = {b"\x01\x00": npy.read_array_header_1_0, b"\x02\x00": npy.read_array_header_2_0}
         if version not in readers:
@@ -221,10 +226,14 @@ def _check_member(path: str, what: str, zf: Any, member: Any) -> None:
     count = 1
     for d in shape:
         count *= d
-    if count * dtype.itemsize > member.file_size:
+    # an element counts a byte at least: 10**8 strings of dtype <U0 take no bytes in the file, and 3.6 GB as
+    # onnxruntime's strings
+    size = count * max(dtype.itemsize, 1)
+    if size > member.file_size:
         raise OptionError(f"{path}: {what} {clip(repr(member.filename), 80)} declares shape {clip(shape, 80)} of "
-                          f"{dtype} ({count * dtype.itemsize} bytes) but holds {member.file_size}; the file is "
-                          "damaged or was not written by numpy.savez")
+                          f"{dtype} ({size} bytes) but holds {member.file_size}; the file is damaged or was not "
+                          "written by numpy.savez")
+    return count if dtype.kind in "US" else 0
 
 
 def _damaged() -> tuple[type[BaseException], ...]:

@@ -69,6 +69,8 @@ def hostile(tmp_path):
         "huge_shape": (archive(tmp_path / "a.npz", {"x.npy": npy((10 ** 7, 10 ** 7))}), "declares shape"),
         "object": (archive(tmp_path / "b.npz", {"x.npy": npy((1,), "|O", pickle.dumps([1]))}), "Python objects"),
         "pickle": (tmp_path / "c.npz", "not an .npz archive"),
+        # 236 bytes: 5 * 10**7 empty strings, 3.6 GB and 11 s as onnxruntime's strings for a string input
+        "empty_strings": (archive(tmp_path / "i.npz", {"s.npy": npy((5 * 10 ** 7,), "<U0")}), "declares shape"),
     }
     cases["pickle"][0].write_bytes(pickle.dumps({"x": 1}))
     deflated = archive(tmp_path / "d.npz", {"x.npy": zeros}, zipfile.ZIP_DEFLATED)
@@ -96,10 +98,14 @@ def hostile(tmp_path):
         for _ in range(n >> 24):
             f.write(bytes(1 << 24))
     cases["bomb"] = (bomb, "unpack to")
+    strings = tmp_path / "j.npz"  # 65 KB: 16 M one-character strings, 1.3 GB once onnxruntime holds them
+    np.savez_compressed(strings, s=np.zeros((16 << 20) - 64, "U1"))  # just under the floor
+    cases["string_bomb"] = (strings, "strings take")
     return cases
 
 
-CASES = ["huge_shape", "object", "pickle", "zlib", "method", "encrypted", "lzma", "bomb"]
+CASES = ["huge_shape", "empty_strings", "object", "pickle", "zlib", "method", "encrypted", "lzma", "bomb",
+         "string_bomb"]
 
 
 @pytest.fixture(scope="module")
