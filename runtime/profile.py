@@ -142,7 +142,7 @@ def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
         return [_convert(typing.get_args(tp)[0], v, f"{key}[{i}]", source, strict) for i, v in enumerate(value)]
     if tp is int:  # bounded: a recorded target's ram_mb of 10**400 overflowed float math (exit 3)
         if type(value) is not int or not 0 <= value <= MAX_INT:
-            raise TargetError(f"{source}: {key} must be a non-negative integer up to 2**53, got "
+            raise TargetError(f"{source}: {key} must be a non-negative integer of at most 2**53, got "
                               f"{clip(json.dumps(value), 60)}")
         return value
     if tp in (bool, str) and type(value) is not tp:

@@ -20,7 +20,7 @@ from edgepack.runtime.profile import profile_from_dict
 def test_a_recorded_integer_past_float_range_is_a_target_error(tmp_path, mlp_bundle, section, key):
     data, feeds = mlp_bundle
     path = write(tmp_path, edit_manifest(data, lambda m: m["target"][section].update({key: 10 ** 400})))
-    with pytest.raises(TargetError, match=f"{section}.{key} must be a non-negative integer up to 2"):
+    with pytest.raises(TargetError, match=f"{section}.{key} must be a non-negative integer of at most 2"):
         load(path).run(feeds)
 
 
