@@ -155,6 +155,7 @@ def bundle_shapes(path: str, given: Iterable[str] = ()) -> Shapes:
 
 NPZ_EXPANSION = 64          # an .npz may unpack to this many times its size ...
 NPZ_FLOOR = 64 << 20        # ... or to this many bytes, whichever is more (LoadLimits' figures for bundles)
+TOKEN_BYTES = 16            # a token id as perplexity holds it: list slots for it, twice
 STRING_BYTES = 90           # a string element in onnxruntime beyond its characters (limits.py counts so too)
 
 
@@ -268,10 +269,22 @@ def read_npz(path: str, what: str) -> dict[str, np.ndarray]:
 def token_ids_npz(path: str) -> list[int]:
     """The token ids of an .npz (its arrays' elements in order), read as read_npz reads feeds: integer arrays
     only (numpy's int() of NaN, of inf or of a bytes member failed with a foreign error)."""
-    ids: list[int] = []
-    for name, array in read_npz(path, "token ids").items():
+    import os
+
+    arrays = read_npz(path, "token ids")
+    for name, array in arrays.items():
         if array.dtype.kind not in "iu":
             raise InputError(f"{path}: {clip(repr(name), 80)} holds {array.dtype}, not token ids; save integer "
                              "arrays")
+    # a token id becomes a Python int in a list (and a copy): 65 KB of deflated uint8 ones held 64 M of them,
+    # 1.2 GB, and perplexity on them ran for hours
+    count = sum(a.size for a in arrays.values())
+    size = os.path.getsize(path)
+    most = max(NPZ_FLOOR, NPZ_EXPANSION * size) // TOKEN_BYTES
+    if count > most:
+        raise InputError(f"{path}: its {size} bytes hold {count} token ids, more than the {most} an .npz of that "
+                         "size may; save them with numpy.savez, uncompressed, or score the text in parts")
+    ids: list[int] = []
+    for array in arrays.values():
         ids.extend(array.reshape(-1).tolist())
     return ids

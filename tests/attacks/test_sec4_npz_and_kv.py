@@ -216,3 +216,12 @@ def test_stray_feeds_are_named_in_one_short_line(tmp_path, mlp_bundle):
     with pytest.raises(InputError) as e:
         session.run(feeds, outputs=list(stray))
     assert len(str(e.value)) < 1200
+
+
+def test_token_ids_are_counted_as_the_python_ints_they_become(tmp_path):
+    path = tmp_path / "ids.npz"
+    np.savez_compressed(path, ids=np.ones((64 << 20) - 1024, np.uint8))  # 65 KB: 1.2 GB and hours of perplexity
+    with pytest.raises(InputError, match="token ids, more than"):
+        token_ids_npz(str(path))
+    np.savez_compressed(path, ids=np.arange(100000, dtype=np.int32) % 320)
+    assert len(token_ids_npz(str(path))) == 100000
