@@ -153,8 +153,18 @@ def bundle_shapes(path: str, given: Iterable[str] = ()) -> Shapes:
         return recorded_shapes(b.manifest.raw, given)
 
 
-def read_npz(path: str, what: str) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file, or one line saying why it cannot be read (a text file, a lone .npy array)."""
+NPZ_EXPANSION = 64          # an .npz may unpack to this many times its size ...
+NPZ_FLOOR = 64 << 20        # ... or to this many bytes, whichever is more (LoadLimits' figures for bundles)
+TOKEN_BYTES = 16            # a token id as perplexity holds it: list slots for it, twice
+STRING_BYTES = 90           # a string element in onnxruntime beyond its characters (limits.py counts so too)
+
+
+def check_npz(path: str, what: str) -> None:
+    """Refuse, before numpy allocates anything, an .npz that is not one numpy.savez writes or that unpacks to
+    more than its size allows: numpy.load trusts an array's header (a 236-byte file declaring 10**14 floats
+    was a MemoryError) and unpacks whatever the zip holds (2 MB of deflated zeros took 2.1 GB and 17 s).
+    Every member's declared size (the zip's, which zipfile never reads past) counts; an array's header must
+    declare no more bytes than its member holds, and no Python objects (numpy would unpickle them)."""
     import os
     import zipfile
 
@@ -166,9 +176,115 @@ def read_npz(path: str, what: str) -> dict[str, np.ndarray]:
         kind = "a single .npy array, not an .npz archive" if lone else "not an .npz archive"
         raise OptionError(f"{path}: cannot read {what}: it is {kind}; save the arrays with "
                           "numpy.savez(path, name=array, ...)")
+    size = os.path.getsize(path)
+    try:
+        _check_members(path, what, size)
+    except _damaged() as e:
+        raise _unreadable(path, what, e) from None
+
+
+def _check_members(path: str, what: str, size: int) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        members = zf.infolist()
+        total = sum(m.file_size for m in members)
+        most = max(NPZ_FLOOR, NPZ_EXPANSION * size)
+        if total > most:
+            raise OptionError(f"{path}: its {size} bytes unpack to {total}, more than the {most} an .npz of "
+                              f"{what} may (at least {NPZ_FLOOR >> 20} MiB, else {NPZ_EXPANSION} times its "
+                              "size): save the arrays with numpy.savez, uncompressed")
+        from .host import physical_memory
+
+        memory = physical_memory()
+        if memory is not None and total > memory:
+            raise OptionError(f"{path}: its arrays take {total} bytes, more than the {memory} bytes of memory "
+                              "this machine has")
+        strings = sum(_check_member(path, what, zf, m) for m in members)
+        if strings and total + STRING_BYTES * strings > most:
+            raise OptionError(f"{path}: its {strings} strings take some {total + STRING_BYTES * strings} bytes "
+                              f"once onnxruntime holds them, more than the {most} an .npz of {size} bytes may; "
+                              "save the arrays with numpy.savez, uncompressed")
+
+
+def _check_member(path: str, what: str, zf: Any, member: Any) -> int:
+    """The header of one member that numpy would read as an array (it starts with the .npy magic); returns
+    how many strings it holds."""
+    from numpy.lib import format as npy
+
+    with zf.open(member) as f:
+        if f.read(6) != npy.MAGIC_PREFIX:
+            return 0  # numpy hands such a member back as its bytes
+        version = (f.read(1) + f.read(1))
+        readers = {b"\x01\x00": npy.read_array_header_1_0, b"\x02\x00": npy.read_array_header_2_0}
+        if version not in readers:
+            raise OptionError(f"{path}: {what} {clip(repr(member.filename), 80)} is a .npy of a version numpy.savez "
+                              "does not write for numbers; save the arrays with numpy.savez")
+        shape, _, dtype = readers[version](f)
+    if dtype.hasobject:
+        raise OptionError(f"{path}: {what} {clip(repr(member.filename), 80)} holds Python objects, which are "
+                          "never unpickled; save numeric or string arrays")
+    count = 1
+    for d in shape:
+        count *= d
+    # an element counts a byte at least: 10**8 strings of dtype <U0 take no bytes in the file, and 3.6 GB as
+    # onnxruntime's strings
+    size = count * max(dtype.itemsize, 1)
+    if size > member.file_size:
+        raise OptionError(f"{path}: {what} {clip(repr(member.filename), 80)} declares shape {clip(shape, 80)} of "
+                          f"{dtype} ({size} bytes) but holds {member.file_size}; the file is damaged or was not "
+                          "written by numpy.savez")
+    return count if dtype.kind in "US" else 0
+
+
+def _damaged() -> tuple[type[BaseException], ...]:
+    """Every way zipfile and numpy fail on a damaged archive: zlib.error and LZMAError (corrupt streams),
+    EOFError (truncated), NotImplementedError (an unknown compression method), RuntimeError (an encrypted
+    member), MemoryError, and numpy's ValueError and OSError."""
+    import lzma
+    import zipfile
+    import zlib
+
+    return (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, MemoryError, zipfile.BadZipFile,
+            zlib.error, lzma.LZMAError)
+
+
+def _unreadable(path: str, what: str, e: BaseException) -> OptionError:
+    if isinstance(e, MemoryError):
+        return OptionError(f"{path}: its {what} take more memory than this process can allocate")
+    return OptionError(f"{path}: cannot read {what} ({clip(e, 200)}); give an .npz file written by numpy.savez")
+
+
+def read_npz(path: str, what: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, or one line saying why it cannot be read (a text file, a lone .npy array,
+    a damaged or hostile archive: check_npz)."""
+    check_npz(path, what)
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise OptionError(f"{path}: cannot read {what} ({clip(e, 200)}); give an .npz file written by "
-                          "numpy.savez") from None
+            return {k: np.asarray(data[k]) for k in data.files}
+    except _damaged() as e:
+        raise _unreadable(path, what, e) from None
+
+
+def token_ids_npz(path: str) -> list[int]:
+    """The token ids of an .npz (its arrays' elements in order), read as read_npz reads feeds: integer arrays
+    only (numpy's int() of NaN, of inf or of a bytes member failed with a foreign error)."""
+    import os
+
+    arrays = read_npz(path, "token ids")
+    for name, array in arrays.items():
+        if array.dtype.kind not in "iu":
+            raise InputError(f"{path}: {clip(repr(name), 80)} holds {array.dtype}, not token ids; save integer "
+                             "arrays")
+    # a token id becomes a Python int in a list (and a copy): 65 KB of deflated uint8 ones held 64 M of them,
+    # 1.2 GB, and perplexity on them ran for hours
+    count = sum(a.size for a in arrays.values())
+    size = os.path.getsize(path)
+    most = max(NPZ_FLOOR, NPZ_EXPANSION * size) // TOKEN_BYTES
+    if count > most:
+        raise InputError(f"{path}: its {size} bytes hold {count} token ids, more than the {most} an .npz of that "
+                         "size may; save them with numpy.savez, uncompressed, or score the text in parts")
+    ids: list[int] = []
+    for array in arrays.values():
+        ids.extend(array.reshape(-1).tolist())
+    return ids

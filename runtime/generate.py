@@ -105,17 +105,28 @@ class KVRunner:
         lay = self.layout
         per = lay.kv_heads * capacity * lay.head_dim
         need = 4 * lay.layers * per * lay.dtype.itemsize
+        # the logits buffer too: its vocab is the graph's word (a 17 KB bundle declaring 2**40 logits asked numpy
+        # for 12 TiB, a MemoryError)
+        logits_bytes = 4 * max_chunk * (lay.vocab or 0)
         memory_mb = detect().memory_mb
         memory = memory_mb << 20 if memory_mb else 1 << 40
-        if need > memory:  # checked before numpy is asked for it (a MemoryError, or the OOM killer)
+        if need + logits_bytes > memory:  # checked before numpy is asked for it (a MemoryError, or the OOM killer)
             raise InputError(f"{session.path}: a KV cache of {capacity} positions ({lay.layers} layers, "
-                             f"{lay.kv_heads} kv heads of {lay.head_dim}) takes {need} bytes, more than the "
-                             f"{memory} bytes of memory here; lower max_new_tokens or the prompt's length")
+                             f"{lay.kv_heads} kv heads of {lay.head_dim}) and logits for {max_chunk} tokens of a "
+                             f"{lay.vocab}-token vocabulary take {need + logits_bytes} bytes, more than the "
+                             f"{memory} bytes of memory here; lower max_new_tokens, the prompt's length or the "
+                             "window")
         self.capacity = capacity
-        # [layer, key/value, ping/pong] flat buffers
-        self.buffers = [[[np.zeros(per, lay.dtype) for _ in range(2)] for _ in range(2)] for _ in range(lay.layers)]
         self.vocab = lay.vocab
-        self.logits = np.zeros(max_chunk * (self.vocab or 1), np.float32) if self.vocab else None
+        try:
+            # [layer, key/value, ping/pong] flat buffers
+            self.buffers = [[[np.zeros(per, lay.dtype) for _ in range(2)] for _ in range(2)]
+                            for _ in range(lay.layers)]
+            self.logits = np.zeros(max_chunk * (self.vocab or 1), np.float32) if self.vocab else None
+        except MemoryError:  # under the machine's memory but over this process's (ulimit, cgroup)
+            raise InputError(f"{session.path}: a KV cache of {capacity} positions and logits for {max_chunk} "
+                             f"tokens take {need + logits_bytes} bytes, more than this process can allocate; "
+                             "lower max_new_tokens, the prompt's length or the window") from None
         self.binding = session._session.io_binding()
         self.length = 0      # tokens in the cache
         self.side = 0        # which buffer holds the cache now

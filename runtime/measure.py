@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from .device import detect
 from .errors import InputError
-from .feeds import bundle_shapes
+from .feeds import bundle_shapes, check_npz
 from .measure_child import measure_child
 from .profile import profile_from_dict, resolve
 from .reader import open_bundle
@@ -113,6 +113,8 @@ def measure(bundle: str | os.PathLike, baseline: str | os.PathLike | None = None
     for path in (bundle, baseline, inputs):
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{os.fspath(path)}: no such file")
+    if inputs is not None:  # the children numpy.load it: a bomb or a hostile header is refused here first
+        check_npz(os.fspath(inputs), "inputs")
     key = public_key_bytes(public_key) if public_key is not None else None  # a bad key fails here, once
     shapes = dict(shapes or {})
     recorded = bundle_shapes(bundle, shapes) if inputs is None else {}

@@ -38,7 +38,8 @@ def perplexity(session: Session, ids: Sequence[int], window: int = 128) -> Perpl
     bad = next((t for t in ids if not 0 <= t < MAX_TOKEN_ID), None)
     if bad is not None:
         raise InputError(f"token id {bad} is not a valid token id (0 to {MAX_TOKEN_ID - 1})")
-    runner = KVRunner(session, window, window)
+    span = min(window, len(ids))  # a window longer than the text needs no cache beyond it
+    runner = KVRunner(session, span, span)
     total, count, windows = 0.0, 0, 0
     for start in range(0, len(ids) - 1, window):
         chunk = ids[start:start + window]

@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 from .errors import TargetError
 from .format import MAPPED_ALIGNMENTS
+from .text import clip
 
 MAX_THREADS = 256
+MAX_INT = 1 << 53  # JSON's exact integers: ample for any count, MB or bytes a profile holds
 
 
 def _f(default: Any, doc: str, **kw: Any) -> Any:
@@ -138,9 +140,10 @@ def _convert(tp: Any, value: Any, key: str, source: str, strict: bool) -> Any:
         if not isinstance(value, list):
             raise wrong()
         return [_convert(typing.get_args(tp)[0], v, f"{key}[{i}]", source, strict) for i, v in enumerate(value)]
-    if tp is int:
-        if type(value) is not int or value < 0:
-            raise TargetError(f"{source}: {key} must be a non-negative integer, got {json.dumps(value)[:60]}")
+    if tp is int:  # bounded: a recorded target's ram_mb of 10**400 overflowed float math (exit 3)
+        if type(value) is not int or not 0 <= value <= MAX_INT:
+            raise TargetError(f"{source}: {key} must be a non-negative integer of at most 2**53, got "
+                              f"{clip(json.dumps(value), 60)}")
         return value
     if tp in (bool, str) and type(value) is not tp:
         raise wrong()

@@ -46,6 +46,7 @@ from .profile import Profile
 from .ortconfig import choose_providers, session_options
 from .host import check_fits, default_threads, usable_cpus
 from .reader import Bundle
+from .text import clip
 
 _ORT_TYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
@@ -128,7 +129,8 @@ class Session:
         names = list(outputs) if outputs is not None else self.output_names
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
-            raise InputError(f"unknown outputs {unknown}; the model's outputs are {self.output_names}")
+            raise InputError(f"unknown outputs {clip(unknown, 300)}; the model's outputs are "
+                             f"{clip(self.output_names, 300)}")
         prepared = self._prepare(feeds)
         options = ort.RunOptions()  # one per call: setting `terminate` stops this call only
         timer = None
@@ -164,7 +166,9 @@ class Session:
         missing = [i.name for i in self.inputs if i.name not in feeds]
         extra = [k for k in feeds if k not in self.input_names]
         if missing or extra:
-            raise InputError(f"inputs {self.input_names} expected; missing {missing}, unknown {extra}")
+            # clipped: an .npz of 20,000 stray arrays made a 220 KB line
+            raise InputError(f"inputs {clip(self.input_names, 300)} expected; missing {clip(missing, 300)}, "
+                             f"unknown {clip(extra, 300)}")
         out = {}
         for spec in self.inputs:
             value = np.asarray(feeds[spec.name])

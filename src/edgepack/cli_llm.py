@@ -96,9 +96,8 @@ def generate_cmd(bundle: str, prompt: str | None, prompt_ids: str | None, max_ne
 @click.option("--json", "as_json", is_flag=True, help="Print perplexity, tokens and windows as JSON.")
 def perplexity_cmd(bundle: str, text_path: str, window: int, as_json: bool) -> None:
     """Perplexity of BUNDLE's language model on your own text (lower is better)."""
-    import numpy as np
-
     from edgepack.runtime import load
+    from edgepack.runtime.feeds import token_ids_npz
     from edgepack.runtime.generate import token_ids_of
     from edgepack.runtime.perplexity import perplexity
 
@@ -106,11 +105,15 @@ def perplexity_cmd(bundle: str, text_path: str, window: int, as_json: bool) -> N
         raise InputError(f"{text_path}: no such text file")
     session = load(bundle)
     if text_path.lower().endswith(".npz"):
-        with np.load(text_path) as data:
-            ids = [int(t) for k in data.files for t in np.asarray(data[k]).reshape(-1)]
+        ids = token_ids_npz(text_path)
     else:
-        with open(text_path, encoding="utf-8") as f:
-            ids = token_ids_of(session, f.read())
+        try:
+            with open(text_path, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            raise InputError(f"{text_path}: not UTF-8 text (byte {e.start}: {e.reason}); give a UTF-8 text file "
+                             "or an .npz of token ids") from None
+        ids = token_ids_of(session, text)
     r = perplexity(session, ids, window)
     if as_json:
         click.echo(json.dumps({"perplexity": r.perplexity, "tokens": r.tokens, "windows": r.windows,
