@@ -19,7 +19,7 @@ INTERNAL = {
     "edgepack.runtime.codecs.CodecError": "raised by a frame decoder; Bundle.decode_frame raises CorruptTensor",
     "edgepack.runtime.zstdframe.FrameShapeError": "raised by the zstd frame-shape check; zstd_decode_into raises "
                                                   "CodecError",
-    "edgepack.runtime.protowire.ProtoError": "raised by the graph walker; load() raises InvalidGraph, the "
+    "edgepack.runtime.protorecords.ProtoError": "raised by the graph walker; load() raises InvalidGraph, the "
                                              "packager ModelError",
     "edgepack.packager.writer.WriterStateError": "the writer used out of order: a bug in the caller, not input",
     "edgepack.packager.convert.from_pt2._Refused": "raised inside torch.export.load where it would unpickle; "

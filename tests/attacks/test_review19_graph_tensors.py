@@ -135,3 +135,11 @@ def test_a_splice_at_byte_0_is_refused_at_byte_0(tmp, base):
     graph = _model([helper.make_tensor("W", TensorProto.FLOAT, [4], W.tolist())])
     entry = {"name": "Z", "dtype": "float32", "shape": [0], "binding": "inline", "splice": 0}
     _refused(_bundle(tmp, base, graph, [(entry, b"")]), "a tensor is spliced in at byte 0, which is not")
+
+
+def test_an_external_tensor_with_no_data_type_is_refused(tmp, base):
+    """A TensorProto that leaves data_type out is UNDEFINED (0), not the manifest's float32."""
+    t = _external("W", location="edgepack:W")
+    t.ClearField("data_type")
+    _refused(_bundle(tmp, base, _model([t]), [(_ext_entry("W"), W.tobytes())]),
+             "tensor 'W' is float32[4] in the manifest but not in the graph")
