@@ -3,6 +3,8 @@ weight update and a reshaped layer, each packaged as a bundle (weights seeded, s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +43,49 @@ def versions(folder: Path, hidden: tuple[int, ...] = (256, 256)) -> tuple[dict[s
         paths[name] = folder / f"{name}.edgepack"
         edgepack.package(model, output=paths[name])
     return paths, feeds
+
+
+def copies_delta(folder: Path, declared_base: int | None = None, copies: int | None = None
+                 ) -> tuple[Path, Path, int, int]:
+    """(base path, delta path, result bytes, copied blob bytes): a hand-made delta whose result copies the
+    base's largest tensor `copies` times (default: enough to pass the bound on a result, RESULT_GROWTH x twice
+    the base + RESULT_SLACK), its index declaring a base of `declared_base` bytes (default: the real size)."""
+    import bundles
+    import delta_edit
+    from edgepack.runtime import open_bundle
+    from edgepack.runtime import delta_format as F
+    from edgepack.runtime.format import align
+
+    model, _ = graphs.mlp(hidden=(256,))
+    base_path = folder / "base.edgepack"
+    edgepack.package(model, base_path)
+    base_size = base_path.stat().st_size
+    _, section, manifest, _ = bundles.parts(base_path.read_bytes())
+    graph, weight = manifest["graph"], max(manifest["tensors"], key=lambda t: t["length"])
+    graph_bytes = section[graph["offset"]:graph["offset"] + graph["length"]]
+    weight_bytes = section[weight["offset"]:weight["offset"] + weight["length"]]
+    if copies is None:
+        copies = 1 + (F.RESULT_GROWTH * 2 * base_size + F.RESULT_SLACK) // len(weight_bytes)
+    data, tensors = bytearray(graph_bytes), []
+    for i in range(copies):
+        start = align(len(data))
+        data += bytes(start - len(data)) + weight_bytes
+        tensors.append({**{k: v for k, v in weight.items() if k != "splice"}, "name": f"w{i}", "offset": start,
+                        "binding": "external"})
+    data += bytes(align(len(data)) - len(data))
+    result_manifest = dict(manifest, tensors=tensors, data_length=len(data))
+    manifest_bytes = json.dumps(result_manifest, separators=(",", ":")).encode()
+    result = bundles.assemble(bytes(data), result_manifest)
+    with open_bundle(base_path) as b:
+        base_sha = hashlib.sha256(b.manifest_bytes).hexdigest()
+    copy = {"op": "copy", "base": weight["name"], "sha256": hashlib.sha256(weight_bytes).hexdigest()}
+    index = {"format": "edgepack-delta", "version": 1,
+             "base": {"manifest_sha256": base_sha, "bytes": base_size if declared_base is None else declared_base},
+             "result": {"sha256": hashlib.sha256(result).hexdigest(), "bytes": len(result), "flags": 0,
+                        "manifest_length": len(manifest_bytes), "signature_length": 0},
+             "zstd": [{"level": 3}], "provenance": {},
+             "blobs": [{"op": "copy", "base": "<graph>", "sha256": hashlib.sha256(graph_bytes).hexdigest()}]
+             + [copy] * copies}
+    update = folder / "amp.edgedelta"
+    update.write_bytes(delta_edit.assemble(index, manifest_bytes))
+    return base_path, update, len(result), len(weight_bytes)

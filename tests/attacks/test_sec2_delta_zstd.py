@@ -43,46 +43,10 @@ def test_the_packagers_own_settings_are_within_the_bounds(pair):
 def test_a_small_delta_writing_a_huge_result_is_refused(tmp_path):
     """Finding F5: a delta of copies of one base blob, many times over, made apply write a file far larger
     than the base and the delta together."""
-    import hashlib
-    import json
+    import deltas
 
-    import bundles
-    import graphs
-    from edgepack.packager import package
-    from edgepack.runtime import open_bundle
-    from edgepack.runtime.format import align
-
-    model, _ = graphs.mlp(hidden=(256,))
-    base_path = tmp_path / "base.edgepack"
-    package(model, base_path)
-    base = base_path.read_bytes()
-    _, section, manifest, _ = bundles.parts(base)
-    graph, weight = manifest["graph"], max(manifest["tensors"], key=lambda t: t["length"])
-    graph_bytes = section[graph["offset"]:graph["offset"] + graph["length"]]
-    weight_bytes = section[weight["offset"]:weight["offset"] + weight["length"]]
-    copies = 1 + (F.RESULT_GROWTH * 2 * len(base) + F.RESULT_SLACK) // len(weight_bytes)
-    data, tensors = bytearray(graph_bytes), []
-    for i in range(copies):
-        start = align(len(data))
-        data += bytes(start - len(data)) + weight_bytes
-        tensors.append({**{k: v for k, v in weight.items() if k != "splice"}, "name": f"w{i}", "offset": start,
-                        "binding": "external"})
-    data += bytes(align(len(data)) - len(data))
-    result_manifest = dict(manifest, tensors=tensors, data_length=len(data))
-    manifest_bytes = json.dumps(result_manifest, separators=(",", ":")).encode()
-    result = bundles.assemble(bytes(data), result_manifest)
-    with open_bundle(base_path) as b:
-        base_sha = hashlib.sha256(b.manifest_bytes).hexdigest()
-    copy = {"op": "copy", "base": weight["name"], "sha256": hashlib.sha256(weight_bytes).hexdigest()}
-    index = {"format": "edgepack-delta", "version": 1, "base": {"manifest_sha256": base_sha, "bytes": len(base)},
-             "result": {"sha256": hashlib.sha256(result).hexdigest(), "bytes": len(result), "flags": 0,
-                        "manifest_length": len(manifest_bytes), "signature_length": 0},
-             "zstd": [{"level": 3}], "provenance": {},
-             "blobs": [{"op": "copy", "base": "<graph>", "sha256": hashlib.sha256(graph_bytes).hexdigest()}]
-             + [copy] * copies}
-    update = tmp_path / "amp.edgedelta"
-    update.write_bytes(delta_edit.assemble(index, manifest_bytes))
-    assert update.stat().st_size * 20 < len(result)
+    base_path, update, result, _ = deltas.copies_delta(tmp_path)
+    assert update.stat().st_size * 20 < result
     with pytest.raises(F.InvalidDelta, match="more than 4 times"):
         apply_delta(base_path, update, tmp_path / "out.edgepack")
     assert not (tmp_path / "out.edgepack").exists()
