@@ -92,6 +92,8 @@ def test_two_negative_dimensions_do_not_make_a_positive_count():
 
     with pytest.raises(ProtoError, match="its dims declare negative elements but it holds 1 strings"):
         _scanned([-1, -1], [b"a"])
+    with pytest.raises(ProtoError, match="its dims declare negative elements but it holds 0 strings"):
+        _scanned([-1, 0], [])  # a zero after a negative dimension does not make the count 0
 
 
 def test_zero_elements_are_named_as_zero():
