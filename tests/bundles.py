@@ -159,6 +159,13 @@ def rewritten(path, edit, codec: str = "zstd") -> bytes:
     return build(*cut(model.SerializeToString(), manifest, external), codec=codec)
 
 
+def graph_only(template: bytes, model, codec: str = "zstd") -> bytes:
+    """A bundle whose graph is `model` and which lists no tensors, the rest of its manifest taken from the
+    bundle `template`: for graphs that carry their data in their own typed fields (nothing to splice)."""
+    _, _, manifest, _ = parts(template)
+    return build(dict(manifest, tensors=[]), model.SerializeToString(), [], codec=codec)
+
+
 def write(folder, data: bytes):
     """`data` written to a bundle file in `folder`; returns its path."""
     path = folder / "x.edgepack"

@@ -33,8 +33,7 @@ def _bundle(tmp, mlp_bundle, n: int | list[int], as_constant: bool, values=(), i
         graph = helper.make_graph([add], "g", [x], [y], sparse_initializer=[sparse])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
-    data = bundles.build(dict(manifest, tensors=[]), model.SerializeToString(), [], codec="raw")
+    data = bundles.graph_only(mlp_bundle[0], model, codec="raw")
     return write(tmp, data, f"sparse-{len(dims)}-{dims[0]}-{as_constant}.edgepack"), len(data)
 
 

@@ -24,8 +24,7 @@ def _bundle(tmp, mlp_bundle, n: int, field: str = "int64_data", dtype=TensorProt
     graph = helper.make_graph([helper.make_node("Identity", ["big"], ["y"])], "g", [x], [y], initializer=[big])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
-    data = bundles.build(dict(manifest, tensors=[]), model.SerializeToString(), [])
+    data = bundles.graph_only(mlp_bundle[0], model)
     return write(tmp, data, f"packed-{field}-{n}.edgepack"), len(data)
 
 
@@ -71,7 +70,6 @@ def test_many_strings_count_too(tmp, mlp_bundle, as_attribute):
     model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], initializer=inits),
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
-    path = write(tmp, bundles.build(dict(manifest, tensors=[]), model.SerializeToString(), []), "strings.edgepack")
+    path = write(tmp, bundles.graph_only(mlp_bundle[0], model), "strings.edgepack")
     with pytest.raises(LoadBudgetExceeded, match=f"strings take {8 * STRING_UNITS * n} bytes"):
         load(path)

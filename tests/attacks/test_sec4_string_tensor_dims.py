@@ -27,8 +27,7 @@ def _bundle(tmp, mlp_bundle, dims, strings, as_constant):
     model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], initializer=inits),
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    _, _, manifest, _ = bundles.parts(mlp_bundle[0])
-    data = bundles.build(dict(manifest, tensors=[]), model.SerializeToString(), [], codec="raw")
+    data = bundles.graph_only(mlp_bundle[0], model, codec="raw")
     return write(tmp, data, f"strings-{as_constant}.edgepack"), len(data)
 
 
