@@ -34,6 +34,11 @@ def sha256_for(total_bytes: int) -> Callable[..., Any]:
     return hashlib.sha256
 
 
+def small_sha256(data: bytes | bytearray | memoryview = b"") -> Any:
+    """A SHA-256 object for a few kilobytes: the built-in implementation, which loads nothing."""
+    return sha256_for(0)(data)
+
+
 def sha512(data: bytes) -> bytes:
     """SHA-512 of a few kilobytes (Ed25519 signatures), without loading OpenSSL when avoidable."""
     builtin = _builtin("sha512")

@@ -27,6 +27,7 @@ onnxruntime maps (docs/DESIGN.md, "The mapped layout: what is checked"):
 from __future__ import annotations
 
 import functools
+import mmap
 import os
 import stat
 import threading
@@ -38,6 +39,7 @@ from typing import Any
 import onnxruntime as ort
 
 from .binding import check_names
+from .digest import small_sha256
 from .errors import BundleError, CorruptTensor, InvalidGraph, SessionError
 from .format import BINDING_INLINE, BINDING_MAPPED, DATA_START, DTYPES
 from .manifest import Frame, TensorEntry
@@ -59,6 +61,7 @@ _LATE_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64", "int8", "
                           "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz"})
 _PREADV = hasattr(os, "preadv")
 _HASH_BLOCK = 256 * 1024  # read and hashed at a time, per hashing thread
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # fault the frame in with one call
 
 
 @dataclass
@@ -233,10 +236,18 @@ class _Hasher:
         self._local = threading.local()
 
     def _check(self, tensor: TensorEntry, frame: Frame) -> None:
+        # a small frame with the built-in SHA-256: OpenSSL, for the weights, loads on the hashing thread
+        digest = small_sha256() if frame.raw_length < LATE_MIN_BYTES else self.bundle.sha256()
+        if not _hash_mapped(self.bundle, frame, digest):
+            self._hash_read(frame, digest)
+        if digest.hexdigest() != frame.sha256:
+            raise CorruptTensor(self.bundle.path, tensor.name, f"SHA-256 mismatch in the mapped frame at raw "
+                                                               f"offset {frame.raw_offset}")
+
+    def _hash_read(self, frame: Frame, digest: Any) -> None:
         buf = getattr(self._local, "buf", None)
         if buf is None:
             buf = self._local.buf = bytearray(_HASH_BLOCK)
-        digest = self.bundle.sha256()
         view = memoryview(buf)
         pos, end = frame.offset, frame.offset + frame.length
         while pos < end:
@@ -247,9 +258,6 @@ class _Hasher:
             else:
                 digest.update(self.bundle.read_stored(pos, n))
             pos += n
-        if digest.hexdigest() != frame.sha256:
-            raise CorruptTensor(self.bundle.path, tensor.name, f"SHA-256 mismatch in the mapped frame at raw "
-                                                               f"offset {frame.raw_offset}")
 
     def run(self) -> None:
         jobs: list[Callable[[], None]] = [functools.partial(self._check, t, f) for t, f in self.work]
@@ -257,6 +265,25 @@ class _Hasher:
             run_parallel(jobs, self.threads)
         except BaseException as e:  # handed to the thread that waits for this one
             self.error = e
+
+
+def _hash_mapped(bundle: Bundle, frame: Frame, digest: Any) -> bool:
+    """Hash a frame through a mapping of its own pages (no copy: the page cache's pages, as onnxruntime's
+    mapping shows them), unmapped at once so that it adds at most one frame to this process's RSS. False
+    where the frame cannot be mapped (then it is read instead)."""
+    start = bundle.data_start + frame.offset
+    base = start - start % mmap.ALLOCATIONGRANULARITY
+    try:
+        window = mmap.mmap(bundle.fileno(), start + frame.length - base, flags=_MAP_FLAGS, prot=mmap.PROT_READ,
+                           offset=base)
+    except (OSError, ValueError, OverflowError):
+        return False
+    try:
+        with memoryview(window) as view:
+            digest.update(view[start - base:])
+    finally:
+        window.close()
+    return True
 
 
 def _late(tensor: TensorEntry) -> bool:

@@ -14,6 +14,8 @@ import functools
 import mmap
 import os
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -113,13 +115,20 @@ class Bundle:
                                                           self._key)
         obj = manifest_mod.loads(self._manifest_json(flags), self.path)
         self.manifest: Manifest = manifest_mod.parse(obj, self.path, FORMAT_NAME, version)
-        self.sha256 = sha256_for(self.manifest.raw_bytes)
+        self._sha256: Callable[..., Any] | None = None  # chosen on first use (runtime/digest.py)
         if self.manifest.data_length != manifest_offset - DATA_START:
             raise InvalidManifest(self.path, f"data_length {self.manifest.data_length} disagrees with the header "
                                              f"({manifest_offset - DATA_START} bytes of data)")
 
     def fileno(self) -> int:
         return self._fd
+
+    def sha256(self, data: bytes | bytearray | memoryview = b"") -> Any:
+        """A SHA-256 object (fed `data`) of the implementation suited to this bundle's size. Chosen on first
+        use: loading OpenSSL takes ~7 ms, which a mapped load spends on its hashing thread."""
+        if self._sha256 is None:
+            self._sha256 = sha256_for(self.manifest.raw_bytes)
+        return self._sha256(data)
 
     def _manifest_json(self, flags: int) -> bytes | bytearray:
         """The manifest's JSON bytes: stored as is, or as one zstd frame of at most MAX_MANIFEST_BYTES."""

@@ -13,6 +13,7 @@ from edgepack.packager import package
 from edgepack.runtime import load, open_bundle
 from edgepack.runtime.errors import BundleError, CorruptTensor, InvalidManifest, InvalidOffset, OptionError
 from edgepack.runtime.format import DATA_START
+from edgepack.runtime import mapped as mapped_mod
 from edgepack.runtime.mapped import initializers_message
 
 
@@ -94,7 +95,13 @@ def test_constants_and_subgraph_tensors_stay_inline(tmp):
     assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), got.values()))
 
 
-def test_a_changed_mapped_byte_fails_load_and_verify(tmp):
+@pytest.mark.parametrize("through", ["a mapping", "reads"])
+def test_a_changed_mapped_byte_fails_load_and_verify(tmp, monkeypatch, through):
+    if through == "reads":  # where the frame cannot be mapped, it is read instead: the same check
+        def refuse(*args, **kwargs):
+            raise OSError(19, "No such device")
+
+        monkeypatch.setattr(mapped_mod.mmap, "mmap", refuse)
     model, _ = graphs.mlp()
     path = _mapped(tmp, model)
     with open_bundle(path) as b:
@@ -298,3 +305,18 @@ def test_inspect_and_export_read_a_mapped_bundle(tmp):
     want = {t.name: onnx.numpy_helper.to_array(t).tobytes() for t in model.graph.initializer}
     assert got == want
     assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), _plain(back, feeds)))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
+def test_hashing_through_a_mapping_leaves_nothing_mapped(tmp):
+    """Each frame is hashed through a mapping of its own, unmapped at once: the RSS it adds is one frame's."""
+    import hashlib
+
+    path = _mapped(tmp, graphs.mlp()[0])
+    with open_bundle(path) as b:
+        frame = max((f for t in b.manifest.mapped for f in t.frames), key=lambda f: f.length)
+        digest = hashlib.sha256()
+        assert mapped_mod._hash_mapped(b, frame, digest)
+        assert digest.hexdigest() == frame.sha256
+        st = os.fstat(b.fileno())
+        assert mapped_mod.mapped_regions(os.path.realpath(path), st) == 0
