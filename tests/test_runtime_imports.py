@@ -5,19 +5,26 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 RUNTIME = pathlib.Path(__file__).resolve().parent.parent / "runtime"
 ALLOWED = {"numpy", "onnxruntime", "zstandard"}
 # The one optional package (edgepack[text]), imported only when text is encoded or decoded (issue 17).
 OPTIONAL = {"tokenizer.py": {"tokenizers"}}
 
 
+def _imported(statements: str, wanted: str) -> str:
+    """The modules that `statements` import, in a fresh interpreter, for which the expression `wanted`
+    (over the module name m) is true."""
+    code = (f"import sys; before = set(sys.modules); {statements}; "
+            f"print(' '.join(sorted(m for m in set(sys.modules) - before if {wanted})))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_import_runtime_pulls_in_nothing_heavy():
-    code = ("import sys, edgepack.runtime, edgepack.runtime.session, edgepack.runtime.measure_child, "
-            "edgepack.runtime.measure, edgepack.runtime.device, edgepack.runtime.compat; "
-            "print(' '.join(m for m in ('onnx', 'click', 'torch', 'sklearn', 'edgepack.packager') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == ""
+    assert _imported("import edgepack.runtime, edgepack.runtime.session, edgepack.runtime.measure_child, "
+                     "edgepack.runtime.measure, edgepack.runtime.device, edgepack.runtime.compat",
+                     "m in ('onnx', 'click', 'torch', 'sklearn', 'edgepack.packager')") == ""
 
 
 def test_runtime_sources_import_only_allowed_packages():
@@ -58,3 +65,22 @@ print((rss() - before) / 2**20, len(m.tensors))
                                  check=True).stdout.split()
     assert int(n) == 24
     assert float(extra_mb) < 5.0
+
+
+def test_load_imports_only_what_loading_needs():
+    """edgepack.runtime's names are imported on first use: a process that loads a bundle does not import the
+    delta machinery (tempfile, shutil and with them bz2, lzma, random), nor OpenSSL for a small bundle."""
+    assert _imported("from edgepack.runtime import load; import edgepack.runtime as rt; rt.EdgepackError, rt.TRUSTED",
+                     "m.startswith('edgepack.runtime.delta') or m in ('tempfile', 'shutil', 'bz2', 'lzma', 'random', "
+                     "'hashlib', 'edgepack.runtime.measure')") == ""
+
+
+def test_every_public_runtime_name_resolves():
+    import edgepack.runtime as rt
+
+    assert set(rt._HOME) == set(rt.__all__)
+    for name in rt.__all__:
+        assert getattr(rt, name) is not None, name
+    assert set(rt.__all__) <= set(dir(rt))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        rt.no_such_name  # noqa: B018
