@@ -27,6 +27,7 @@ from edgepack.runtime.format import LAYOUTS
 from edgepack.runtime.paths import check_output
 from edgepack.runtime.profile import Profile
 from edgepack.runtime.host import default_threads
+from edgepack.runtime.malloc import pin_mmap_threshold
 
 from . import modelfiles as files
 from .bundle import PackageResult, check_storage, write_bundle
@@ -145,6 +146,9 @@ def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | P
     qopts = resolve(qopts, profile)
     kinds = parse_kinds(output_kinds)
     options = dataclasses.asdict(build(ConvertOptions, convert))
+    # Freed weight-sized buffers (model copies, sessions) go back to the system instead of staying in glibc's
+    # heap (runtime/malloc.py; measured on a 92 MB language model: 928 -> 851 MB peak for --quantize none).
+    pin_mmap_threshold()
     source = load_source(model, example_inputs=example_inputs, **options)
     encoding = Encoding(level, frame_bytes, threads or default_threads())
     with files.workdir() as folder, given_shapes(source.model, shapes), progress_setting(progress):

@@ -13,20 +13,34 @@ from edgepack.packager.errors import ConversionMismatch, ExportFailed
 from edgepack.runtime.text import error_line
 
 
-def run_onnx(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
-    """Outputs of plain onnxruntime (CPU, default optimizations) on `feeds`, by output name."""
+def onnx_session(model: onnx.ModelProto, what: str, lean: bool = False) -> Any:
+    """A plain onnxruntime session (CPU, default optimizations) on `model`. lean: without prepacked weights or
+    memory arena, so that the session holds the weights once (a check runs it on a few inputs only)."""
     import onnxruntime as ort
 
+    so = ort.SessionOptions()
+    if lean:
+        so.add_session_config_entry("session.disable_prepacking", "1")
+        so.enable_cpu_mem_arena = False
     try:
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     except Exception as e:
         raise ExportFailed(f"{what}: onnxruntime cannot load the converted model: {error_line(e, last=True)}") from e
+
+
+def run_session(session: Any, feeds: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """Outputs of `session` on `feeds`, by output name."""
     try:
         values = session.run(None, dict(feeds))
     except Exception as e:
         raise ExportFailed(f"{what}: onnxruntime cannot run the converted model on the example inputs: "
                            f"{error_line(e, last=True)}") from e
     return {o.name: np.asarray(v) for o, v in zip(session.get_outputs(), values)}
+
+
+def run_onnx(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """Outputs of plain onnxruntime (CPU, default optimizations) on `feeds`, by output name."""
+    return run_session(onnx_session(model, what), feeds, what)
 
 
 def compare(what: str, got: Mapping[str, np.ndarray], expected: Mapping[str, Any], rtol: float,

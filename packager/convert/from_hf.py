@@ -9,6 +9,7 @@ them.
 
 from __future__ import annotations
 
+import gc
 import glob
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from edgepack.runtime.errors import ModelError
 
-from .check import compare, run_onnx
+from .check import compare, onnx_session, run_session
 from .extras import require
 from .llama_graph import LlamaShape, build
 
@@ -142,20 +143,24 @@ def _check(folder: str, model: Any, shape: LlamaShape, rtol: float, atol: float)
     ids = rng.integers(0, shape.vocab, (1, 8)).astype(np.int64)
     with torch.no_grad():
         ref = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        expected = ref(torch.from_numpy(ids)).logits.numpy()
-        del ref
+        expected = ref(torch.from_numpy(ids)).logits.numpy().copy()
+    del ref
+    gc.collect()  # the torch model's modules refer to each other: freed only by a collection
     empty = np.zeros((1, shape.kv_heads, 0, shape.head_dim), np.float32)
     feeds: dict[str, np.ndarray] = {"input_ids": ids[:, :7], "attention_mask": np.ones((1, 7), np.int64),
                                     "position_ids": np.arange(7, dtype=np.int64)[None]}
     for i in range(shape.layers):
         feeds[f"past_key_values.{i}.key"] = feeds[f"past_key_values.{i}.value"] = empty
-    first = run_onnx(model, feeds, "the exported language model")
+    what = "the exported language model"
+    session = onnx_session(model, what, lean=True)  # one session for both steps, holding the weights once
+    first = run_session(session, feeds, what)
     step: dict[str, np.ndarray] = {"input_ids": ids[:, 7:], "attention_mask": np.ones((1, 8), np.int64),
                                    "position_ids": np.array([[7]], np.int64)}
     for i in range(shape.layers):
         for kind in ("key", "value"):
             step[f"past_key_values.{i}.{kind}"] = first[f"present.{i}.{kind}"]
-    second = run_onnx(model, step, "the exported language model (one step through the KV cache)")
+    second = run_session(session, step, f"{what} (one step through the KV cache)")
+    del session
     got = {"logits": np.concatenate([first["logits"], second["logits"]], axis=1)}
     result = compare(f"{folder} (against transformers)", got, {"logits": expected}, rtol, atol)
     return {**result, "samples": 1, "tokens": int(ids.shape[1])}

@@ -31,6 +31,28 @@ def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     return {t.name: t for t in model.graph.initializer}
 
 
+def copy_without_initializers(model: onnx.ModelProto, drop: set[str]) -> onnx.ModelProto:
+    """A copy of `model` without the initializers named in `drop`: copying the weights about to be replaced
+    only to delete them cost the model's size again (CopyFrom copies every field)."""
+    out = onnx.ModelProto()
+    _copy_fields(model, out, skip="graph")
+    _copy_fields(model.graph, out.graph, skip="initializer")
+    out.graph.initializer.extend(t for t in model.graph.initializer if t.name not in drop)
+    return out
+
+
+def _copy_fields(src: Any, dst: Any, skip: str) -> None:
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        if hasattr(value, "CopyFrom"):      # a message
+            getattr(dst, field.name).CopyFrom(value)
+        elif hasattr(value, "extend"):      # a repeated field
+            getattr(dst, field.name).extend(value)
+        else:                               # a scalar
+            setattr(dst, field.name, value)
+
+
 def targets(model: onnx.ModelProto, block: int) -> tuple[list[onnx.NodeProto], dict[str, Any]]:
     """The MatMuls with a 2-D float weight whose input size is a multiple of `block`, and the tied table:
     {"gather": node, "gemm": node, "table": name} when one table feeds both a Gather and a Gemm(transB=1)."""
@@ -61,9 +83,6 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
     (blocks4.output_error), when hessians exist."""
     if method not in ("gptq", "rtn"):
         raise QuantizationError(f"int4 method {method!r} is unknown for language models (gptq or rtn)")
-    model_copy = onnx.ModelProto()
-    model_copy.CopyFrom(model)
-    model = model_copy
     mats, tied = targets(model, block)
     if not mats and not tied:
         raise QuantizationError("no MatMul weight in this language model can be quantized to 4 bits")
@@ -71,10 +90,11 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
     if hessians is None:
         hessians = activations_hessians(model, windows, inputs) if method == "gptq" or wide or rank else {}
     errors: dict[str, float] = {}
-    inits = _initializers(model)
+    inits = _initializers(model)  # the float weights, read from `model`, which stays as it is
+    drop = {n.input[1] for n in mats} | ({tied["table"]} if tied else set())
+    model = copy_without_initializers(model, drop)  # the caller's nodes are found in it by their content
     packed_bytes, weights = 0, 0
     new_inits: list[onnx.TensorProto] = []
-    drop: set[str] = set()
 
     def quant(w_nk: np.ndarray, x_name: str) -> Quantized4:
         if method == "gptq":
@@ -99,7 +119,6 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
             "MatMulNBits", [n.input[0], f"{base}_Q4", f"{base}_scales", f"{base}_zero_points"], list(n.output),
             name=n.name + "_Q4", domain=MS, K=w.shape[0], N=w.shape[1], bits=bits, block_size=block,
             accuracy_level=accuracy_level))
-        drop.add(base)
     if tied:
         name = tied["table"]
         table = numpy_helper.to_array(inits[name])                   # [V, D]
@@ -127,10 +146,7 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
         model.graph.node.remove(gather)
         for k, node in enumerate([*rows, lookup]):
             model.graph.node.insert(at + k, node)
-        drop.add(name)
-    kept = [t for t in model.graph.initializer if t.name not in drop]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept + new_inits)
+    model.graph.initializer.extend(new_inits)
     if not any(o.domain == MS for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS, 1))
     details = {"method": method, "block_size": block, "accuracy_level": accuracy_level,

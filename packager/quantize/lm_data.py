@@ -33,17 +33,21 @@ def _feeds(model: onnx.ModelProto, ids: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _session(model: onnx.ModelProto, outputs: Sequence[str] = ()) -> Any:
+    """A session on `model` that also returns the named intermediate `outputs`: they are added to the model
+    for as long as it takes to serialize it (a copy of the model would cost its size again)."""
     import onnxruntime as ort
 
-    if outputs:
-        work = onnx.ModelProto()
-        work.CopyFrom(model)
-        known = {o.name for o in work.graph.output}
-        work.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in outputs if n not in known)
-        model = work
+    graph_outputs = model.graph.output
+    count = len(graph_outputs)
+    known = {o.name for o in graph_outputs}
+    graph_outputs.extend(helper.make_empty_tensor_value_info(n) for n in dict.fromkeys(outputs) if n not in known)
+    try:
+        data = model.SerializeToString()
+    finally:
+        del graph_outputs[count:]
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
 def windows_from(path: str, llm: dict[str, Any], window: int = WINDOW, limit: int = MAX_WINDOWS) -> list[np.ndarray]:

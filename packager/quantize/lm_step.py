@@ -39,8 +39,9 @@ def quantize_language_model(model: onnx.ModelProto, opts: QuantizeOptions, profi
     method = opts.int4_method or "gptq"
     block, level = opts.block_size or 32, 4 if opts.accuracy_level is None else opts.accuracy_level
     budget = opts.max_perplexity_increase
+    before = model_perplexity(model, windows)  # first: its session is gone before the quantized model exists
     result, details = quantize_lm(model, method, block, level, windows, rank=budget is not None)
-    before, after = model_perplexity(model, windows), model_perplexity(result, windows)
+    after = model_perplexity(result, windows)
     increase = 100.0 * (after / before - 1.0)
     if budget is not None and increase > budget:
         result, details, after, increase = _widen(model, method, block, level, windows, details, before, budget,
