@@ -239,3 +239,31 @@ def test_cli_package_int4_prints_bits_and_perplexity(folder, tmp_path):
 def test_input_specs_answer_in_like_their_names(fp_bundle):
     inputs = load(fp_bundle).inputs
     assert any("past" in spec for spec in inputs) and not any("nothing-like-this" in spec for spec in inputs)
+
+
+def test_greedy_generation_from_token_ids_loads_neither_numpy_random_nor_the_tokenizer(fp_bundle):
+    """The memory a plain onnxruntime loop does not spend: numpy.random (6.6 MB) is only for sampling, and a
+    prompt of token ids decodes its text when .text is read (the tokenizer: 5.7 MB)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys
+from edgepack.runtime import load
+s = load({fp_bundle!r})
+g = s.generate([2, 3, 4, 5], max_new_tokens=8)
+loaded = [m for m in ("numpy.random", "tokenizers") if m in sys.modules]
+text = g.text
+after = "tokenizers" in sys.modules
+print(json.dumps({{"before_text": loaded, "after_text": after, "text": text, "ids": g.token_ids}}))
+"""
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout.strip().splitlines()[-1])
+    assert out["before_text"] == []
+    assert out["after_text"] and out["text"]
+    s = load(fp_bundle)
+    from edgepack.runtime.tokenizer import tokenizer_of
+    from edgepack.runtime.llm_record import llm_record
+
+    assert out["text"] == tokenizer_of(llm_record(s.manifest.report, s.path), s.path).decode(out["ids"])
+    assert s.generate([2, 3, 4, 5], max_new_tokens=8).token_ids == out["ids"]
