@@ -92,3 +92,30 @@ def test_convert_options_do_not_apply_to_onnx(tmp):
         edgepack.package(model, output=tmp / "m.edgepack", convert={"opset": 17})
     with pytest.raises(edgepack.EdgepackError, match="cannot package a list"):
         edgepack.package([1, 2], output=tmp / "m.edgepack")
+
+
+def test_hugging_face_folder_without_transformers(monkeypatch, tmp):
+    """transformers runs in a child process (hf_reference.py): its absence is still found, and named, first."""
+    pytest.importorskip("torch")
+    import llm_models
+
+    folder = llm_models.random_llama(str(tmp / "llama"))
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingExtra, match=r"'transformers': pip install 'edgepack\[llm\]'"):
+        edgepack.package(folder, output=tmp / "m.edgepack")
+    assert not (tmp / "m.edgepack").exists()
+
+
+def test_transformers_failing_on_a_folder_is_one_line_export_failure(tmp):
+    """The reference model fails in its child process: the packager reports transformers' last line, not a
+    traceback, as an ExportFailed."""
+    pytest.importorskip("transformers")
+    from edgepack.packager.convert.hf_reference import reference_logits
+    from edgepack.packager.errors import ExportFailed
+
+    (tmp / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(ExportFailed) as e:
+        reference_logits(str(tmp), np.zeros((1, 4), np.int64))
+    message = str(e.value)
+    assert "transformers could not run the model" in message and "Traceback" not in message
+    assert "\n" not in message

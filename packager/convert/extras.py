@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from edgepack.packager.errors import MissingExtra
@@ -14,3 +15,14 @@ def require(module: str, feature: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingExtra(feature, extra, module) from e
+
+
+def installed(module: str, feature: str, extra: str) -> None:
+    """Raise MissingExtra, as require() does, unless `module` can be imported; without importing it (for a
+    module that a child process will import)."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None in sys.modules
+        found = False
+    if not found:
+        raise MissingExtra(feature, extra, module)

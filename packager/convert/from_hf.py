@@ -9,7 +9,6 @@ them.
 
 from __future__ import annotations
 
-import gc
 import glob
 import json
 import os
@@ -20,7 +19,7 @@ import numpy as np
 from edgepack.runtime.errors import ModelError
 
 from .check import compare, onnx_session, run_session
-from .extras import require
+from .hf_reference import reference_logits
 from .llama_graph import LlamaShape, build
 
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
@@ -127,25 +126,21 @@ def from_hf(folder: str, rtol: float | None = None, atol: float | None = None) -
     if not files:
         raise ModelError(f"{folder}: no *.safetensors file; save the model with safe_serialization=True")
     tensors = SafeTensors(files)
+    ids = np.random.default_rng(0).integers(0, shape.vocab, (1, 8)).astype(np.int64)
+    # before the graph exists: transformers' child process then runs beside this process's smallest footprint
+    expected = reference_logits(folder, ids)
     model = build(shape, tensors.get, name=os.path.basename(os.path.normpath(folder)))
     # logits span tens of units; float32 sums over the hidden size differ from transformers' by ~1e-5 near 0
-    check = _check(folder, model, shape, rtol if rtol is not None else 1e-3, atol if atol is not None else 1e-4)
+    check = _check(folder, model, shape, ids, expected, rtol if rtol is not None else 1e-3,
+                   atol if atol is not None else 1e-4)
     options = {"exporter": "edgepack.llama_graph", "opset": model.opset_import[0].version, "check": check}
     return HFImport(model, [os.path.join(folder, "config.json"), *files], options, llm_extras(folder, config))
 
 
-def _check(folder: str, model: Any, shape: LlamaShape, rtol: float, atol: float) -> dict[str, Any]:
-    """Logits of transformers and of the graph on a prompt of 7 tokens, then one more token through the
-    cache: both must agree within tolerance."""
-    torch = require("torch", "importing a Hugging Face model folder", "llm")
-    transformers = require("transformers", "importing a Hugging Face model folder", "llm")
-    rng = np.random.default_rng(0)
-    ids = rng.integers(0, shape.vocab, (1, 8)).astype(np.int64)
-    with torch.no_grad():
-        ref = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        expected = ref(torch.from_numpy(ids)).logits.numpy().copy()
-    del ref
-    gc.collect()  # the torch model's modules refer to each other: freed only by a collection
+def _check(folder: str, model: Any, shape: LlamaShape, ids: np.ndarray, expected: np.ndarray, rtol: float,
+           atol: float) -> dict[str, Any]:
+    """The graph's logits on the first 7 of `ids`, then the last one through the cache, against transformers'
+    logits of all of them (`expected`): they must agree within tolerance."""
     empty = np.zeros((1, shape.kv_heads, 0, shape.head_dim), np.float32)
     feeds: dict[str, np.ndarray] = {"input_ids": ids[:, :7], "attention_mask": np.ones((1, 7), np.int64),
                                     "position_ids": np.arange(7, dtype=np.int64)[None]}
