@@ -335,3 +335,16 @@ def test_an_onnx_with_external_data_is_mapped_as_the_same_model_inline(tmp):
         assert {t.name for t in a.manifest.mapped} == {t.name for t in b.manifest.mapped} == {"w0", "w1", "w2"}
     got = load(tmp / "ext.edgepack").run(feeds)
     assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), got.values()))
+
+
+def test_measure_counts_the_external_data_of_constants_in_the_baseline(tmp):
+    """A plain .onnx may keep a Constant's value in its external data file too (onnx.save's convert_attribute),
+    which onnxruntime reads: the baseline's bytes count that file (it counted the .onnx alone, a 1 KB model)."""
+    from edgepack.runtime.measure import onnx_bytes
+
+    model, feeds = graphs.constant_weights()
+    onnx.save(model, tmp / "c.onnx", save_as_external_data=True, all_tensors_to_one_file=True, location="c.bin",
+              size_threshold=1024, convert_attribute=True)
+    assert ort.InferenceSession(str(tmp / "c.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert os.path.getsize(tmp / "c.bin") >= 32 * 16 * 4
+    assert onnx_bytes(str(tmp / "c.onnx")) == os.path.getsize(tmp / "c.onnx") + os.path.getsize(tmp / "c.bin")
