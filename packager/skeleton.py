@@ -136,6 +136,13 @@ def _may_fit(model: onnx.ModelProto) -> bool:
 _MAPPABLE_FIELDS = {"name", "dims", "data_type", "raw_data"}
 
 
+def _set_fields(t: onnx.TensorProto) -> set[str]:
+    """The fields `t` sets, but for a data_location of DEFAULT: onnx.load leaves that set on every tensor it
+    read from an external data file, and it says what a TensorProto without it says."""
+    return {f.name for f, value in t.ListFields()
+            if not (f.name == "data_location" and value == onnx.TensorProto.DEFAULT)}
+
+
 def _take_mapped(model: onnx.ModelProto, min_bytes: int) -> tuple[onnx.ModelProto, list[SplitTensor]]:
     """A copy of `model` without its mappable initializers (main graph, raw_data of at least `min_bytes`, a
     name no other tensor has, no field but name, dims, data type and data), and those initializers."""
@@ -144,7 +151,7 @@ def _take_mapped(model: onnx.ModelProto, min_bytes: int) -> tuple[onnx.ModelProt
         names[t.name] = names.get(t.name, 0) + 1
     picked = {i for i, t in enumerate(model.graph.initializer)
               if len(t.raw_data) >= min_bytes and t.name and names[t.name] == 1
-              and t.data_type in ONNX_TO_DTYPE and {f.name for f, _ in t.ListFields()} <= _MAPPABLE_FIELDS}
+              and t.data_type in ONNX_TO_DTYPE and _set_fields(t) <= _MAPPABLE_FIELDS}
     if not picked:
         return model, []
     copy = onnx.ModelProto()

@@ -142,6 +142,13 @@ class KVRunner:
     def reset(self) -> None:
         self.length, self.side = 0, 0
 
+    def check_ids(self, ids: Sequence[int], what: str) -> None:
+        """Refuse an id the model's embedding has no row for (onnxruntime's Gather would fail mid-step)."""
+        bad = next((t for t in ids if t >= self.vocab), None) if self.vocab is not None else None
+        if bad is not None:
+            raise InputError(f"{self.session.path}: {what} {bad} is not below the model's vocabulary size, "
+                             f"{self.vocab}")
+
     def step(self, ids: Sequence[int]) -> np.ndarray:
         """Feed `ids` after what the cache holds; returns their logits [len(ids), vocab] (a view, valid until
         the next step)."""
@@ -268,6 +275,7 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
     if len(ids) >= capacity:
         raise InputError(f"the prompt has {len(ids)} tokens; the model's context holds {context}")
     runner = KVRunner(session, capacity, len(ids))
+    runner.check_ids(ids, "prompt token id")
     eos = {int(e) for e in llm.get("eos_token_ids", [])}
     stop_ids = {int(s) for s in stop or () if not isinstance(s, str)}
     stop_texts = [s for s in stop or () if isinstance(s, str)]

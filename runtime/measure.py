@@ -69,7 +69,7 @@ def onnx_bytes(path: str) -> int:
         from .protowire import scan_model
 
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            records = scan_model(memoryview(m), [])  # mapped: only the headers are read, not the weights
+            records = scan_model(memoryview(m), [], any_external=True)  # mapped: only headers are read, not weights
     except Exception:  # not parseable here: onnxruntime will say so; count the file alone
         return size
     folder = os.path.dirname(os.path.abspath(path))

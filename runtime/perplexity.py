@@ -40,6 +40,7 @@ def perplexity(session: Session, ids: Sequence[int], window: int = 128) -> Perpl
         raise InputError(f"token id {bad} is not a valid token id (0 to {MAX_TOKEN_ID - 1})")
     span = min(window, len(ids))  # a window longer than the text needs no cache beyond it
     runner = KVRunner(session, span, span)
+    runner.check_ids(ids, "token id")
     total, count, windows = 0.0, 0, 0
     for start in range(0, len(ids) - 1, window):
         chunk = ids[start:start + window]

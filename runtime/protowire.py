@@ -71,8 +71,9 @@ class _Frame:
 
 class _Walker:
     def __init__(self, data: bytes | memoryview, splices: list[tuple[int, int]], spliced_only: bool,
-                 max_fields: int | None):
+                 max_fields: int | None, any_external: bool = False):
         self.spliced_only = spliced_only
+        self.any_external = any_external
         self.data = memoryview(data)
         self.pos = 0
         self.spliced = 0          # payload bytes spliced in before self.pos
@@ -192,7 +193,7 @@ class _Walker:
                     raise ProtoError(f"enum value {value} of field {number} of a {KIND_NAMES[top.kind]} "
                                      f"at byte {start} is out of range")
                 if top.record is not None:
-                    self._tensor_scalar(top.record, number, value)
+                    self._tensor_scalar(top.record, number, value, self.any_external)
                 elif top.kind == SPARSE:  # dims: onnxruntime makes the tensor dense when it builds the session
                     if value >= 1 << 63:
                         raise ProtoError(f"a sparse tensor has a negative dimension (byte {start})")
@@ -226,7 +227,7 @@ class _Walker:
         if how < OPAQUE:  # a sub-message
             if len(stack) > _MAX_DEPTH:
                 raise ProtoError(f"graphs nested deeper than {_MAX_DEPTH} levels")
-            if how == ENTRY and not top.main:
+            if how == ENTRY and not top.main and not self.any_external:
                 raise ProtoError(f"tensor {self._label(top)!r} refers to external data, which only a main-graph "
                                  "initializer bound by the bundle may (a bundle must be self-contained)")
             ctx = _Context() if how == NODE else top.ctx
@@ -299,14 +300,14 @@ class _Walker:
         return (top.record.label if top.record else "") or ctx.node_output or ctx.node_name or ctx.attribute
 
     @staticmethod
-    def _tensor_scalar(record: TensorRecord, number: int, value: int) -> None:
+    def _tensor_scalar(record: TensorRecord, number: int, value: int, any_external: bool = False) -> None:
         if number == 1:
             record.dims.append(value - (1 << 64) if value >= 1 << 63 else value)
         elif number == 2:
             record.data_type = value
         elif number == 14:
             record.data_location = value
-            if value and not record.main_initializer:
+            if value and not record.main_initializer and not any_external:
                 raise ProtoError(f"tensor {record.label!r} refers to external data (data_location), which only a "
                                  "main-graph initializer bound by the bundle may (a bundle must be self-contained)")
 
@@ -334,7 +335,8 @@ class _Walker:
 
 def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None = None,
                spliced_only: bool = False, max_fields: int | None = None,
-               outputs: list[str] | None = None, names: GraphNames | None = None) -> list[TensorRecord]:
+               outputs: list[str] | None = None, names: GraphNames | None = None,
+               any_external: bool = False) -> list[TensorRecord]:
     """Every TensorProto of a serialized ModelProto, in stream order.
 
     `splices` lists (offset in `data`, payload length) of raw_data payloads that are absent from `data` and
@@ -343,10 +345,12 @@ def scan_model(data: bytes | memoryview, splices: list[tuple[int, int]] | None =
     stated length. With `spliced_only`, every non-empty raw_data must be spliced in (a bundle's graph holds
     no tensor bytes). `max_fields` bounds the number of fields read (ProtoError beyond it). `outputs`, if
     given, is extended with the output names of every node (a Constant's value_floats etc. hold no tensor).
-    `names`, if given, receives the scopes and node outputs (GraphNames).
+    `names`, if given, receives the scopes and node outputs (GraphNames). `any_external`: let any tensor
+    refer to external data, as a plain .onnx may (a Constant's value, a subgraph's initializer); never for a
+    bundle's graph.
     """
     splices = splices or []
-    walker = _Walker(data, splices, spliced_only, max_fields)
+    walker = _Walker(data, splices, spliced_only, max_fields, any_external)
     total = len(walker.data) + sum(length for _, length in splices)
     walker.walk(total)
     if walker.pos != len(walker.data):

@@ -102,6 +102,19 @@ def test_sampling_is_seeded_and_stays_in_top_k(fp_bundle):
     assert a.token_ids == b.token_ids
 
 
+@pytest.mark.parametrize("how", ["generate", "perplexity"])
+def test_a_token_id_beyond_the_vocabulary_is_an_input_error(fp_bundle, how):
+    """The model's vocabulary (320) bounds the ids given, not only the format's 2**31: onnxruntime's embedding
+    Gather failed mid-step instead (a SessionError, its log line on stderr)."""
+    from edgepack.runtime.errors import InputError
+    from edgepack.runtime.perplexity import perplexity
+
+    s = load(fp_bundle)
+    with pytest.raises(InputError, match="320 is not below the model's vocabulary size, 320"):
+        s.generate([5, 320, 7], 2) if how == "generate" else perplexity(s, [320, 5, 6, 7])
+    assert len(s.generate([5, 319, 7], 2).token_ids) <= 2
+
+
 @pytest.mark.parametrize("method", ["gptq", "rtn"])
 def test_int4_quantizes_every_weight_and_keeps_the_tied_table_once(folder, tmp_path, method):
     out = str(tmp_path / "q4.edgepack")

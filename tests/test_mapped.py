@@ -320,3 +320,31 @@ def test_hashing_through_a_mapping_leaves_nothing_mapped(tmp):
         assert digest.hexdigest() == frame.sha256
         st = os.fstat(b.fileno())
         assert mapped_mod.mapped_regions(os.path.realpath(path), st) == 0
+
+
+def test_an_onnx_with_external_data_is_mapped_as_the_same_model_inline(tmp):
+    """onnx.load leaves data_location = DEFAULT set on every tensor it read from an external data file: such a
+    tensor is mapped like the same tensor read from an .onnx with its weights inline (none was)."""
+    model, feeds = graphs.mlp()
+    package(model, tmp / "inline.edgepack", layout="mapped")
+    onnx.save(model, tmp / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.bin", size_threshold=1024)  # (makes `model` refer to ext.bin: packaged before)
+    package(tmp / "ext.onnx", tmp / "ext.edgepack", layout="mapped")
+    model, _ = graphs.mlp()
+    with open_bundle(tmp / "ext.edgepack") as a, open_bundle(tmp / "inline.edgepack") as b:
+        assert {t.name for t in a.manifest.mapped} == {t.name for t in b.manifest.mapped} == {"w0", "w1", "w2"}
+    got = load(tmp / "ext.edgepack").run(feeds)
+    assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), got.values()))
+
+
+def test_measure_counts_the_external_data_of_constants_in_the_baseline(tmp):
+    """A plain .onnx may keep a Constant's value in its external data file too (onnx.save's convert_attribute),
+    which onnxruntime reads: the baseline's bytes count that file (it counted the .onnx alone, a 1 KB model)."""
+    from edgepack.runtime.measure import onnx_bytes
+
+    model, feeds = graphs.constant_weights()
+    onnx.save(model, tmp / "c.onnx", save_as_external_data=True, all_tensors_to_one_file=True, location="c.bin",
+              size_threshold=1024, convert_attribute=True)
+    assert ort.InferenceSession(str(tmp / "c.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert os.path.getsize(tmp / "c.bin") >= 32 * 16 * 4
+    assert onnx_bytes(str(tmp / "c.onnx")) == os.path.getsize(tmp / "c.onnx") + os.path.getsize(tmp / "c.bin")

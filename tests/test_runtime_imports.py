@@ -84,3 +84,13 @@ def test_every_public_runtime_name_resolves():
     assert set(rt.__all__) <= set(dir(rt))
     with pytest.raises(AttributeError, match="no_such_name"):
         rt.no_such_name  # noqa: B018
+
+
+def test_every_public_edgepack_name_resolves_and_is_listed():
+    """dir(edgepack) lists the packager's errors, which edgepack imports on first use, as edgepack.runtime's
+    dir() lists its own (help(), completion and `from edgepack import *` see the same names)."""
+    import edgepack
+
+    for name in edgepack.__all__:
+        assert getattr(edgepack, name) is not None, name
+    assert set(edgepack.__all__) <= set(dir(edgepack))

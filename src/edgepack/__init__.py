@@ -44,6 +44,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'edgepack' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:  # the packager's errors, which __getattr__ provides, are part of the module
+    return sorted(set(globals()) | set(__all__))
+
+
 def package(model: Any, output: str | os.PathLike, target: str | os.PathLike | Profile | None = None, *,
             level: int | None = None, frame_bytes: int | None = None, threads: int | None = None,
             example_inputs: Any = None, convert: ConvertOptions | Mapping[str, Any] | None = None,
