@@ -22,6 +22,7 @@ from edgepack.runtime.format import BINDING_MAPPED, LAYOUT_MAPPED, Codec
 from edgepack.runtime.profile import Profile
 from edgepack.version import __version__
 
+from . import report_keys as keys
 from .encode import Encoded, encode
 from .skeleton import Split, SplitTensor, split_model
 from .source import Source
@@ -103,6 +104,11 @@ def write_bundle(source: Source, model: onnx.ModelProto, output: str | os.PathLi
         }
         report = {**report, "lossless": {"tensors": len(split.tensors), "raw_bytes": raw, "stored_bytes": stored,
                                          "codecs": _codec_counts(encoded_all[1:])}}
+        if mapped and not any(t.binding == BINDING_MAPPED for t in split.tensors):
+            report[keys.WARNINGS] = [*report.get(keys.WARNINGS, []), (
+                f"--layout mapped mapped no tensor: no main-graph initializer has {profile.codec.mapped_min_bytes} "
+                "bytes or more (weights held in Constant nodes or inside subgraphs are always coded), so the "
+                "bundle loads as a compressed one would")]
         layout = {"name": LAYOUT_MAPPED, "alignment": page} if mapped else None
         size = writer.finish(target=profile.to_dict(), provenance=provenance, report=report, layout=layout)
     return PackageResult(os.fspath(output), size, source.size, raw, profile.name, report)

@@ -255,6 +255,8 @@ def generate(session: Session, prompt: str | Sequence[int], max_new_tokens: int 
         raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if timeout is not None and not timeout > 0:
         raise InputError(f"timeout must be a positive number of seconds, got {timeout}")
+    if any(isinstance(s, str) and not s for s in stop or ()):
+        raise InputError("a stop text must not be empty: every text contains it")
     if temperature < 0 or (top_p is not None and not 0 < top_p <= 1) or (top_k is not None and top_k < 1):
         raise InputError("temperature must be >= 0, top_p in (0, 1] and top_k >= 1")
     llm: dict[str, Any] = llm_record(session.manifest.report, session.path)

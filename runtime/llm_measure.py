@@ -88,7 +88,8 @@ def measure_generation(path: str, prompt_tokens: int = 32, new_tokens: int = 64,
 
 def lines(report: dict[str, Any]) -> list[str]:
     return [f"{report['path']}: language model, prompt {report['prompt_tokens']} tokens, "
-            f"{report['generated']} generated (median of {report['processes']} fresh processes)",
+            f"{report['generated']} generated (median of {report['processes']} fresh "
+            f"process{'' if report['processes'] == 1 else 'es'})",
             f"  load {report['load_s'] * 1000:.0f} ms, first token {report['time_to_first_token_s'] * 1000:.1f} ms, "
             f"{report['tokens_per_s']:.1f} tokens/s",
             f"  peak RSS {report['peak_mb']:.0f} MB with the KV cache ({report['peak_load_mb']:.0f} MB once loaded)"]

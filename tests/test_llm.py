@@ -280,3 +280,18 @@ print(json.dumps({{"before_text": loaded, "after_text": after, "text": text, "id
 
     assert out["text"] == tokenizer_of(llm_record(s.manifest.report, s.path), s.path).decode(out["ids"])
     assert s.generate([2, 3, 4, 5], max_new_tokens=8).token_ids == out["ids"]
+
+
+def test_an_empty_stop_text_is_refused(fp_bundle):
+    from edgepack.runtime.errors import InputError
+
+    with pytest.raises(InputError, match="stop text must not be empty"):
+        load(fp_bundle).generate([2, 3], max_new_tokens=4, stop=[""])
+
+
+def test_perplexity_of_a_device_file_says_it_is_not_a_regular_file(fp_bundle):
+    from click.testing import CliRunner
+    from edgepack.cli import cli
+
+    result = CliRunner().invoke(cli, ["perplexity", fp_bundle, "--text", "/dev/null"])
+    assert result.exit_code != 0 and "not a regular file" in result.output

@@ -348,3 +348,16 @@ def test_measure_counts_the_external_data_of_constants_in_the_baseline(tmp):
     assert ort.InferenceSession(str(tmp / "c.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)
     assert os.path.getsize(tmp / "c.bin") >= 32 * 16 * 4
     assert onnx_bytes(str(tmp / "c.onnx")) == os.path.getsize(tmp / "c.onnx") + os.path.getsize(tmp / "c.bin")
+
+
+def test_a_mapped_layout_that_maps_nothing_says_so(tmp):
+    """Weights held in Constant nodes are always coded: --layout mapped then maps no tensor, and says why."""
+    model, feeds = graphs.constant_weights()
+    result = package(model, tmp / "c.edgepack", layout="mapped")
+    with open_bundle(tmp / "c.edgepack") as b:
+        assert not b.manifest.mapped
+    assert any("mapped no tensor" in w for w in result.report["warnings"])
+    got = load(tmp / "c.edgepack").run(feeds)
+    assert all(np.array_equal(a, b) for a, b in zip(_plain(model, feeds), got.values()))
+    assert not any("mapped no tensor" in w for w in package(graphs.mlp()[0], tmp / "m.edgepack",
+                                                            layout="mapped").report.get("warnings", []))

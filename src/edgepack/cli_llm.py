@@ -101,8 +101,10 @@ def perplexity_cmd(bundle: str, text_path: str, window: int, as_json: bool) -> N
     from edgepack.runtime.generate import token_ids_of
     from edgepack.runtime.perplexity import perplexity
 
-    if not os.path.isfile(text_path):
+    if not os.path.exists(text_path):
         raise InputError(f"{text_path}: no such text file")
+    if not os.path.isfile(text_path):
+        raise InputError(f"{text_path}: not a regular file; give a text file (.txt) or token ids (.npz)")
     session = load(bundle)
     if text_path.lower().endswith(".npz"):
         ids = token_ids_npz(text_path)

@@ -151,7 +151,8 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
     check = result.report.get("import", {}).get("check")
     if check:
         exact = f"; {', '.join(check['exact'])} identical" if check["exact"] else ""
-        click.echo(f"checked the ONNX conversion on {check['samples']} samples: max |diff| "
+        samples = f"{check['samples']} sample{'' if check['samples'] == 1 else 's'}"
+        click.echo(f"checked the ONNX conversion on {samples}: max |diff| "
                    f"{check['max_abs_diff']:.3g} (tolerance {check['atol']:g} + {check['rtol']:g} x |source|){exact}")
     for line in report_lines(result.report):
         click.echo(line)
