@@ -295,3 +295,22 @@ def test_perplexity_of_a_device_file_says_it_is_not_a_regular_file(fp_bundle):
 
     result = CliRunner().invoke(cli, ["perplexity", fp_bundle, "--text", "/dev/null"])
     assert result.exit_code != 0 and "not a regular file" in result.output
+
+
+def test_int4_quantizes_an_untied_embedding_table_too(tmp_path):
+    """An untied model's embedding table is a Gather from its own table: it becomes a 4-bit
+    GatherBlockQuantized lookup, and the bundle keeps no float table."""
+    folder = llm_models.random_llama(str(tmp_path / "qwen"), tied=False, kv_heads=1, arch="qwen2", hidden=128,
+                                     vocab=1024)
+    fp, q4 = str(tmp_path / "fp.edgepack"), str(tmp_path / "q4.edgepack")
+    package(folder, fp)
+    r = package(folder, q4, quantize="int4-weight")
+    q = r.report["quantization"]
+    assert q["untied_embeddings_quantized"] == 1 and not q["tied_embedding_quantized"]
+    assert q["quantized"]["embedding table (GatherBlockQuantized)"] == 1
+    s = load(q4)
+    names = {t.name: t for t in s.manifest.tensors}
+    assert "model.embed_tokens.weight" not in names and names["model.embed_tokens.weight_Q4"].dtype == "uint8"
+    assert q["perplexity"]["increase_pct"] < 10
+    ids = s.generate([3, 4, 5], 8).token_ids
+    assert len(ids) == 8 and ids == load(q4).generate([3, 4, 5], 8).token_ids

@@ -84,6 +84,7 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
     if method not in ("gptq", "rtn"):
         raise QuantizationError(f"int4 method {method!r} is unknown for language models (gptq or rtn)")
     mats, tied = targets(model, block)
+    tables = untied_tables(model, block, tied)
     if not mats and not tied:
         raise QuantizationError("no MatMul weight in this language model can be quantized to 4 bits")
     inputs = [n.input[0] for n in mats] + ([tied["gemm"].input[0]] if tied else [])
@@ -91,7 +92,7 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
         hessians = activations_hessians(model, windows, inputs) if method == "gptq" or wide or rank else {}
     errors: dict[str, float] = {}
     inits = _initializers(model)  # the float weights, read from `model`, which stays as it is
-    drop = {n.input[1] for n in mats} | ({tied["table"]} if tied else set())
+    drop = {n.input[1] for n in mats} | ({tied["table"]} if tied else set()) | {g.input[0] for g in tables}
     model = copy_without_initializers(model, drop)  # the caller's nodes are found in it by their content
     packed_bytes, weights = 0, 0
     new_inits: list[onnx.TensorProto] = []
@@ -146,16 +147,50 @@ def quantize_lm(model: onnx.ModelProto, method: str, block: int, accuracy_level:
         model.graph.node.remove(gather)
         for k, node in enumerate([*rows, lookup]):
             model.graph.node.insert(at + k, node)
+    for gather in tables:  # an untied embedding: looked up only, so round-to-nearest (no activations to weigh)
+        name = gather.input[0]
+        table = numpy_helper.to_array(inits[name])                   # [V, D]
+        vocab, hidden = table.shape
+        b, s, z = rtn(table, block).packed()
+        new_inits += [numpy_helper.from_array(b.reshape(vocab, hidden // 2), f"{name}_Q4"),
+                      numpy_helper.from_array(s.reshape(vocab, hidden // block), f"{name}_scales"),
+                      numpy_helper.from_array(z.reshape(vocab, -1), f"{name}_zero_points")]
+        packed_bytes, weights = packed_bytes + b.nbytes + s.nbytes + z.nbytes, weights + table.size
+        _replace(model, gather, helper.make_node(
+            "GatherBlockQuantized", [f"{name}_Q4", gather.input[1], f"{name}_scales", f"{name}_zero_points"],
+            list(gather.output), name=gather.name + "_Q4", domain=MS, gather_axis=0, quantize_axis=1,
+            block_size=block, bits=4))
     model.graph.initializer.extend(new_inits)
     if not any(o.domain == MS for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS, 1))
     details = {"method": method, "block_size": block, "accuracy_level": accuracy_level,
                "quantized_matmuls": len(mats) + (1 if tied else 0), "tied_embedding_quantized": bool(tied),
+               "untied_embeddings_quantized": len(tables),
                "bits_per_weight": round(8.0 * packed_bytes / weights, 3) if weights else None,
                "quantized_weights": int(weights),
                "calibration_windows": len(windows) if windows is not None and method == "gptq" else 0,
                "kept_8bit": sorted(wide), "errors": errors, "hessians": hessians}
     return model, details
+
+
+def untied_tables(model: onnx.ModelProto, block: int, tied: dict[str, Any]) -> list[onnx.NodeProto]:
+    """Gathers (axis 0) from a 2-D float initializer that nothing else reads and whose rows are a multiple of
+    `block`: untied embedding tables, which become GatherBlockQuantized lookups of a 4-bit table."""
+    inits = _initializers(model)
+    uses: dict[str, int] = {}
+    for n in model.graph.node:
+        for name in n.input:
+            uses[name] = uses.get(name, 0) + 1
+    out = []
+    for n in model.graph.node:
+        if n.op_type != "Gather" or not n.input or n.input[0] not in inits or n.input[0] == tied.get("table"):
+            continue
+        t = inits[n.input[0]]
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+        if axis == 0 and len(t.dims) == 2 and t.data_type == onnx.TensorProto.FLOAT and \
+                t.dims[1] % block == 0 and uses[n.input[0]] == 1:
+            out.append(n)
+    return out
 
 
 def _replace(model: onnx.ModelProto, old: onnx.NodeProto, new: onnx.NodeProto) -> None:

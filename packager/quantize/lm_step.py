@@ -56,10 +56,12 @@ def quantize_language_model(model: onnx.ModelProto, opts: QuantizeOptions, profi
     if increase > 10.0:
         warnings.append(f"int4 ({method}) raised perplexity on the calibration windows by {increase:.1f}% "
                         f"({before:.2f} -> {after:.2f}); try --int4-method gptq with --calibration TEXT.txt")
-    tied = int(details["tied_embedding_quantized"])
-    report = {"mode": opts.mode, **details, "calibration": source, "quantized_total": details["quantized_matmuls"],
+    tied, untied = int(details["tied_embedding_quantized"]), details["untied_embeddings_quantized"]
+    report = {"mode": opts.mode, **details, "calibration": source,
+              "quantized_total": details["quantized_matmuls"] + untied,
               "quantized": {"MatMulNBits": details["quantized_matmuls"] - tied,
-                            "tied table (MatMulNBits + GatherBlockQuantized)": tied},
+                            "tied table (MatMulNBits + GatherBlockQuantized)": tied,
+                            "embedding table (GatherBlockQuantized)": untied},
               "perplexity": {"float": round(before, 4), "quantized": round(after, 4),
                              "increase_pct": round(increase, 2), "on": "calibration windows"},
               "bytes_before": _bytes(model), "bytes_after": _bytes(result)}
