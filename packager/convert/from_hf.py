@@ -114,7 +114,7 @@ class SafeTensors:
                     header = json.loads(f.read(n))
                     for name, info in header.items():
                         if name != "__metadata__":
-                            self.index[name] = (path, _entry(name, info, size - 8 - n), 8 + n)
+                            self.index[name] = (path, _entry(path, name, info, size - 8 - n), 8 + n)
                 except _READ_ERRORS as e:
                     raise ModelError(f"{path}: not a valid safetensors file ({type(e).__name__}: "
                                      f"{str(e)[:200]})") from None
@@ -135,15 +135,16 @@ class SafeTensors:
         return data.astype(np.float32)
 
 
-def _entry(name: str, info: dict[str, Any], data_bytes: int) -> dict[str, Any]:
+def _entry(path: str, name: str, info: dict[str, Any], data_bytes: int) -> dict[str, Any]:
     """A header entry whose offsets lie in the file's data and whose shape and dtype fill them exactly."""
     dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+    bad = f"{path}: not a valid safetensors file: tensor {name!r}"
     if not isinstance(shape, list) or any(type(d) is not int or d < 0 for d in [*shape, start, end]):
-        raise ValueError(f"tensor {name!r}: shape and data_offsets must be lists of integers >= 0")
+        raise ModelError(f"{bad}: shape and data_offsets must be lists of integers >= 0")
     if not start <= end <= data_bytes:
-        raise ValueError(f"tensor {name!r}: data_offsets [{start}, {end}] are outside its {data_bytes} bytes of data")
+        raise ModelError(f"{bad}: data_offsets [{start}, {end}] are outside its {data_bytes} bytes of data")
     if dtype in _DTYPES and math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize != end - start:
-        raise ValueError(f"tensor {name!r}: {dtype}{shape} does not take the {end - start} bytes it is given")
+        raise ModelError(f"{bad}: {dtype}{shape} does not take the {end - start} bytes it is given")
     return info
 
 
