@@ -7,6 +7,7 @@ hashed with the built-in one, so that its footprint stays the model's own; a lar
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 SMALL_BYTES = 8 * 1024 * 1024
 
 
+@functools.cache  # looked up once: on CPython 3.10-3.11 the failed `_sha2` import searches sys.path every time
 def _builtin(name: str = "sha256") -> Callable[..., Any] | None:
     for module in ("_sha2", f"_{name}"):  # CPython 3.12+, then 3.10-3.11
         try:

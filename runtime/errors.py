@@ -8,8 +8,23 @@ raises (a failed conversion or quantization, a budget not met) live in edgepack.
 from __future__ import annotations
 
 
+def _restore(cls: type[EdgepackError], args: tuple[object, ...], state: dict[str, object]) -> EdgepackError:
+    """An error as pickle rebuilds it: its message and attributes, without calling its __init__."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class EdgepackError(Exception):
-    """Base class of every error edgepack raises on bad input or a failed check."""
+    """Base class of every error edgepack raises on bad input or a failed check.
+
+    Picklable whatever its __init__ takes: Exception's own pickling calls cls(*self.args), which fails (or
+    wraps the message twice) for the errors built from a path and details, so an error raised in a worker
+    process (multiprocessing, concurrent.futures) would break the pool that receives it."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _restore, (type(self), self.args, self.__dict__)
 
 
 # --- bundle format -------------------------------------------------------------------------------------

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from edgepack.runtime.errors import ModelError
+from edgepack.runtime.errors import ModelError, NotARegularFile
+from edgepack.runtime.regular import open_regular
 
 from .check import compare, onnx_session, run_session
 from .hf_reference import reference_logits
@@ -25,6 +27,10 @@ from .llama_graph import LlamaShape, build
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64}
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own bound on its JSON header
+# What a value of config.json or a safetensors header that is not of the expected type or range raises when
+# read: a missing key, int("x"), int(1e999), None.get, a header that is not an object.
+_READ_ERRORS = (KeyError, TypeError, ValueError, OverflowError, AttributeError, RecursionError)
 
 
 def is_hf_folder(path: str) -> bool:
@@ -32,8 +38,17 @@ def is_hf_folder(path: str) -> bool:
 
 
 def read_config(folder: str) -> tuple[dict[str, Any], LlamaShape]:
-    with open(os.path.join(folder, "config.json")) as f:
-        config = json.load(f)
+    """config.json's settings, each checked for type and range (ModelError otherwise)."""
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            config = json.load(f)
+        return _read_config(folder, config)
+    except _READ_ERRORS as e:
+        raise ModelError(f"{folder}: config.json is not a usable model configuration ({type(e).__name__}: "
+                         f"{str(e)[:200]})") from None
+
+
+def _read_config(folder: str, config: dict[str, Any]) -> tuple[dict[str, Any], LlamaShape]:
     arch = (config.get("architectures") or ["?"])[0]
     if arch not in ARCHITECTURES:
         raise ModelError(f"{folder}: architecture {arch!r} is not supported; edgepack imports "
@@ -44,6 +59,8 @@ def read_config(folder: str) -> tuple[dict[str, Any], LlamaShape]:
                          "supported yet; only unscaled rotary embeddings are")
     heads = int(config["num_attention_heads"])
     hidden = int(config["hidden_size"])
+    if heads < 1:  # before hidden // heads
+        raise ModelError(f"{folder}: config.json's num_attention_heads is {heads}; it must be at least 1")
     shape = LlamaShape(
         vocab=int(config["vocab_size"]), hidden=hidden, layers=int(config["num_hidden_layers"]), heads=heads,
         kv_heads=int(config.get("num_key_value_heads") or heads),
@@ -55,7 +72,22 @@ def read_config(folder: str) -> tuple[dict[str, Any], LlamaShape]:
         mlp_bias=bool(config.get("mlp_bias", False)))
     if config.get("hidden_act", "silu") != "silu":
         raise ModelError(f"{folder}: hidden_act {config.get('hidden_act')!r} is not supported (only silu)")
+    dims = {"vocab_size": shape.vocab, "hidden_size": shape.hidden, "num_hidden_layers": shape.layers,
+            "num_attention_heads": shape.heads, "num_key_value_heads": shape.kv_heads, "head_dim": shape.head_dim}
+    bad = next((k for k, v in dims.items() if v < 1), None)
+    if bad is not None:
+        raise ModelError(f"{folder}: config.json's {bad} is {dims[bad]}; it must be at least 1")
+    if shape.heads % shape.kv_heads or shape.head_dim % 2:
+        raise ModelError(f"{folder}: config.json's num_attention_heads ({shape.heads}) must be a multiple of "
+                         f"num_key_value_heads ({shape.kv_heads}), and head_dim ({shape.head_dim}) even")
     return config, shape
+
+
+def implied_weights(shape: LlamaShape) -> int:
+    """How many weights a model of `shape` has at least (embeddings, attention, norms; not the MLP, whose
+    size config.json gives separately): its safetensors files hold at least 2 bytes for each."""
+    attention = shape.hidden * shape.head_dim * (2 * shape.heads + 2 * shape.kv_heads) + 2 * shape.hidden
+    return shape.vocab * shape.hidden * (1 if shape.tied else 2) + shape.layers * attention + shape.hidden
 
 
 class SafeTensors:
@@ -64,13 +96,28 @@ class SafeTensors:
 
     def __init__(self, files: list[str]):
         self.index: dict[str, tuple[str, dict[str, Any], int]] = {}
+        self.total_bytes = 0
         for path in files:
-            with open(path, "rb") as f:
-                n = int.from_bytes(f.read(8), "little")
-                header = json.loads(f.read(n))
-            for name, info in header.items():
-                if name != "__metadata__":
-                    self.index[name] = (path, info, 8 + n)
+            try:
+                fd = open_regular(path)
+            except NotARegularFile as e:
+                raise ModelError(f"{path}: not a safetensors file: it is {e.what}") from None
+            with os.fdopen(fd, "rb") as f:
+                size = os.fstat(fd).st_size
+                head = f.read(8)
+                n = int.from_bytes(head, "little")
+                if len(head) < 8 or not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+                    raise ModelError(f"{path}: not a safetensors file: its header says {n} bytes, but the "
+                                     f"file has {size}")
+                try:
+                    header = json.loads(f.read(n))
+                    for name, info in header.items():
+                        if name != "__metadata__":
+                            self.index[name] = (path, _entry(path, name, info, size - 8 - n), 8 + n)
+                except _READ_ERRORS as e:
+                    raise ModelError(f"{path}: not a valid safetensors file ({type(e).__name__}: "
+                                     f"{str(e)[:200]})") from None
+            self.total_bytes += size
 
     def get(self, name: str) -> np.ndarray:
         if name not in self.index:
@@ -87,8 +134,29 @@ class SafeTensors:
         return data.astype(np.float32)
 
 
+def _entry(path: str, name: str, info: dict[str, Any], data_bytes: int) -> dict[str, Any]:
+    """A header entry whose offsets lie in the file's data and whose shape and dtype fill them exactly."""
+    dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+    bad = f"{path}: not a valid safetensors file: tensor {name!r}"
+    if not isinstance(shape, list) or any(type(d) is not int or d < 0 for d in [*shape, start, end]):
+        raise ModelError(f"{bad}: shape and data_offsets must be lists of integers >= 0")
+    if not start <= end <= data_bytes:
+        raise ModelError(f"{bad}: data_offsets [{start}, {end}] are outside its {data_bytes} bytes of data")
+    if dtype in _DTYPES and math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize != end - start:
+        raise ModelError(f"{bad}: {dtype}{shape} does not take the {end - start} bytes it is given")
+    return info
+
+
 def llm_extras(folder: str, config: dict[str, Any]) -> dict[str, Any]:
     """What the runtime needs beyond the graph: the tokenizer files (as text) and generation settings."""
+    try:
+        return _llm_extras(folder, config)
+    except _READ_ERRORS as e:
+        raise ModelError(f"{folder}: config.json or generation_config.json has settings edgepack cannot read "
+                         f"({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _llm_extras(folder: str, config: dict[str, Any]) -> dict[str, Any]:
     tokenizer = {}
     for name in TOKENIZER_FILES:
         path = os.path.join(folder, name)
@@ -126,6 +194,9 @@ def from_hf(folder: str, rtol: float | None = None, atol: float | None = None) -
     if not files:
         raise ModelError(f"{folder}: no *.safetensors file; save the model with safe_serialization=True")
     tensors = SafeTensors(files)
+    if implied_weights(shape) * 2 > tensors.total_bytes:  # before build() allocates anything from config.json
+        raise ModelError(f"{folder}: config.json describes a model of at least {implied_weights(shape)} weights, "
+                         f"more than its safetensors files ({tensors.total_bytes} bytes) can hold")
     ids = np.random.default_rng(0).integers(0, shape.vocab, (1, 8)).astype(np.int64)
     # before the graph exists: transformers' child process then runs beside this process's smallest footprint
     expected = reference_logits(folder, ids)

@@ -9,6 +9,8 @@ from typing import Any
 
 import onnx
 
+from edgepack.runtime.errors import ModelError
+
 
 def is_kv_cache_model(model: onnx.ModelProto) -> bool:
     names = {i.name for i in model.graph.input}
@@ -25,5 +27,8 @@ def llm_beside(model: onnx.ModelProto, path: str) -> dict[str, Any] | None:
     config: dict[str, Any] = {}
     if os.path.isfile(os.path.join(folder, "config.json")):
         with open(os.path.join(folder, "config.json")) as f:
-            config = json.load(f)
+            try:
+                config = json.load(f)
+            except (ValueError, RecursionError) as e:
+                raise ModelError(f"{folder}: config.json is not JSON ({str(e)[:200]})") from None
     return llm_extras(folder, config)

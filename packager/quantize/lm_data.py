@@ -40,8 +40,8 @@ def _session(model: onnx.ModelProto, outputs: Sequence[str] = ()) -> Any:
     graph_outputs = model.graph.output
     count = len(graph_outputs)
     known = {o.name for o in graph_outputs}
-    graph_outputs.extend(helper.make_empty_tensor_value_info(n) for n in dict.fromkeys(outputs) if n not in known)
-    try:
+    try:  # extend too: it keeps what it appended before a failure (MemoryError, KeyboardInterrupt)
+        graph_outputs.extend(helper.make_empty_tensor_value_info(n) for n in dict.fromkeys(outputs) if n not in known)
         data = model.SerializeToString()
     finally:
         del graph_outputs[count:]
