@@ -4,6 +4,7 @@ never gives back, and the packager goes on to quantize and write the model after
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -17,23 +18,38 @@ from edgepack.runtime.text import clip
 from .extras import installed
 
 FEATURE = "importing a Hugging Face model folder"
-_CHILD = r"""
-import sys
-import numpy as np
-import torch
-import transformers
-folder, ids_path, out_path = sys.argv[1:4]
-ids = np.load(ids_path)
-with torch.no_grad():
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    np.save(out_path, model(torch.from_numpy(ids)).logits.numpy())
-"""
+_CHILD = "import sys; from edgepack.packager.convert.hf_reference import save_logits; save_logits(*sys.argv[1:4])"
+
+
+def logits(folder: str, ids: np.ndarray) -> np.ndarray:
+    """transformers' float32 logits of `ids`, in this process."""
+    import torch
+    import transformers
+
+    with torch.no_grad():
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        out = model(torch.from_numpy(ids)).logits.numpy().copy()
+    del model
+    gc.collect()  # the model's modules refer to each other: freed only by a collection
+    return out
+
+
+def save_logits(folder: str, ids_path: str, out_path: str) -> None:
+    """The child process's work: logits of the ids saved at ids_path, saved to out_path."""
+    np.save(out_path, logits(folder, np.load(ids_path)))
 
 
 def reference_logits(folder: str, ids: np.ndarray, timeout: float = 3600) -> np.ndarray:
-    """Logits [batch, tokens, vocab] of `ids` by transformers (float32), run in a child process."""
+    """Logits [batch, tokens, vocab] of `ids` by transformers (float32), run in a child process; in this one
+    where torch and transformers are imported already (a child would then only add a second copy of them)."""
     installed("torch", FEATURE, "llm")
     installed("transformers", FEATURE, "llm")
+    if sys.modules.get("torch") is not None and sys.modules.get("transformers") is not None:
+        try:
+            return logits(folder, ids)
+        except Exception as e:  # transformers' own errors: one line, as from the child
+            raise ExportFailed(f"{folder}: transformers could not run the model to check the export: "
+                               f"{clip(f'{type(e).__name__}: {e}', 300)}") from None
     with tempfile.TemporaryDirectory(prefix="edgepack-reference-") as tmp:
         ids_path, out_path = os.path.join(tmp, "ids.npy"), os.path.join(tmp, "logits.npy")
         np.save(ids_path, ids)
