@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from edgepack.runtime.errors import ModelError, NotARegularFile
 from edgepack.runtime.regular import open_regular
+from edgepack.runtime.text import clip
 
 from .check import compare, onnx_session, run_session
 from .hf_reference import reference_logits
@@ -33,6 +34,11 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own bound on it
 _READ_ERRORS = (KeyError, TypeError, ValueError, OverflowError, AttributeError, RecursionError)
 
 
+def _why(e: BaseException) -> str:
+    """What a value of the wrong type or range raised, on one line."""
+    return f"{type(e).__name__}: {clip(e, 200)}"
+
+
 def is_hf_folder(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
 
@@ -44,8 +50,7 @@ def read_config(folder: str) -> tuple[dict[str, Any], LlamaShape]:
             config = json.load(f)
         return _read_config(folder, config)
     except _READ_ERRORS as e:
-        raise ModelError(f"{folder}: config.json is not a usable model configuration ({type(e).__name__}: "
-                         f"{str(e)[:200]})") from None
+        raise ModelError(f"{folder}: config.json is not a usable model configuration ({_why(e)})") from None
 
 
 def _read_config(folder: str, config: dict[str, Any]) -> tuple[dict[str, Any], LlamaShape]:
@@ -115,8 +120,7 @@ class SafeTensors:
                         if name != "__metadata__":
                             self.index[name] = (path, _entry(path, name, info, size - 8 - n), 8 + n)
                 except _READ_ERRORS as e:
-                    raise ModelError(f"{path}: not a valid safetensors file ({type(e).__name__}: "
-                                     f"{str(e)[:200]})") from None
+                    raise ModelError(f"{path}: not a valid safetensors file ({_why(e)})") from None
             self.total_bytes += size
 
     def get(self, name: str) -> np.ndarray:
@@ -153,7 +157,7 @@ def llm_extras(folder: str, config: dict[str, Any]) -> dict[str, Any]:
         return _llm_extras(folder, config)
     except _READ_ERRORS as e:
         raise ModelError(f"{folder}: config.json or generation_config.json has settings edgepack cannot read "
-                         f"({type(e).__name__}: {str(e)[:200]})") from None
+                         f"({_why(e)})") from None
 
 
 def _llm_extras(folder: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -48,8 +48,7 @@ def reference_logits(folder: str, ids: np.ndarray, timeout: float = 3600) -> np.
         try:
             return logits(folder, ids)
         except Exception as e:  # transformers' own errors: one line, as from the child
-            raise ExportFailed(f"{folder}: transformers could not run the model to check the export: "
-                               f"{clip(f'{type(e).__name__}: {e}', 300)}") from None
+            raise _failed(folder, clip(f"{type(e).__name__}: {e}", 300)) from None
     with tempfile.TemporaryDirectory(prefix="edgepack-reference-") as tmp:
         ids_path, out_path = os.path.join(tmp, "ids.npy"), os.path.join(tmp, "logits.npy")
         np.save(ids_path, ids)
@@ -62,5 +61,9 @@ def reference_logits(folder: str, ids: np.ndarray, timeout: float = 3600) -> np.
         if done.returncode != 0 or not os.path.isfile(out_path):
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             reason = clip(lines[-1], 300) if lines else f"exit status {done.returncode}"
-            raise ExportFailed(f"{folder}: transformers could not run the model to check the export: {reason}")
+            raise _failed(folder, reason)
         return np.load(out_path)
+
+
+def _failed(folder: str, reason: str) -> ExportFailed:
+    return ExportFailed(f"{folder}: transformers could not run the model to check the export: {reason}")
