@@ -15,6 +15,7 @@ from .errors import SessionError
 from .measure_child import _rebuild
 from .reader import open_bundle
 from .signature import public_key_bytes
+from .text import counted
 
 _CHILD = r"""
 import json, sys, time
@@ -88,8 +89,8 @@ def measure_generation(path: str, prompt_tokens: int = 32, new_tokens: int = 64,
 
 def lines(report: dict[str, Any]) -> list[str]:
     return [f"{report['path']}: language model, prompt {report['prompt_tokens']} tokens, "
-            f"{report['generated']} generated (median of {report['processes']} fresh "
-            f"process{'' if report['processes'] == 1 else 'es'})",
+            f"{report['generated']} generated "
+            f"(median of {counted(report['processes'], 'fresh process', 'fresh processes')})",
             f"  load {report['load_s'] * 1000:.0f} ms, first token {report['time_to_first_token_s'] * 1000:.1f} ms, "
             f"{report['tokens_per_s']:.1f} tokens/s",
             f"  peak RSS {report['peak_mb']:.0f} MB with the KV cache ({report['peak_load_mb']:.0f} MB once loaded)"]

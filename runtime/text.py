@@ -8,6 +8,11 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """`n` and `word`, in the plural (`plural`, or `word` + "s") unless n is 1: "1 sample", "3 samples"."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def clip(text: object, limit: int) -> str:
     """`text` on one line, at most about `limit` characters: cut at the last space before the limit (or, in one
     long word, at the last separator), with "..." marking the cut."""

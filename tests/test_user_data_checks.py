@@ -13,7 +13,14 @@ import pytest
 
 from edgepack.runtime.errors import OptionError
 from edgepack.runtime.paths import check_output, same_file
-from edgepack.runtime.text import clip
+from edgepack.runtime.text import clip, counted
+
+
+def test_counted_is_singular_for_one_only():
+    assert counted(1, "sample") == "1 sample"
+    assert counted(0, "sample") == "0 samples" and counted(2, "node") == "2 nodes"
+    assert counted(1, "fresh process", "fresh processes") == "1 fresh process"
+    assert counted(7, "fresh process", "fresh processes") == "7 fresh processes"
 
 
 def test_clip_never_cuts_mid_word():

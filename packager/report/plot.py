@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgepack.runtime.text import counted
+
 
 @dataclass
 class Point:
@@ -67,7 +69,7 @@ def figure(search: dict[str, Any], source_bytes: int) -> Figure | None:
         floats = len(t.get("float_nodes", []))
         label = (f"trial {t['index']} ({t['stage']}): {t['mode']}"
                  + (f", pruned {t['prune_ratio']:g}" if t.get("prune_ratio") else "")
-                 + f", {floats} node{'s' if floats != 1 else ''} in float, {t['bytes']:,} bytes, {y:.4g}")
+                 + f", {counted(floats, 'node')} in float, {t['bytes']:,} bytes, {y:.4g}")
         fig.points.append(Point(t["bytes"], y, kind, label))
     return fig
 

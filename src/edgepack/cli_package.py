@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from edgepack.runtime.text import counted
+
 from .cli_fidelity import fidelity_options, take
 from .cli_options import load_npz as _load_npz
 from .cli_options import shape_option, shapes_of
@@ -151,8 +153,7 @@ def package_cmd(model: str, output: str, target: str | None, level: int | None, 
     check = result.report.get("import", {}).get("check")
     if check:
         exact = f"; {', '.join(check['exact'])} identical" if check["exact"] else ""
-        samples = f"{check['samples']} sample{'' if check['samples'] == 1 else 's'}"
-        click.echo(f"checked the ONNX conversion on {samples}: max |diff| "
+        click.echo(f"checked the ONNX conversion on {counted(check['samples'], 'sample')}: max |diff| "
                    f"{check['max_abs_diff']:.3g} (tolerance {check['atol']:g} + {check['rtol']:g} x |source|){exact}")
     for line in report_lines(result.report):
         click.echo(line)
