@@ -51,8 +51,6 @@ def copies_delta(folder: Path, declared_base: int | None = None, copies: int | N
     base's largest tensor `copies` times (default: enough to pass the bound on a result, RESULT_GROWTH x twice
     the base + RESULT_SLACK), its index declaring a base of `declared_base` bytes (default: the real size)."""
     import bundles
-    import delta_edit
-    from edgepack.runtime import open_bundle
     from edgepack.runtime import delta_format as F
     from edgepack.runtime.format import align
 
@@ -72,20 +70,35 @@ def copies_delta(folder: Path, declared_base: int | None = None, copies: int | N
         data += bytes(start - len(data)) + weight_bytes
         tensors.append({**{k: v for k, v in weight.items() if k != "splice"}, "name": f"w{i}", "offset": start,
                         "binding": "external"})
+    copy = {"op": "copy", "base": weight["name"], "sha256": hashlib.sha256(weight_bytes).hexdigest()}
+    update, result = hand_delta(base_path, manifest, graph_bytes, data, tensors, [copy] * copies, b"",
+                                folder / "amp.edgedelta", level=3,
+                                base_bytes=base_size if declared_base is None else declared_base)
+    return base_path, update, result, len(weight_bytes)
+
+
+def hand_delta(base_path: Path, manifest: dict, graph_bytes: bytes, data: bytearray, tensors: list[dict],
+               blobs: list[dict], payload: bytes, out: Path, *, level: int, base_bytes: int) -> tuple[Path, int]:
+    """Write at `out` a hand-made delta from the bundle at base_path to the bundle holding `data` (the graph's
+    stored bytes first, padded here) with `tensors` in its manifest: its index's blobs are the graph, copied
+    from the base, then `blobs`, whose stored bytes are `payload`; it declares a base of `base_bytes` and
+    zstd level `level`. Returns (out, the result's size in bytes)."""
+    import bundles
+    import delta_edit
+    from edgepack.runtime import open_bundle
+    from edgepack.runtime.format import align
+
     data += bytes(align(len(data)) - len(data))
     result_manifest = dict(manifest, tensors=tensors, data_length=len(data))
     manifest_bytes = json.dumps(result_manifest, separators=(",", ":")).encode()
     result = bundles.assemble(bytes(data), result_manifest)
     with open_bundle(base_path) as b:
         base_sha = hashlib.sha256(b.manifest_bytes).hexdigest()
-    copy = {"op": "copy", "base": weight["name"], "sha256": hashlib.sha256(weight_bytes).hexdigest()}
-    index = {"format": "edgepack-delta", "version": 1,
-             "base": {"manifest_sha256": base_sha, "bytes": base_size if declared_base is None else declared_base},
+    index = {"format": "edgepack-delta", "version": 1, "base": {"manifest_sha256": base_sha, "bytes": base_bytes},
              "result": {"sha256": hashlib.sha256(result).hexdigest(), "bytes": len(result), "flags": 0,
                         "manifest_length": len(manifest_bytes), "signature_length": 0},
-             "zstd": [{"level": 3}], "provenance": {},
+             "zstd": [{"level": level}], "provenance": {},
              "blobs": [{"op": "copy", "base": "<graph>", "sha256": hashlib.sha256(graph_bytes).hexdigest()}]
-             + [copy] * copies}
-    update = folder / "amp.edgedelta"
-    update.write_bytes(delta_edit.assemble(index, manifest_bytes))
-    return base_path, update, len(result), len(weight_bytes)
+             + blobs}
+    out.write_bytes(delta_edit.assemble(index, manifest_bytes + payload))
+    return out, len(result)

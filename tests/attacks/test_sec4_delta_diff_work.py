@@ -6,18 +6,17 @@ refuses, before writing, a delta whose diffs together rebuild more than RESULT_G
 decoded bytes (+ RESULT_SLACK): a real delta diffs each base tensor about once."""
 
 import hashlib
-import json
 
 import pytest
 import zstandard
 
 import bundles
-import delta_edit
+import deltas
 import graphs
 from edgepack.packager import package
-from edgepack.runtime import apply_delta, open_bundle
+from edgepack.runtime import apply_delta
 from edgepack.runtime import delta_format as F
-from edgepack.runtime.format import DATA_START, HEADER, HEADER_SIZE, MAGIC, VERSION, align
+from edgepack.runtime.format import align
 
 
 def _diffs_delta(tmp_path, copies: int):
@@ -38,23 +37,10 @@ def _diffs_delta(tmp_path, copies: int):
         tensors.append({"name": f"z{i}", "dtype": weight["dtype"], "shape": weight["shape"], "binding": "external",
                         "codec": "zstd", "offset": start, "length": len(stored), "raw_length": len(zeros),
                         "sha256": sha, "frames": [{"length": len(stored), "raw_length": len(zeros), "sha256": sha}]})
-    data += bytes(align(len(data)) - len(data))
-    result_manifest = dict(manifest, tensors=tensors, data_length=len(data))
-    manifest_bytes = json.dumps(result_manifest, separators=(",", ":")).encode()
-    result = (HEADER.pack(MAGIC, VERSION, 0, DATA_START + len(data), len(manifest_bytes), 0)
-              + bytes(DATA_START - HEADER_SIZE) + bytes(data) + manifest_bytes)
-    with open_bundle(base_path) as b:
-        base_sha = hashlib.sha256(b.manifest_bytes).hexdigest()
     diff = {"op": "diff", "base": weight["name"], "transform": "none",
             "frames": [{"codec": "zstd", "length": len(stored), "parts": [{"zstd": 0}]}]}
-    index = {"format": "edgepack-delta", "version": 1, "base": {"manifest_sha256": base_sha, "bytes": 0},
-             "result": {"sha256": hashlib.sha256(result).hexdigest(), "bytes": len(result), "flags": 0,
-                        "manifest_length": len(manifest_bytes), "signature_length": 0},
-             "zstd": [{"level": 1}], "provenance": {},
-             "blobs": [{"op": "copy", "base": "<graph>", "sha256": hashlib.sha256(graph_bytes).hexdigest()}]
-             + [diff] * copies}
-    update = tmp_path / "diffs.edgedelta"
-    update.write_bytes(delta_edit.assemble(index, manifest_bytes + stored * copies))
+    update, _ = deltas.hand_delta(base_path, manifest, graph_bytes, data, tensors, [diff] * copies, stored * copies,
+                                  tmp_path / "diffs.edgedelta", level=1, base_bytes=0)
     raw = sum(t["raw_length"] for t in manifest["tensors"]) + graph["raw_length"]
     return base_path, update, len(zeros), raw
 
