@@ -1,6 +1,7 @@
 """transformers' own logits for a Hugging Face model folder, the reference its ONNX export is checked against,
 computed in a child process: torch and transformers take about 400 MB of RSS once imported, which a process
-never gives back, and the packager goes on to quantize and write the model after the check."""
+never gives back, and the packager goes on to quantize and write the model after the check. A process that has
+imported them already computes the logits itself (a child would only add a second copy)."""
 
 from __future__ import annotations
 
